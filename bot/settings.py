@@ -1,0 +1,170 @@
+"""Configuration from the environment (and `.env`), validated once at start.
+
+Every problem names the variable it concerns, so `make run` can say exactly what to fix.
+Secrets are wrapped in :class:`Secret`, whose repr and str never show the value.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+DEFAULT_VLM_BASE_URL = "https://api.novita.ai/openai"
+DEFAULT_VLM_MODEL = "qwen/qwen2.5-vl-72b-instruct"
+DEFAULT_STORE_URL = "sqlite:///data/glimpse.db"
+
+
+class Secret:
+    """A string that does not leak through repr(), str(), f-strings or logging."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('********')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+class SettingsError(Exception):
+    """Configuration is missing or invalid; ``problems`` lists one line per variable."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+@dataclass(frozen=True)
+class Settings:
+    discord_token: Secret
+    vlm_api_key: Secret
+    vlm_base_url: str = DEFAULT_VLM_BASE_URL
+    vlm_model: str = DEFAULT_VLM_MODEL
+    describe_channel_ids: frozenset[int] = frozenset()
+    max_images_per_request: int = 2
+    log_level: str = "INFO"
+    discord_api_base: str | None = None
+    discord_gateway_url: str | None = None
+    owner_ids: frozenset[int] = frozenset()
+    store_url: str = DEFAULT_STORE_URL
+    # Conversation memory (see bot/conversation.py for how they are applied).
+    memory_max_turns: int = 20
+    memory_max_tokens: int = 6000
+    memory_idle_minutes: int = 24 * 60
+    memory_retention_days: int = 30
+    recent_image_minutes: int = 30
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Read and validate settings; raise :class:`SettingsError` naming every bad variable."""
+        env = os.environ if env is None else env
+        reader = _Reader(env)
+        settings = cls(
+            discord_token=reader.secret("DISCORD_TOKEN"),
+            vlm_api_key=reader.secret("VLM_API_KEY"),
+            vlm_base_url=reader.url("VLM_BASE_URL", DEFAULT_VLM_BASE_URL, schemes=("http", "https")),
+            vlm_model=reader.text("VLM_MODEL", DEFAULT_VLM_MODEL),
+            describe_channel_ids=reader.ids("DESCRIBE_CHANNEL_IDS"),
+            max_images_per_request=reader.integer("MAX_IMAGES_PER_REQUEST", 2, low=1, high=10),
+            log_level=reader.choice("LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")),
+            discord_api_base=reader.optional_url("DISCORD_API_BASE", schemes=("http", "https")),
+            discord_gateway_url=reader.optional_url("DISCORD_GATEWAY_URL", schemes=("ws", "wss")),
+            owner_ids=reader.ids("OWNER_IDS"),
+            store_url=reader.url("STORE_URL", DEFAULT_STORE_URL, schemes=("sqlite", "redis", "rediss")),
+            memory_max_turns=reader.integer("MEMORY_MAX_TURNS", 20, low=1, high=500),
+            memory_max_tokens=reader.integer("MEMORY_MAX_TOKENS", 6000, low=500, high=200_000),
+            memory_idle_minutes=reader.integer("MEMORY_IDLE_MINUTES", 24 * 60, low=1, high=525_600),
+            memory_retention_days=reader.integer("MEMORY_RETENTION_DAYS", 30, low=1, high=3650),
+            recent_image_minutes=reader.integer("RECENT_IMAGE_MINUTES", 30, low=1, high=10_080),
+        )
+        if reader.problems:
+            raise SettingsError(reader.problems)
+        return settings
+
+    @property
+    def log_level_number(self) -> int:
+        return logging.getLevelName(self.log_level)
+
+
+class _Reader:
+    """Collects every problem instead of stopping at the first, so one run shows them all."""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self.env = env
+        self.problems: list[str] = []
+
+    def _raw(self, name: str) -> str | None:
+        value = self.env.get(name)
+        if value is None:
+            return None
+        value = value.strip()
+        return value or None
+
+    def secret(self, name: str) -> Secret:
+        value = self._raw(name)
+        if value is None:
+            self.problems.append(f"{name} is not set")
+            return Secret("")
+        return Secret(value)
+
+    def text(self, name: str, default: str) -> str:
+        return self._raw(name) or default
+
+    def choice(self, name: str, default: str, choices: tuple[str, ...]) -> str:
+        value = (self._raw(name) or default).upper()
+        if value not in choices:
+            self.problems.append(f"{name} must be one of {', '.join(choices)}")
+            return default
+        return value
+
+    def integer(self, name: str, default: int, *, low: int, high: int) -> int:
+        value = self._raw(name)
+        if value is None:
+            return default
+        try:
+            number = int(value)
+        except ValueError:
+            self.problems.append(f"{name} must be a whole number")
+            return default
+        if not low <= number <= high:
+            self.problems.append(f"{name} must be between {low} and {high}")
+            return default
+        return number
+
+    def ids(self, name: str) -> frozenset[int]:
+        value = self._raw(name)
+        if value is None:
+            return frozenset()
+        parts = [part.strip() for part in value.replace(";", ",").split(",") if part.strip()]
+        if not all(part.isdigit() for part in parts):
+            self.problems.append(f"{name} must be a comma-separated list of numeric IDs")
+            return frozenset()
+        return frozenset(int(part) for part in parts)
+
+    def optional_url(self, name: str, *, schemes: tuple[str, ...]) -> str | None:
+        value = self._raw(name)
+        if value is None:
+            return None
+        return self._check_url(name, value, schemes)
+
+    def url(self, name: str, default: str, *, schemes: tuple[str, ...]) -> str:
+        return self._check_url(name, self._raw(name) or default, schemes)
+
+    def _check_url(self, name: str, value: str, schemes: tuple[str, ...]) -> str:
+        scheme, sep, rest = value.partition("://")
+        if not sep or scheme not in schemes or not rest:
+            self.problems.append(f"{name} must be a URL starting with {' or '.join(s + '://' for s in schemes)}")
+        return value.rstrip("/")
