@@ -1,0 +1,85 @@
+"""From Discord attachments to prepared images, with a plain note for everything left out.
+
+Works on anything shaped like ``discord.Attachment`` (see :class:`AttachmentLike`), so it is tested
+without a bot. Size is checked before downloading: attachment URLs are signed and expire, so they are
+read at once, and a file too large to use is never fetched at all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from bot.images import MAX_INPUT_BYTES, Detail, ImageRejected, ImageWorker, PreparedImage
+
+log = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".webp", ".bmp", ".jfif")
+
+
+class AttachmentLike(Protocol):
+    filename: str
+    size: int
+    content_type: str | None
+
+    async def read(self) -> bytes: ...
+
+    def is_spoiler(self) -> bool: ...
+
+
+@dataclass
+class GatheredImages:
+    images: list[PreparedImage] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    spoiler: bool = False
+
+
+def is_image(attachment: AttachmentLike) -> bool:
+    """Whether an attachment claims to be an image (by MIME type, else by file name)."""
+    if attachment.content_type:
+        return attachment.content_type.split(";")[0].strip().startswith("image/")
+    return attachment.filename.lower().endswith(IMAGE_SUFFIXES)
+
+
+def image_attachments(attachments: Sequence[AttachmentLike]) -> list[AttachmentLike]:
+    return [a for a in attachments if is_image(a)]
+
+
+async def gather_images(
+    attachments: Sequence[AttachmentLike], worker: ImageWorker, *, limit: int, detail: Detail = "auto"
+) -> GatheredImages:
+    """Download and prepare up to ``limit`` images concurrently; refusals become notes, not errors."""
+    candidates = image_attachments(attachments)
+    result = GatheredImages()
+    if len(candidates) > limit:
+        result.notes.append(f"I looked at the first {limit} of {len(candidates)} images (the limit per request).")
+        candidates = candidates[:limit]
+    outcomes = await asyncio.gather(*(_prepare(a, worker, detail) for a in candidates))
+    for attachment, outcome in zip(candidates, outcomes, strict=True):
+        if isinstance(outcome, PreparedImage):
+            result.images.append(outcome)
+            result.spoiler = result.spoiler or attachment.is_spoiler()
+        else:
+            result.notes.append(f"Skipped `{_safe_name(attachment.filename)}`: {outcome}")
+    return result
+
+
+async def _prepare(attachment: AttachmentLike, worker: ImageWorker, detail: Detail) -> PreparedImage | str:
+    if attachment.size > MAX_INPUT_BYTES:
+        return f"it is larger than {MAX_INPUT_BYTES // (1024 * 1024)} MB."
+    try:
+        data = await attachment.read()
+    except Exception:  # discord.HTTPException / NotFound: deleted or expired; no discord import here
+        log.warning("Could not download attachment %r", attachment.filename, exc_info=True)
+        return "I could not download it (was the message deleted?)."
+    try:
+        return await worker.prepare(data, detail=detail)
+    except ImageRejected as rejected:
+        return rejected.reason
+
+
+def _safe_name(filename: str) -> str:
+    return filename.replace("`", "'")[:80]

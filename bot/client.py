@@ -1,0 +1,92 @@
+"""The bot subclass: builds the services once, loads the cogs, owns shutdown."""
+
+from __future__ import annotations
+
+import logging
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.images import ImageWorker
+from bot.pacing import ChannelPacer
+from bot.settings import Settings
+from bot.store import Store, open_store
+from bot.vision import VisionClient
+
+log = logging.getLogger(__name__)
+
+EXTENSIONS = ("cogs.admin", "cogs.describe")
+
+
+class Glimpse(commands.Bot):
+    """The bot. Cogs reach the shared services as ``self.bot.<service>``."""
+
+    vision: VisionClient
+    images: ImageWorker
+    pacer: ChannelPacer
+    store: Store
+
+    def __init__(self, settings: Settings, *, message_content: bool = True, sync_commands: bool = False) -> None:
+        intents = discord.Intents.default()
+        intents.message_content = message_content
+        super().__init__(
+            command_prefix=commands.when_mentioned,
+            intents=intents,
+            # Model output is untrusted: nothing the bot sends may ping anyone, by default everywhere.
+            allowed_mentions=discord.AllowedMentions.none(),
+            help_command=None,
+            owner_ids=set(settings.owner_ids) or None,
+        )
+        self.settings = settings
+        self.sync_commands = sync_commands
+        self.tree.on_error = self.on_app_command_error
+
+    async def setup_hook(self) -> None:
+        settings = self.settings
+        self.vision = VisionClient(
+            api_key=settings.vlm_api_key.reveal(), base_url=settings.vlm_base_url, model=settings.vlm_model
+        )
+        self.images = ImageWorker()
+        self.pacer = ChannelPacer()
+        self.store = await open_store(settings.store_url)
+        for extension in EXTENSIONS:
+            await self.load_extension(extension)
+        if not self.intents.message_content:
+            log.warning(
+                "Running without the Message Content intent: slash commands, context menus, DMs and "
+                "mentions work; automatic descriptions in DESCRIBE_CHANNEL_IDS need the intent."
+            )
+        if self.sync_commands:
+            synced = await self.tree.sync()
+            log.info("Synced %d application commands globally", len(synced))
+
+    async def on_ready(self) -> None:
+        assert self.user is not None
+        log.info("Logged in as %s (id %s) in %d servers", self.user, self.user.id, len(self.guilds))
+
+    async def close(self) -> None:
+        await super().close()
+        if hasattr(self, "vision"):
+            await self.vision.aclose()
+        if hasattr(self, "images"):
+            self.images.close()
+        if hasattr(self, "store"):
+            await self.store.close()
+
+    async def on_app_command_error(
+        self, interaction: discord.Interaction, error: app_commands.AppCommandError
+    ) -> None:
+        """Last resort for slash commands: a short plain reason instead of a silent failure."""
+        if isinstance(error, app_commands.CheckFailure):
+            text = str(error) or "You don't have permission to use this command here."
+        else:
+            log.error("Command %r failed", interaction.command and interaction.command.name, exc_info=error)
+            text = "Something went wrong on my side. Please try again in a moment."
+        try:
+            if interaction.response.is_done():
+                await interaction.followup.send(text, ephemeral=True)
+            else:
+                await interaction.response.send_message(text, ephemeral=True)
+        except discord.HTTPException:
+            log.warning("Could not report a command error to the user", exc_info=True)

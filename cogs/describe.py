@@ -1,0 +1,107 @@
+"""Image descriptions: automatic alt text in chosen channels, `/describe`, and "Describe image"."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Literal
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.answering import stream_answer
+from bot.attachments import AttachmentLike, gather_images, image_attachments
+from bot.images import Detail
+from bot.prompts import ALT_TEXT_SYSTEM, describe_request
+from bot.replies import InteractionSink, LiveReply, MessageSink, ReplySink
+from bot.textsplit import SPOILER
+
+if TYPE_CHECKING:
+    from bot.client import Glimpse
+
+log = logging.getLogger(__name__)
+
+NO_IMAGES = "That message has no image attachments I can read."
+
+
+class Describe(commands.Cog):
+    def __init__(self, bot: Glimpse) -> None:
+        self.bot = bot
+        self.menu = app_commands.ContextMenu(name="Describe image", callback=self.describe_message)
+        bot.tree.add_command(self.menu)
+
+    async def cog_unload(self) -> None:
+        self.bot.tree.remove_command(self.menu.name, type=self.menu.type)
+
+    def _is_describe_channel(self, channel: discord.abc.Messageable) -> bool:
+        watched = self.bot.settings.describe_channel_ids
+        return getattr(channel, "id", None) in watched or getattr(channel, "parent_id", None) in watched
+
+    @commands.Cog.listener()
+    async def on_message(self, message: discord.Message) -> None:
+        if message.author.bot or not self._is_describe_channel(message.channel):
+            return
+        if self.bot.user in message.mentions:
+            return  # a question for the bot: the chat cog answers it
+        if image_attachments(message.attachments):
+            await self.describe(MessageSink(message), message.attachments)
+
+    @app_commands.command(name="describe", description="Describe an image (alt text), or ask something about it.")
+    @app_commands.describe(
+        image="The image to describe",
+        image2="A second image",
+        prompt="What you want to know (default: alt text)",
+        detail="How closely to look: low is cheaper, high reads small print",
+    )
+    async def describe_command(
+        self,
+        interaction: discord.Interaction,
+        image: discord.Attachment,
+        image2: discord.Attachment | None = None,
+        prompt: app_commands.Range[str, 1, 1000] | None = None,
+        detail: Literal["auto", "low", "high"] = "auto",
+    ) -> None:
+        await interaction.response.defer(thinking=True)
+        attachments = [a for a in (image, image2) if a is not None]
+        await self.describe(InteractionSink(interaction), attachments, prompt=prompt, detail=detail)
+
+    async def describe_message(self, interaction: discord.Interaction, message: discord.Message) -> None:
+        if not image_attachments(message.attachments):
+            await interaction.response.send_message(NO_IMAGES, ephemeral=True)
+            return
+        await interaction.response.defer(thinking=True)
+        await self.describe(InteractionSink(interaction), message.attachments)
+
+    async def describe(
+        self,
+        sink: ReplySink,
+        attachments: Sequence[AttachmentLike],
+        *,
+        prompt: str | None = None,
+        detail: Detail = "auto",
+    ) -> None:
+        """Placeholder at once, then download, prepare and stream the description into it."""
+        limit = self.bot.settings.max_images_per_request
+        spoiler = any(a.is_spoiler() for a in image_attachments(attachments)[:limit])
+        reply = LiveReply(sink, self.bot.pacer, wrap=SPOILER if spoiler else None)
+        await reply.start()
+        gathered = await gather_images(attachments, self.bot.images, limit=limit, detail=detail)
+        if not gathered.images:
+            await reply.fail(" ".join(gathered.notes) or NO_IMAGES)
+            return
+        messages = [
+            {"role": "system", "content": ALT_TEXT_SYSTEM},
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": describe_request(len(gathered.images), prompt)},
+                    *(image.content_part() for image in gathered.images),
+                ],
+            },
+        ]
+        await stream_answer(reply, self.bot.vision, messages, notes=gathered.notes)
+
+
+async def setup(bot: Glimpse) -> None:
+    await bot.add_cog(Describe(bot))
