@@ -1,0 +1,422 @@
+"""The per-channel conversation model and the request builder (pure: no Discord, no storage, no I/O).
+
+A channel's memory is a list of :class:`Turn` (oldest first). Building a ``/chat/completions``
+request is two steps so that image bytes can come from the store in between::
+
+    plan = plan_request(system_prompt=..., history=turns, current=turn, limits=limits)
+    images = await store.get_images(plan.image_hashes)     # or prepared images already in hand
+    messages = plan.render(images)
+
+Budget rules (see :func:`plan_request`):
+
+* Token estimates: text costs ``ceil(len(text) / 4)`` tokens (a common rule of thumb for English; the
+  model's real count differs, so keep ``max_tokens`` well below the context window), every message
+  costs :data:`MESSAGE_OVERHEAD_TOKENS` more, and an image costs its own ``tokens`` (computed when it
+  was prepared).
+* The system message and the current user turn are always sent. If the current turn alone does not
+  fit, its *text* is cut from the end (never its images, never the system prompt) down to what fits,
+  but never below :data:`MIN_CURRENT_CHARS` characters; the plan then reports ``over_budget``.
+* History is taken newest first until ``max_turns`` or the token budget stops it, or until a gap of
+  more than ``idle_seconds`` between turns (an idle conversation starts afresh). History stays
+  contiguous: the first turn that does not fit ends it.
+* Images: the current turn's images are sent first (up to ``max_images_per_request``), then the newest
+  images of the history. Every other image becomes a text placeholder carrying what the bot already
+  said about it: ``[image: <the assistant's next reply, truncated>]``.
+* User turns are prefixed with the author's display name (``"Alice: ..."``).
+
+Images only belong to user turns (an OpenAI-compatible API takes image parts in user messages only):
+an auto-description is stored as a user turn with the image followed by an assistant turn with the text.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import math
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol, runtime_checkable
+
+log = logging.getLogger(__name__)
+
+Role = Literal["user", "assistant"]
+ROLES: tuple[Role, ...] = ("user", "assistant")
+
+MESSAGE_OVERHEAD_TOKENS = 4
+"""Per-message framing tokens (role markers) added to every message's estimate."""
+
+MIN_CURRENT_CHARS = 200
+"""The current turn's text is never cut below this many characters, even when over budget."""
+
+MAX_NAME_CHARS = 64
+TRUNCATION_MARK = "…"
+
+
+def estimate_text_tokens(text: str) -> int:
+    """Rough token count of ``text``: one token per four characters, rounded up."""
+    return math.ceil(len(text) / 4)
+
+
+class ImageLike(Protocol):
+    """Anything describing a prepared image (``bot.images.PreparedImage`` fits)."""
+
+    @property
+    def sha256(self) -> str: ...
+    @property
+    def mime(self) -> str: ...
+    @property
+    def width(self) -> int: ...
+    @property
+    def height(self) -> int: ...
+    @property
+    def tokens(self) -> int: ...
+
+
+@runtime_checkable
+class HasContentPart(Protocol):
+    """A prepared image that renders its own OpenAI ``image_url`` part."""
+
+    def content_part(self) -> dict[str, Any]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ImageRef:
+    """A reference to a prepared image kept in the store by content hash."""
+
+    sha256: str
+    mime: str
+    width: int
+    height: int
+    tokens: int
+    detail: str = "auto"
+
+    @classmethod
+    def of(cls, image: ImageLike) -> ImageRef:
+        """The reference to a prepared image (anything with the :class:`ImageLike` attributes)."""
+        return cls(
+            sha256=image.sha256,
+            mime=image.mime,
+            width=image.width,
+            height=image.height,
+            tokens=image.tokens,
+            detail=getattr(image, "detail", "auto"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Turn:
+    """One remembered message of a channel's conversation.
+
+    ``message_id`` is the Discord message the turn came from (the user's message, or the bot's reply);
+    stores use it to ignore Discord's redelivered events.
+    """
+
+    role: Role
+    author_name: str
+    author_id: int
+    text: str
+    images: tuple[ImageRef, ...] = ()
+    created_at: float = field(default_factory=time.time)
+    message_id: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.role not in ROLES:
+            raise ValueError(f"role must be one of {ROLES}, not {self.role!r}")
+        if self.role == "assistant" and self.images:
+            raise ValueError("assistant turns cannot carry images; attach them to the user turn")
+        if not isinstance(self.images, tuple):
+            object.__setattr__(self, "images", tuple(self.images))
+
+    @property
+    def tokens(self) -> int:
+        """Estimated tokens of this turn with all its images sent as images."""
+        return (
+            estimate_text_tokens(self.text)
+            + sum(image.tokens for image in self.images)
+            + MESSAGE_OVERHEAD_TOKENS
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class MemoryLimits:
+    """How much of a channel's memory goes into one request."""
+
+    max_turns: int = 20
+    max_tokens: int = 6000
+    max_images_per_request: int = 2
+    idle_seconds: float = 24 * 3600
+    description_chars: int = 300
+    """Length of an older image's placeholder description."""
+
+    def __post_init__(self) -> None:
+        if self.max_turns < 0 or self.max_tokens < 1 or self.max_images_per_request < 0:
+            raise ValueError("memory limits must be positive")
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> MemoryLimits:
+        """Limits from ``bot.settings.Settings`` (duck-typed to keep this module free of config)."""
+        return cls(
+            max_turns=settings.memory_max_turns,
+            max_tokens=settings.memory_max_tokens,
+            max_images_per_request=settings.max_images_per_request,
+            idle_seconds=settings.memory_idle_minutes * 60.0,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedMessage:
+    """One message of a planned request: its final text and the images to send with it."""
+
+    role: Literal["system", "user", "assistant"]
+    text: str
+    images: tuple[ImageRef, ...] = ()
+
+
+ImageSource = str | bytes | HasContentPart
+"""What :meth:`RequestPlan.render` accepts per hash: a ``data:`` URL, raw prepared bytes, or an image
+with ``content_part()``."""
+
+
+@dataclass(frozen=True, slots=True)
+class RequestPlan:
+    """Which turns and images go into a request; :meth:`render` turns it into ``messages``."""
+
+    messages: tuple[PlannedMessage, ...]
+    tokens: int
+    history_turns: int
+    """History turns included (not counting the current turn)."""
+    history_dropped: int
+    """History turns left out (budget, turn limit or idle gap)."""
+    images_as_text: int
+    """Images not sent as images (a placeholder with the earlier description, or a note)."""
+    over_budget: bool
+
+    @property
+    def image_hashes(self) -> tuple[str, ...]:
+        """The images to fetch before :meth:`render`, without repeats."""
+        seen: dict[str, None] = {}
+        for message in self.messages:
+            for image in message.images:
+                seen.setdefault(image.sha256, None)
+        return tuple(seen)
+
+    @property
+    def images_sent(self) -> int:
+        return sum(len(message.images) for message in self.messages)
+
+    def render(self, images: Mapping[str, ImageSource]) -> list[dict[str, Any]]:
+        """The ``messages`` list for ``/chat/completions``.
+
+        An image missing from ``images`` (expired or purged meanwhile) is replaced by a placeholder
+        instead of failing the request.
+        """
+        return [_render_message(message, images) for message in self.messages]
+
+
+def _render_message(message: PlannedMessage, images: Mapping[str, ImageSource]) -> dict[str, Any]:
+    if not message.images:
+        return {"role": message.role, "content": message.text}
+    text = message.text
+    parts: list[dict[str, Any]] = []
+    for ref in message.images:
+        source = images.get(ref.sha256)
+        if source is None:
+            log.warning("image %s missing from the store; sending a placeholder", ref.sha256[:12])
+            text = f"{text}\n[image no longer available]".lstrip("\n")
+            continue
+        parts.append(_image_part(ref, source))
+    head = [{"type": "text", "text": text}] if text else []
+    if not parts:
+        return {"role": message.role, "content": text}
+    return {"role": message.role, "content": head + parts}
+
+
+def _image_part(ref: ImageRef, source: ImageSource) -> dict[str, Any]:
+    if isinstance(source, HasContentPart):
+        return source.content_part()
+    if isinstance(source, bytes):
+        url = f"data:{ref.mime};base64,{base64.b64encode(source).decode('ascii')}"
+    else:
+        url = source
+    return {"type": "image_url", "image_url": {"url": url, "detail": ref.detail}}
+
+
+def _clean_name(name: str) -> str:
+    name = " ".join(name.split()) or "someone"
+    return _truncate(name, MAX_NAME_CHARS)
+
+
+def _truncate(text: str, limit: int) -> str:
+    if len(text) <= limit:
+        return text
+    return text[: max(limit - len(TRUNCATION_MARK), 0)].rstrip() + TRUNCATION_MARK
+
+
+def _user_text(turn: Turn) -> str:
+    return f"{_clean_name(turn.author_name)}: {turn.text}"
+
+
+def _descriptions(history: Sequence[Turn], limit: int) -> list[str]:
+    """For each user turn, what the bot said about its images: the first assistant turn after it."""
+    result = [""] * len(history)
+    following = ""
+    for index in range(len(history) - 1, -1, -1):
+        turn = history[index]
+        if turn.role == "assistant":
+            following = _truncate(" ".join(turn.text.split()), limit)
+        else:
+            result[index] = following
+    return result
+
+
+def _placeholder(description: str) -> str:
+    return f"[image: {description}]" if description else "[image: an earlier image, not described]"
+
+
+@dataclass(slots=True)
+class _Budget:
+    tokens_left: int
+    images_left: int
+
+
+def _plan_turn(turn: Turn, description: str, budget: _Budget) -> PlannedMessage | None:
+    """The turn as a message if it fits in ``budget`` (which it then consumes), else ``None``."""
+    if turn.role == "assistant":
+        cost = estimate_text_tokens(turn.text) + MESSAGE_OVERHEAD_TOKENS
+        if cost > budget.tokens_left:
+            return None
+        budget.tokens_left -= cost
+        return PlannedMessage("assistant", turn.text)
+    text = _user_text(turn)
+    placeholders: list[str] = []
+    sent: list[ImageRef] = []
+    images_left = budget.images_left
+    # Price every image as a placeholder first; then upgrade an image to "sent" only if it still fits.
+    placeholder = _placeholder(description)
+    placeholder_cost = estimate_text_tokens("\n" + placeholder)
+    base = estimate_text_tokens(text) + MESSAGE_OVERHEAD_TOKENS + placeholder_cost * len(turn.images)
+    if base > budget.tokens_left:
+        return None
+    spare = budget.tokens_left - base
+    for image in turn.images:
+        upgrade = image.tokens - placeholder_cost
+        if images_left > 0 and upgrade <= spare:
+            sent.append(image)
+            images_left -= 1
+            spare -= upgrade
+        else:
+            placeholders.append(placeholder)
+    budget.tokens_left = spare
+    budget.images_left = images_left
+    full_text = "\n".join([text, *placeholders])
+    return PlannedMessage("user", full_text, tuple(sent))
+
+
+def _plan_current(current: Turn, limits: MemoryLimits, tokens_left: int) -> PlannedMessage:
+    """The current turn, always sent; its text is cut (not below MIN_CURRENT_CHARS) if it cannot fit."""
+    sent = current.images[: limits.max_images_per_request]
+    text = _user_text(current)
+    if skipped := len(current.images) - len(sent):
+        text += f"\n[{skipped} more image(s) not sent: limit of {limits.max_images_per_request} per request]"
+    room = tokens_left - sum(image.tokens for image in sent) - MESSAGE_OVERHEAD_TOKENS
+    if estimate_text_tokens(text) > room:
+        text = _truncate(text, max(room * 4, MIN_CURRENT_CHARS))
+    return PlannedMessage("user", text, sent)
+
+
+def plan_request(
+    *,
+    system_prompt: str,
+    history: Sequence[Turn],
+    current: Turn,
+    limits: MemoryLimits,
+    now: float | None = None,
+) -> RequestPlan:
+    """Choose what of ``history`` (oldest first) goes into a request answering ``current``."""
+    if current.role != "user":
+        raise ValueError("the current turn must be a user turn")
+    now = time.time() if now is None else now
+    system = PlannedMessage("system", system_prompt)
+    fixed = _message_cost(system)
+    current_message = _plan_current(current, limits, limits.max_tokens - fixed)
+    fixed += _message_cost(current_message)
+    budget = _Budget(
+        tokens_left=max(limits.max_tokens - fixed, 0),
+        images_left=limits.max_images_per_request - len(current_message.images),
+    )
+    descriptions = _descriptions(history, limits.description_chars)
+    chosen: list[PlannedMessage] = []
+    as_text = len(current.images) - len(current_message.images)
+    newer = min(now, current.created_at)
+    for index in range(len(history) - 1, -1, -1):
+        turn = history[index]
+        if len(chosen) >= limits.max_turns or newer - turn.created_at > limits.idle_seconds:
+            break
+        message = _plan_turn(turn, descriptions[index], budget)
+        if message is None:
+            break
+        as_text += len(turn.images) - len(message.images)
+        chosen.append(message)
+        newer = turn.created_at
+    chosen.reverse()
+    tokens = fixed + sum(_message_cost(message) for message in chosen)
+    return RequestPlan(
+        messages=(system, *chosen, current_message),
+        tokens=tokens,
+        history_turns=len(chosen),
+        history_dropped=len(history) - len(chosen),
+        images_as_text=as_text,
+        over_budget=tokens > limits.max_tokens,
+    )
+
+
+def _message_cost(message: PlannedMessage) -> int:
+    return (
+        estimate_text_tokens(message.text)
+        + sum(image.tokens for image in message.images)
+        + MESSAGE_OVERHEAD_TOKENS
+    )
+
+
+def recent_images(turns: Iterable[Turn], *, since: float, limit: int) -> tuple[ImageRef, ...]:
+    """The newest images posted at or after ``since`` (newest first), for "the image above"."""
+    found: list[ImageRef] = []
+    for turn in sorted(turns, key=lambda t: t.created_at, reverse=True):
+        if turn.created_at < since:
+            break
+        for image in reversed(turn.images):
+            if len(found) >= limit:
+                return tuple(found)
+            if all(image.sha256 != other.sha256 for other in found):
+                found.append(image)
+    return tuple(found)
+
+
+@dataclass(frozen=True, slots=True)
+class ContextSummary:
+    """What a channel's memory holds, for ``/context``."""
+
+    turns: int
+    images: int
+    """Distinct images referenced."""
+    tokens: int
+    """Estimated tokens of all remembered turns with their images."""
+    oldest_at: float | None
+    newest_at: float | None
+
+    def age_seconds(self, now: float | None = None) -> float:
+        """Seconds since the oldest remembered turn (0 when empty)."""
+        if self.oldest_at is None:
+            return 0.0
+        return max((time.time() if now is None else now) - self.oldest_at, 0.0)
+
+
+def summarize(turns: Sequence[Turn]) -> ContextSummary:
+    return ContextSummary(
+        turns=len(turns),
+        images=len({image.sha256 for turn in turns for image in turn.images}),
+        tokens=sum(turn.tokens for turn in turns),
+        oldest_at=min((turn.created_at for turn in turns), default=None),
+        newest_at=max((turn.created_at for turn in turns), default=None),
+    )
