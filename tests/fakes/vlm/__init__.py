@@ -1,5 +1,6 @@
 """An OpenAI-compatible VLM server for tests: scripted streams, faults, strict validation, records."""
 
+from .payloads import data_url, image_bytes, image_part, user_message
 from .script import Script
 from .server import DEFAULT_MODEL, RecordedRequest, VLMServer
 from .sse import Usage
@@ -13,7 +14,11 @@ __all__ = [
     "Script",
     "Usage",
     "VLMServer",
+    "data_url",
+    "image_bytes",
+    "image_part",
     "image_tokens",
     "smart_resize",
     "text_tokens",
+    "user_message",
 ]
