@@ -1,0 +1,57 @@
+"""Moderation core: categories, per-guild settings, prompt, strict verdicts, policy, image hashes,
+verdict cache and button IDs. Nothing here imports discord; ``cogs/moderation.py`` stays thin."""
+
+from bot.moderation.action_ids import (
+    ACTION_ID_PATTERN,
+    ActionRef,
+    ButtonAction,
+    decode_action_id,
+    encode_action_id,
+)
+from bot.moderation.cache import CacheHit, CacheStore, MemoryCacheStore, VerdictCache
+from bot.moderation.categories import ALL_CATEGORIES, Category
+from bot.moderation.config import Action, ModerationSettings, ModerationSettingsError
+from bot.moderation.phash import ImageFingerprint, dhash, fingerprint, hamming
+from bot.moderation.policy import Decision, MissingPermissionNotices, Permission, decide
+from bot.moderation.prompt import (
+    MODERATION_MAX_TOKENS,
+    MODERATION_TEMPERATURE,
+    RESPONSE_FORMAT_JSON_OBJECT,
+    build_moderation_messages,
+    verdict_json_schema,
+)
+from bot.moderation.verdict import Verdict, escape_untrusted, format_verdict, parse_verdict
+
+__all__ = [
+    "ACTION_ID_PATTERN",
+    "ALL_CATEGORIES",
+    "MODERATION_MAX_TOKENS",
+    "MODERATION_TEMPERATURE",
+    "RESPONSE_FORMAT_JSON_OBJECT",
+    "Action",
+    "ActionRef",
+    "ButtonAction",
+    "CacheHit",
+    "CacheStore",
+    "Category",
+    "Decision",
+    "ImageFingerprint",
+    "MemoryCacheStore",
+    "MissingPermissionNotices",
+    "ModerationSettings",
+    "ModerationSettingsError",
+    "Permission",
+    "Verdict",
+    "VerdictCache",
+    "build_moderation_messages",
+    "decide",
+    "decode_action_id",
+    "dhash",
+    "encode_action_id",
+    "escape_untrusted",
+    "fingerprint",
+    "format_verdict",
+    "hamming",
+    "parse_verdict",
+    "verdict_json_schema",
+]
