@@ -1,0 +1,215 @@
+"""The Pillow plumbing of the image pipeline: read within limits, normalise, encode.
+
+Only PNG, JPEG, GIF, WebP and BMP are ever parsed; other formats are named from their magic bytes
+(for the refusal message) but never opened. Limits are enforced before any pixel is decoded: the
+byte size first, then the pixel count from the header. Truncated or damaged files are refused
+rather than decoded in half (Pillow's ``LOAD_TRUNCATED_IMAGES`` stays off). Pillow's global
+``MAX_IMAGE_PIXELS`` is left alone for the rest of the process: our :data:`MAX_PIXELS` is stricter
+and is checked as soon as the header is read (Pillow's own bomb error is still caught).
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from typing import Any
+
+from PIL import Image, ImageOps, ImageStat, UnidentifiedImageError
+
+from bot import image_policy as policy
+
+log = logging.getLogger(__name__)
+
+MAX_INPUT_BYTES = 25 * 1024 * 1024
+MAX_PIXELS = 50_000_000
+# The provider wants base64 payloads under 1 MB; we count the whole `data:` URL to stay clear of it.
+MAX_DATA_URL_CHARS = 1_000_000
+
+ALLOWED_FORMATS = ("PNG", "JPEG", "GIF", "WEBP", "BMP")
+JPEG_FORMATS = ("JPEG", "MPO")  # MPO: a JPEG with extra frames, as many cameras write
+DAMAGED = "That image is incomplete or damaged, so I can't read it."
+TOO_MANY_PIXELS = f"That image has far too many pixels; the limit is {MAX_PIXELS // 1_000_000} megapixels."
+_ACCEPTED = "I accept PNG, JPEG, GIF, WebP and BMP."
+
+
+class ImageRejected(Exception):
+    """The image cannot be used; ``reason`` is a short sentence meant for the user."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+# --- reading --------------------------------------------------------------------------------------
+
+_FOREIGN_SIGNATURES: tuple[tuple[bytes, str], ...] = (
+    (b"8BPS", "PSD"),
+    (b"II*\x00", "TIFF"),
+    (b"MM\x00*", "TIFF"),
+    (b"\x00\x00\x01\x00", "ICO"),
+    (b"\x00\x00\x02\x00", "CUR"),
+    (b"%PDF", "PDF"),
+    (b"\xff\x0a", "JPEG XL"),
+    (b"\x00\x00\x00\x0cJXL ", "JPEG XL"),
+    (b"\x00\x00\x00\x0cjP  ", "JPEG 2000"),
+    (b"\xff\x4f\xff\x51", "JPEG 2000"),
+    (b"PK\x03\x04", "ZIP"),
+)
+_FTYP_BRANDS = {b"heic": "HEIC", b"heix": "HEIC", b"hevc": "HEIC", b"mif1": "HEIF", b"msf1": "HEIF",
+                b"avif": "AVIF", b"avis": "AVIF"}
+_ALLOWED_SIGNATURES = (b"\x89PNG", b"\xff\xd8\xff", b"GIF8", b"BM")
+
+
+def foreign_format(data: bytes) -> str | None:
+    """A name for a format we do not open, from its magic bytes (for the refusal message only)."""
+    for magic, name in _FOREIGN_SIGNATURES:
+        if data.startswith(magic):
+            return name
+    if data[4:8] == b"ftyp":
+        return _FTYP_BRANDS.get(data[8:12], "video")
+    head = data[:1024].lstrip()
+    if head.startswith(b"<svg") or (head.startswith(b"<?xml") and b"<svg" in head):
+        return "SVG"
+    try:
+        text = data[:512].decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    return "text" if text.isprintable() or all(c.isprintable() or c.isspace() for c in text) else None
+
+
+def unreadable_reason(data: bytes) -> str:
+    if data.startswith(_ALLOWED_SIGNATURES) or (data[:4] == b"RIFF" and data[8:12] == b"WEBP"):
+        return DAMAGED
+    name = foreign_format(data)
+    if name is not None:
+        return f"That file is not an image I can read ({name}). {_ACCEPTED}"
+    return f"That file is not an image I can read. {_ACCEPTED}"
+
+
+def open_image(data: bytes) -> Image.Image:
+    """Identify the image from its header, enforcing the byte, format and pixel limits."""
+    if not data:
+        raise ImageRejected("That file is empty.")
+    if len(data) > MAX_INPUT_BYTES:
+        raise ImageRejected(f"That file is too large ({len(data) / 2**20:.1f} MB); "
+                            f"the limit is {MAX_INPUT_BYTES // 2**20} MB.")
+    try:
+        image = Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS)
+    except Image.DecompressionBombError:
+        raise ImageRejected(TOO_MANY_PIXELS) from None
+    except UnidentifiedImageError:
+        raise ImageRejected(unreadable_reason(data)) from None
+    width, height = image.size
+    if width * height > MAX_PIXELS:
+        raise ImageRejected(f"That image is too large ({width} x {height} pixels); "
+                            f"the limit is {MAX_PIXELS // 1_000_000} megapixels.")
+    if width < 1 or height < 1:
+        raise ImageRejected("That image is empty (zero pixels).")
+    return image
+
+
+def orientation_of(image: Image.Image) -> int:
+    try:
+        return int(image.getexif().get(0x0112, 1))
+    except Exception:  # unreadable EXIF is common and harmless: ignore the orientation
+        log.debug("ignoring unreadable EXIF", exc_info=True)
+        return 1
+
+
+def decode(image: Image.Image, long_side: int | None, *, tolerance: float) -> Image.Image:
+    """Decode the first frame (JPEG at a reduced scale when ``long_side`` allows) upright."""
+    if long_side is not None and image.format in JPEG_FORMATS:
+        divisor = policy.draft_reduction(image.width, image.height, long_side, tolerance=tolerance)
+        if divisor > 1:
+            image.draft(None, (image.width // divisor, image.height // divisor))
+    image.load()
+    orientation = orientation_of(image)
+    if orientation != 1:
+        try:
+            ImageOps.exif_transpose(image, in_place=True)
+        except Exception:
+            log.debug("could not apply EXIF orientation %s", orientation, exc_info=True)
+    return image
+
+
+# --- normalising ----------------------------------------------------------------------------------
+
+def deep_to_l(image: Image.Image) -> Image.Image:
+    """16-bit, 32-bit and float greyscale -> 8-bit, scaled rather than clipped."""
+    sixteen_bit = image.mode.startswith("I;16")
+    work = image.convert("I") if sixteen_bit else image
+    low, high = work.getextrema()  # type: ignore[misc]
+    if sixteen_bit or (low >= 0 and 255 < high <= 65535):
+        scale, offset = 1 / 256, 0.0
+    elif image.mode == "F" and low >= 0 and high <= 1:
+        scale, offset = 255.0, 0.0
+    elif low >= 0 and high <= 255:
+        scale, offset = 1.0, 0.0
+    else:
+        scale = 255 / (high - low) if high > low else 1.0
+        offset = -low * scale
+    return work.point(lambda value: value * scale + offset).convert("L")
+
+
+def working_mode(image: Image.Image) -> Image.Image:
+    """Bring any mode to L, RGB or RGBA, the modes Pillow resizes well."""
+    mode = image.mode
+    if mode in ("L", "RGB", "RGBA"):
+        return image
+    if mode.startswith(("I", "F")):
+        return deep_to_l(image)
+    if mode == "1":
+        return image.convert("L")
+    if mode == "P":
+        return image.convert("RGBA" if image.has_transparency_data else "RGB")
+    if mode in ("LA", "La", "PA", "RGBa"):
+        return image.convert("RGBA") if mode != "La" else image.convert("LA").convert("RGBA")
+    return image.convert("RGB")  # CMYK, YCbCr, LAB, HSV, RGBX
+
+
+def flatten(image: Image.Image) -> Image.Image:
+    """RGBA -> RGB on white, or on near-black when the visible content is itself light
+    (white text on a transparent background must stay readable)."""
+    alpha = image.getchannel("A")
+    if alpha.getextrema()[0] == 255:  # type: ignore[index]
+        return image.convert("RGB")
+    visible = alpha.point(lambda value: 255 if value >= 128 else 0)
+    luminance = ImageStat.Stat(image.convert("L"), mask=visible).mean[0] if visible.getbbox() else 0
+    background = (24, 24, 24) if luminance > 170 else (255, 255, 255)
+    canvas = Image.new("RGB", image.size, background)
+    canvas.paste(image, mask=alpha)
+    return canvas
+
+
+def resize(image: Image.Image, size: tuple[int, int]) -> Image.Image:
+    if image.size == size:
+        return image
+    return image.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
+
+
+def finish(image: Image.Image) -> Image.Image:
+    if image.mode == "RGBA":
+        return flatten(image)
+    return image if image.mode == "RGB" else image.convert("RGB")
+
+
+def check_ratio(width: int, height: int) -> None:
+    if max(width, height) / min(width, height) > policy.QWEN_MAX_RATIO:
+        raise ImageRejected(f"That image is too long and thin to look at (more than "
+                            f"{policy.QWEN_MAX_RATIO}:1).")
+
+
+# --- encoding -------------------------------------------------------------------------------------
+
+def data_url_chars(size: int, mime: str) -> int:
+    return len(f"data:{mime};base64,") + 4 * ((size + 2) // 3)
+
+
+def fits(size: int, mime: str) -> bool:
+    return data_url_chars(size, mime) <= MAX_DATA_URL_CHARS
+
+
+def save(image: Image.Image, fmt: str, **params: Any) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, fmt, **params)
+    return buffer.getvalue()
