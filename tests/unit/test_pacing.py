@@ -1,0 +1,221 @@
+"""ChannelPacer on simulated time: an event loop whose clock jumps to the next timer when idle."""
+
+from __future__ import annotations
+
+import asyncio
+import selectors
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
+
+import pytest
+
+from bot.pacing import ChannelPacer
+
+T = TypeVar("T")
+
+
+class _JumpingSelector:
+    """Wraps the loop's selector: instead of blocking for ``timeout`` it moves the clock forward."""
+
+    def __init__(self, loop: VirtualTimeLoop, inner: selectors.BaseSelector) -> None:
+        self._loop = loop
+        self._inner = inner
+
+    def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
+        events = self._inner.select(0)
+        if events or timeout == 0:
+            return events
+        if timeout is None:
+            raise RuntimeError("deadlock: every task waits and no timer is scheduled")
+        self._loop.advance(timeout)
+        return events
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+class VirtualTimeLoop(asyncio.SelectorEventLoop):
+    """An event loop on simulated time: deterministic, and a 60 s scenario runs in milliseconds.
+
+    Only for code that waits on timers and futures (no real sockets or threads).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._now = 0.0
+        self._selector = _JumpingSelector(self, self._selector)  # type: ignore[has-type]
+
+    def time(self) -> float:
+        return self._now
+
+    def advance(self, seconds: float) -> None:
+        self._now += seconds
+
+
+def run_virtual(main: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run ``main()`` on a fresh :class:`VirtualTimeLoop`."""
+    with asyncio.Runner(loop_factory=VirtualTimeLoop) as runner:
+        return runner.run(main())
+
+
+def max_in_window(times: list[float], window: float) -> int:
+    """The largest number of ``times`` inside any half-open window of length ``window``."""
+    ordered = sorted(times)
+    best = 0
+    for i, start in enumerate(ordered):
+        best = max(best, sum(1 for t in ordered[i:] if t < start + window))
+    return best
+
+
+async def _timed(pacer: ChannelPacer, channel: int, log: list[tuple[str, float]], who: str, n: int) -> None:
+    loop = asyncio.get_running_loop()
+    for _ in range(n):
+        await pacer.acquire(channel)
+        log.append((who, loop.time()))
+        await asyncio.sleep(0)  # the request itself: a caller always yields between two grants
+
+
+def test_virtual_loop_jumps_over_sleeps() -> None:
+    async def main() -> float:
+        await asyncio.sleep(3600)
+        return asyncio.get_running_loop().time()
+
+    assert run_virtual(main) == pytest.approx(3600)
+
+
+def test_never_more_than_rate_in_any_window_and_whole_allowance_used() -> None:
+    async def main() -> list[float]:
+        pacer = ChannelPacer(5, 5.0, margin=0.25)
+        log: list[tuple[str, float]] = []
+        await _timed(pacer, 1, log, "a", 30)
+        return [t for _, t in log]
+
+    times = run_virtual(main)
+    # Never more than 5 in a window of 5.25 s (Discord's 5 s plus the safety margin)...
+    assert max_in_window(times, 5.25) == 5
+    # ...and no slack either: the first 5 go at once, then one every time the oldest leaves.
+    assert times[:5] == [0.0] * 5
+    assert times[5] == pytest.approx(5.25)
+    assert times[-1] == pytest.approx(5 * 5.25)
+
+
+def test_fifo_between_two_replies_sharing_a_channel() -> None:
+    async def main() -> list[tuple[str, float]]:
+        pacer = ChannelPacer(5, 5.0, margin=0.25)
+        log: list[tuple[str, float]] = []
+        await asyncio.gather(_timed(pacer, 7, log, "a", 10), _timed(pacer, 7, log, "b", 10))
+        return log
+
+    log = run_virtual(main)
+    assert max_in_window([t for _, t in log], 5.25) == 5
+    # Both get their turn in alternation: neither starves while the other streams.
+    order = "".join(who for who, _ in log)
+    assert order == "ab" * 10
+
+
+def test_channels_are_independent() -> None:
+    async def main() -> dict[int, list[float]]:
+        pacer = ChannelPacer(2, 1.0, margin=0.0)
+        log: dict[int, list[tuple[str, float]]] = {1: [], 2: []}
+        await asyncio.gather(_timed(pacer, 1, log[1], "x", 4), _timed(pacer, 2, log[2], "y", 4))
+        return {ch: [t for _, t in entries] for ch, entries in log.items()}
+
+    times = run_virtual(main)
+    assert times[1] == times[2] == [0.0, 0.0, 1.0, 1.0]
+
+
+def test_slot_stamps_completion_so_slow_requests_cannot_compress_the_window() -> None:
+    """A request that takes 2 s counts from its end: the next window starts then, not at the grant."""
+
+    async def main() -> list[float]:
+        pacer = ChannelPacer(1, 1.0, margin=0.0)
+        loop = asyncio.get_running_loop()
+        starts: list[float] = []
+        for duration in (2.0, 0.0, 0.0):
+            async with pacer.slot(3):
+                starts.append(loop.time())
+                await asyncio.sleep(duration)
+        return starts
+
+    assert run_virtual(main) == [0.0, 3.0, 4.0]
+
+
+def test_waiter_behind_an_in_flight_request_waits_for_its_completion() -> None:
+    async def main() -> list[float]:
+        pacer = ChannelPacer(1, 1.0, margin=0.0)
+        loop = asyncio.get_running_loop()
+        starts: list[float] = []
+
+        async def op(duration: float) -> None:
+            async with pacer.slot(3):
+                starts.append(loop.time())
+                await asyncio.sleep(duration)
+
+        await asyncio.gather(op(2.5), op(0.0))
+        return starts
+
+    assert run_virtual(main) == [0.0, 3.5]
+
+
+def test_cancelled_waiter_leaves_the_queue() -> None:
+    async def main() -> tuple[list[float], int]:
+        pacer = ChannelPacer(1, 1.0, margin=0.0)
+        loop = asyncio.get_running_loop()
+        await pacer.acquire(5)
+        doomed = asyncio.create_task(pacer.acquire(5))
+        await asyncio.sleep(0.1)
+        assert pacer.waiting(5) == 1
+        doomed.cancel()
+        await asyncio.gather(doomed, return_exceptions=True)
+        await pacer.acquire(5)
+        return [loop.time()], pacer.waiting(5)
+
+    times, waiting = run_virtual(main)
+    assert times == [pytest.approx(1.0)]
+    assert waiting == 0
+
+
+def test_idle_channels_are_forgotten() -> None:
+    async def main() -> tuple[int, int]:
+        pacer = ChannelPacer(5, 1.0, margin=0.0)
+        for channel in range(50):
+            await pacer.acquire(channel)
+        before = len(pacer._channels)
+        await asyncio.sleep(5)
+        await pacer.acquire(999)
+        return before, len(pacer._channels)
+
+    before, after = run_virtual(main)
+    assert before == 50
+    assert after == 1
+
+
+def test_delay_reports_the_wait_for_a_full_channel() -> None:
+    async def main() -> tuple[float, float]:
+        pacer = ChannelPacer(2, 4.0, margin=0.0)
+        await pacer.acquire(1)
+        await asyncio.sleep(1)
+        await pacer.acquire(1)
+        return pacer.delay(1), pacer.delay(2)
+
+    assert run_virtual(main) == (pytest.approx(3.0), 0.0)
+
+
+def test_injected_clock_is_used() -> None:
+    now = [100.0]
+    pacer = ChannelPacer(1, 10.0, margin=0.0, clock=lambda: now[0])
+
+    async def main() -> float:
+        await pacer.acquire(1)
+        now[0] = 104.0
+        return pacer.delay(1)
+
+    assert asyncio.run(main()) == pytest.approx(6.0)
+
+
+def test_invalid_arguments() -> None:
+    with pytest.raises(ValueError):
+        ChannelPacer(0, 5.0)
+    with pytest.raises(ValueError):
+        ChannelPacer(5, 0.0)
+
