@@ -16,6 +16,7 @@ Needs-review verdicts are never cached: they reflect a failed answer, not the im
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -184,4 +185,5 @@ class MemoryCacheStore:
 
     async def cache_set(self, namespace: str, key: str, value: dict[str, Any], ttl: float) -> None:
         self.writes += 1
-        self._data[(namespace, key)] = (self._clock() + ttl, value)
+        # A JSON round trip, like a real store: catches values that would not survive one.
+        self._data[(namespace, key)] = (self._clock() + ttl, json.loads(json.dumps(value)))

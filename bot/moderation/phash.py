@@ -15,9 +15,9 @@ phishing QR code. So:
 
 * the 64-bit hash is the lookup key: exact match, or near match through four 16-bit bands;
 * the 256-bit hash (17x16) confirms a candidate: re-encoded (JPEG q 60-95) and resized (50-200 %)
-  copies stay within ``CONFIRM_DISTANCE`` bits, distinct images (QR codes included) were >= 46
-  bits apart. Slightly cropped text and QR images fall outside it: they are checked again, which
-  costs one request and never a wrong verdict.
+  copies stay within ``CONFIRM_DISTANCE`` bits, distinct images (QR codes included) were >= 40
+  bits apart. Cropped copies often fall outside it (text and QR codes most): they are checked
+  again, which costs one request instead of risking another image's verdict.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from PIL import Image, ImageOps
 LOOKUP_BITS = 64
 CONFIRM_BITS = 256
 # Both thresholds come from the measurement described above (bench/moderation.py).
-LOOKUP_DISTANCE = 10
+LOOKUP_DISTANCE = 8
 CONFIRM_DISTANCE = 24
 # JPEG decoding at a reduced scale (DCT scaling) is several times faster; the draft is never
 # smaller than this, far above the 17x16 thumbnail.
