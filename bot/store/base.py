@@ -1,0 +1,236 @@
+"""The store interface every backend implements, and the plain data it traffics in.
+
+A store keeps: each channel's conversation turns (with references to prepared images), the prepared
+image bytes once per content hash, per-guild settings, a moderation audit trail, and a TTL cache
+(with optional 64-bit perceptual hashes for near-duplicate lookups). It never keeps secrets or the
+original attachments: only what :mod:`bot.images` prepared.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from types import TracebackType
+from typing import Any, Protocol, Self
+
+from bot.conversation import ContextSummary, ImageRef, Turn, summarize
+
+JSONDict = dict[str, Any]
+
+
+class ImageBlob(Protocol):
+    """Prepared image bytes to keep (``bot.images.PreparedImage`` fits)."""
+
+    @property
+    def sha256(self) -> str: ...
+    @property
+    def data(self) -> bytes: ...
+
+
+@dataclass(frozen=True, slots=True)
+class StoreOptions:
+    """Backend-independent knobs; the defaults suit the bot's settings defaults."""
+
+    keep_turns: int = 200
+    """Turns kept per channel (the oldest beyond are dropped on append); above MEMORY_MAX_TURNS."""
+    retention_seconds: float = 30 * 86400
+    """Redis key lifetime after the last write (SQLite relies on :meth:`Store.purge`)."""
+    audit_retention_seconds: float = 90 * 86400
+    """Audit records older than this are dropped by :meth:`Store.purge` (and on add, in Redis)."""
+    similar_scan_limit: int = 10_000
+    """At most this many live perceptual hashes are compared per :meth:`Store.cache_similar`."""
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRecord:
+    """One moderation event: a verdict, or an action by the bot or a moderator.
+
+    ``kind`` is e.g. ``"verdict"`` / ``"action"`` / ``"error"``; ``category`` a verdict category
+    (``"scam"``, ``"none"``, ``"needs_review"``...); ``action`` what happened (``"log"``, ``"delete"``,
+    ``"timeout"``, ``"dismiss"``...). ``actor_id`` is the moderator, or ``None`` for the bot itself.
+    ``detail`` holds small JSON extras (reason, rule, image hash) and never image bytes or secrets.
+    """
+
+    kind: str
+    category: str = ""
+    action: str = ""
+    severity: int = 0
+    channel_id: int | None = None
+    message_id: int | None = None
+    user_id: int | None = None
+    actor_id: int | None = None
+    created_at: float = field(default_factory=time.time)
+    detail: JSONDict = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, raw: str | bytes) -> AuditRecord:
+        return cls(**json.loads(raw))
+
+
+@dataclass(frozen=True, slots=True)
+class StoreStats:
+    """Totals across the store (for benchmarks and operators; may scan, so not for hot paths)."""
+
+    channels: int
+    turns: int
+    images: int
+    image_bytes: int
+
+
+AuditKey = tuple[str, str, str]
+"""(kind, category, action), the grouping of :meth:`Store.audit_counts`."""
+
+
+@dataclass(frozen=True, slots=True)
+class CacheHit:
+    """A cache entry found by perceptual hash, ``distance`` bits away from the probe."""
+
+    key: str
+    value: JSONDict
+    distance: int
+
+
+def hamming(a: int, b: int) -> int:
+    """Differing bits between two 64-bit hashes (signed or unsigned forms alike)."""
+    return ((a ^ b) & 0xFFFF_FFFF_FFFF_FFFF).bit_count()
+
+
+def refs_to_json(images: Iterable[ImageRef]) -> str:
+    return json.dumps([asdict(image) for image in images], separators=(",", ":"))
+
+
+def refs_from_json(raw: str | bytes) -> tuple[ImageRef, ...]:
+    return tuple(ImageRef(**item) for item in json.loads(raw))
+
+
+def turn_to_json(turn: Turn) -> str:
+    data = asdict(turn)
+    data["images"] = [asdict(image) for image in turn.images]
+    return json.dumps(data, separators=(",", ":"))
+
+
+def turn_from_json(raw: str | bytes) -> Turn:
+    data = json.loads(raw)
+    data["images"] = tuple(ImageRef(**item) for item in data["images"])
+    return Turn(**data)
+
+
+def check_images(turn: Turn, images: Iterable[ImageBlob]) -> list[ImageBlob]:
+    """The blobs to store with ``turn``; each must be one the turn references (no orphans)."""
+    wanted = {ref.sha256 for ref in turn.images}
+    blobs = list(images)
+    for blob in blobs:
+        if blob.sha256 not in wanted:
+            raise ValueError(f"image {blob.sha256[:12]} is not referenced by the turn")
+    return blobs
+
+
+class Store(ABC):
+    """Async storage for conversations, images, guild settings, the audit trail and a TTL cache.
+
+    Times are Unix seconds (``time.time()``). IDs are Discord snowflakes.
+    """
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    @abstractmethod
+    async def close(self) -> None: ...
+
+    # -- conversation -------------------------------------------------------------------------------
+
+    @abstractmethod
+    async def append_turn(self, channel_id: int, turn: Turn, images: Iterable[ImageBlob] = ()) -> bool:
+        """Append ``turn`` (storing ``images``' bytes once per hash); ``False`` if it is a redelivery.
+
+        A redelivery is a turn with the same (role, ``message_id``) already stored in the channel.
+        Turns without ``message_id`` are never de-duplicated. ``images`` need only hold bytes the
+        store may not have yet; every one must be referenced by ``turn.images``.
+        """
+
+    @abstractmethod
+    async def history(
+        self, channel_id: int, *, limit: int | None = None, newer_than: float | None = None
+    ) -> list[Turn]:
+        """The channel's newest ``limit`` turns (created after ``newer_than``), oldest first."""
+
+    @abstractmethod
+    async def get_images(self, hashes: Iterable[str]) -> dict[str, bytes]:
+        """Stored image bytes by hash; unknown hashes are simply absent."""
+
+    @abstractmethod
+    async def forget(self, channel_id: int) -> int:
+        """Delete the channel's turns (returns how many) and images no other channel references."""
+
+    @abstractmethod
+    async def purge(self, older_than: float) -> int:
+        """Retention: delete turns created before ``older_than`` (returns how many), their unreferenced
+        images, expired cache entries and audit records older than the audit retention."""
+
+    @abstractmethod
+    async def stats(self) -> StoreStats: ...
+
+    async def summary(self, channel_id: int) -> ContextSummary:
+        """What the store remembers for the channel, for ``/context``."""
+        return summarize(await self.history(channel_id))
+
+    # -- per-guild settings -------------------------------------------------------------------------
+
+    @abstractmethod
+    async def get_guild_settings(self, guild_id: int, key: str) -> JSONDict | None: ...
+
+    @abstractmethod
+    async def set_guild_settings(self, guild_id: int, key: str, value: JSONDict) -> None: ...
+
+    # -- audit trail --------------------------------------------------------------------------------
+
+    @abstractmethod
+    async def add_audit(self, guild_id: int, record: AuditRecord) -> None: ...
+
+    @abstractmethod
+    async def audit_records(
+        self, guild_id: int, *, since: float, limit: int | None = 100
+    ) -> list[AuditRecord]:
+        """The guild's records created at or after ``since``, newest first (all when ``limit=None``)."""
+
+    async def audit_counts(self, guild_id: int, since: float) -> dict[AuditKey, int]:
+        """How many records per (kind, category, action) since ``since``."""
+        counts: dict[AuditKey, int] = {}
+        for record in await self.audit_records(guild_id, since=since, limit=None):
+            key = (record.kind, record.category, record.action)
+            counts[key] = counts.get(key, 0) + 1
+        return counts
+
+    # -- TTL cache ----------------------------------------------------------------------------------
+
+    @abstractmethod
+    async def cache_get(self, namespace: str, key: str) -> JSONDict | None:
+        """The live value under (namespace, key), or ``None`` (absent or expired)."""
+
+    @abstractmethod
+    async def cache_set(
+        self, namespace: str, key: str, value: JSONDict, ttl: float, *, phash: int | None = None
+    ) -> None:
+        """Keep ``value`` for ``ttl`` seconds; with ``phash`` (64-bit) it is findable by similarity."""
+
+    @abstractmethod
+    async def cache_similar(self, namespace: str, phash: int, max_distance: int) -> list[CacheHit]:
+        """Live entries whose perceptual hash is within ``max_distance`` bits, nearest first.
+
+        Compares against at most ``StoreOptions.similar_scan_limit`` hashes in the namespace (so
+        keep namespaces per guild, and TTLs finite).
+        """

@@ -1,0 +1,318 @@
+"""The shared store: Redis, so several bot processes (shards) see the same memory, settings and caches.
+
+Keys (all under ``glimpse:``)::
+
+    turns:{channel}     LIST   turn JSON, oldest first (RPUSH + LTRIM to keep_turns)
+    seen:{channel}      ZSET   "{role}:{message id}" -> created_at, for redelivery de-duplication
+    chimgs:{channel}    SET    image hashes the channel's turns reference
+    img:{sha256}        STRING prepared image bytes, once per content hash
+    imgrefs:{sha256}    SET    channels referencing the image
+    guild:{guild}       HASH   settings key -> JSON
+    audit:{guild}       ZSET   "{nonce}|{record JSON}" scored by created_at
+    cache:{ns}:{key}    STRING JSON, with its own TTL
+    cachep:{ns}         HASH   key -> "{phash}:{expires_at}" for near-duplicate search
+
+Every conversation write is one Lua script, so appends are atomic and ordered (in order of
+completion), a redelivered message is dropped, and reference sets never drift. TTLs (the retention,
+refreshed on each write and on image reads) do the expiry; :meth:`RedisStore.purge` also trims turns
+older than the cut-off from channels that stay active. The scripts build key names from the prefix,
+which is fine for a single Redis server (not Redis Cluster).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from collections.abc import Iterable
+
+import redis.asyncio as aioredis
+
+from bot.conversation import Turn
+from bot.store.base import (
+    AuditRecord,
+    CacheHit,
+    ImageBlob,
+    JSONDict,
+    Store,
+    StoreOptions,
+    StoreStats,
+    check_images,
+    hamming,
+    turn_from_json,
+    turn_to_json,
+)
+
+log = logging.getLogger(__name__)
+
+PREFIX = "glimpse:"
+
+# Drops image references the channel's remaining turns no longer hold; deletes unreferenced images.
+# Expects `prefix`, `channel` and KEYS[1] (turns), KEYS[3] (chimgs).
+_RECONCILE = """
+local function unref(sha)
+  local refs = prefix .. 'imgrefs:' .. sha
+  redis.call('SREM', KEYS[3], sha)
+  redis.call('SREM', refs, channel)
+  if redis.call('SCARD', refs) == 0 then
+    redis.call('DEL', refs, prefix .. 'img:' .. sha)
+  end
+end
+local function reconcile()
+  local present = {}
+  for _, raw in ipairs(redis.call('LRANGE', KEYS[1], 0, -1)) do
+    for _, image in ipairs(cjson.decode(raw)['images']) do present[image['sha256']] = true end
+  end
+  for _, sha in ipairs(redis.call('SMEMBERS', KEYS[3])) do
+    if not present[sha] then unref(sha) end
+  end
+end
+"""
+
+# KEYS: turns, seen, chimgs. ARGV: prefix, channel, dedup member or '', created_at, turn JSON,
+# keep, ttl, number of referenced hashes n, the n hashes, then (hash, bytes) pairs to store.
+_APPEND = """
+local prefix, channel = ARGV[1], ARGV[2]
+local keep, ttl, n = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
+""" + _RECONCILE + """
+if ARGV[3] ~= '' then
+  if redis.call('ZADD', KEYS[2], 'NX', ARGV[4], ARGV[3]) == 0 then return 0 end
+  redis.call('ZREMRANGEBYRANK', KEYS[2], 0, -(4 * keep) - 1)
+  redis.call('EXPIRE', KEYS[2], ttl)
+end
+for i = 9 + n, #ARGV, 2 do
+  redis.call('SET', prefix .. 'img:' .. ARGV[i], ARGV[i + 1], 'NX')
+end
+for i = 9, 8 + n do
+  local sha = ARGV[i]
+  redis.call('SADD', KEYS[3], sha)
+  redis.call('SADD', prefix .. 'imgrefs:' .. sha, channel)
+  redis.call('EXPIRE', prefix .. 'imgrefs:' .. sha, ttl)
+  redis.call('EXPIRE', prefix .. 'img:' .. sha, ttl)
+end
+redis.call('RPUSH', KEYS[1], ARGV[5])
+if redis.call('LLEN', KEYS[1]) > keep then
+  redis.call('LTRIM', KEYS[1], -keep, -1)
+  reconcile()
+end
+redis.call('EXPIRE', KEYS[1], ttl)
+redis.call('EXPIRE', KEYS[3], ttl)
+return 1
+"""
+
+# KEYS: turns, seen, chimgs. ARGV: prefix, channel.
+_FORGET = """
+local prefix, channel = ARGV[1], ARGV[2]
+""" + _RECONCILE + """
+local count = redis.call('LLEN', KEYS[1])
+for _, sha in ipairs(redis.call('SMEMBERS', KEYS[3])) do unref(sha) end
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
+return count
+"""
+
+# KEYS: turns, seen, chimgs. ARGV: prefix, channel, cut-off time.
+_PURGE = """
+local prefix, channel = ARGV[1], ARGV[2]
+local cutoff = tonumber(ARGV[3])
+""" + _RECONCILE + """
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[3])
+local kept, removed = {}, 0
+for _, raw in ipairs(redis.call('LRANGE', KEYS[1], 0, -1)) do
+  if cjson.decode(raw)['created_at'] < cutoff then removed = removed + 1 else kept[#kept + 1] = raw end
+end
+if removed > 0 then
+  local ttl = redis.call('TTL', KEYS[1])
+  redis.call('DEL', KEYS[1])
+  for i = 1, #kept, 1000 do redis.call('RPUSH', KEYS[1], unpack(kept, i, math.min(i + 999, #kept))) end
+  if #kept > 0 and ttl > 0 then redis.call('EXPIRE', KEYS[1], ttl) end
+  reconcile()
+end
+return removed
+"""
+
+
+def _ttl(seconds: float) -> int:
+    return max(int(seconds), 1)
+
+
+class RedisStore(Store):
+    def __init__(self, client: aioredis.Redis, options: StoreOptions, prefix: str = PREFIX) -> None:
+        self._redis = client
+        self._options = options
+        self._prefix = prefix
+        self._append = client.register_script(_APPEND)
+        self._forget = client.register_script(_FORGET)
+        self._purge = client.register_script(_PURGE)
+
+    @classmethod
+    async def open(cls, url: str, options: StoreOptions | None = None) -> RedisStore:
+        """Connect to ``url`` and check the server answers (fail at start, not at the first message)."""
+        client = aioredis.from_url(url)
+        try:
+            await client.ping()
+        except BaseException:
+            await client.aclose()
+            raise
+        log.info("Redis store connected at %s", client.connection_pool.connection_kwargs.get("host"))
+        return cls(client, options or StoreOptions())
+
+    async def close(self) -> None:
+        await self._redis.aclose()
+
+    def _key(self, *parts: object) -> str:
+        return self._prefix + ":".join(str(part) for part in parts)
+
+    def _channel_keys(self, channel_id: int) -> list[str]:
+        return [self._key(kind, channel_id) for kind in ("turns", "seen", "chimgs")]
+
+    # -- conversation -------------------------------------------------------------------------------
+
+    async def append_turn(self, channel_id: int, turn: Turn, images: Iterable[ImageBlob] = ()) -> bool:
+        blobs = check_images(turn, images)
+        hashes = list(dict.fromkeys(ref.sha256 for ref in turn.images))
+        args: list[str | bytes | float | int] = [
+            self._prefix,
+            channel_id,
+            "" if turn.message_id is None else f"{turn.role}:{turn.message_id}",
+            turn.created_at,
+            turn_to_json(turn),
+            self._options.keep_turns,
+            _ttl(self._options.retention_seconds),
+            len(hashes),
+            *hashes,
+        ]
+        for blob in {blob.sha256: blob for blob in blobs}.values():
+            args += [blob.sha256, blob.data]
+        added = await self._append(keys=self._channel_keys(channel_id), args=args)
+        return bool(added)
+
+    async def history(
+        self, channel_id: int, *, limit: int | None = None, newer_than: float | None = None
+    ) -> list[Turn]:
+        if limit == 0:
+            return []
+        start = 0 if limit is None else -limit
+        raw = await self._redis.lrange(self._key("turns", channel_id), start, -1)
+        turns = [turn_from_json(item) for item in raw]
+        if newer_than is not None:
+            turns = [turn for turn in turns if turn.created_at > newer_than]
+        return turns
+
+    async def get_images(self, hashes: Iterable[str]) -> dict[str, bytes]:
+        wanted = list(dict.fromkeys(hashes))
+        if not wanted:
+            return {}
+        ttl = _ttl(self._options.retention_seconds)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for sha in wanted:
+                pipe.getex(self._key("img", sha), ex=ttl)
+                pipe.expire(self._key("imgrefs", sha), ttl)
+            results = await pipe.execute()
+        return {sha: data for sha, data in zip(wanted, results[::2], strict=True) if data is not None}
+
+    async def forget(self, channel_id: int) -> int:
+        return int(
+            await self._forget(keys=self._channel_keys(channel_id), args=[self._prefix, channel_id])
+        )
+
+    async def purge(self, older_than: float) -> int:
+        removed = 0
+        async for key in self._redis.scan_iter(match=self._key("turns", "*"), count=500):
+            channel = key.decode().rsplit(":", 1)[1]
+            removed += int(
+                await self._purge(
+                    keys=self._channel_keys(int(channel)), args=[self._prefix, channel, older_than]
+                )
+            )
+        return removed
+
+    async def stats(self) -> StoreStats:
+        channels = turns = images = image_bytes = 0
+        async for key in self._redis.scan_iter(match=self._key("turns", "*"), count=1000):
+            channels += 1
+            turns += await self._redis.llen(key)
+        async for key in self._redis.scan_iter(match=self._key("img", "*"), count=1000):
+            images += 1
+            image_bytes += await self._redis.strlen(key)
+        return StoreStats(channels, turns, images, image_bytes)
+
+    # -- per-guild settings -------------------------------------------------------------------------
+
+    async def get_guild_settings(self, guild_id: int, key: str) -> JSONDict | None:
+        raw = await self._redis.hget(self._key("guild", guild_id), key)
+        return None if raw is None else json.loads(raw)
+
+    async def set_guild_settings(self, guild_id: int, key: str, value: JSONDict) -> None:
+        await self._redis.hset(self._key("guild", guild_id), key, json.dumps(value))
+
+    # -- audit trail --------------------------------------------------------------------------------
+
+    async def add_audit(self, guild_id: int, record: AuditRecord) -> None:
+        key = self._key("audit", guild_id)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.zadd(key, {f"{uuid.uuid4().hex}|{record.to_json()}": record.created_at})
+            pipe.zremrangebyscore(key, "-inf", f"({time.time() - self._options.audit_retention_seconds}")
+            await pipe.execute()
+
+    async def audit_records(
+        self, guild_id: int, *, since: float, limit: int | None = 100
+    ) -> list[AuditRecord]:
+        raw = await self._redis.zrevrangebyscore(
+            self._key("audit", guild_id),
+            "+inf",
+            since,
+            start=None if limit is None else 0,
+            num=limit,
+        )
+        return [AuditRecord.from_json(member.split(b"|", 1)[1]) for member in raw]
+
+    # -- TTL cache ----------------------------------------------------------------------------------
+
+    async def cache_get(self, namespace: str, key: str) -> JSONDict | None:
+        raw = await self._redis.get(self._key("cache", namespace, key))
+        return None if raw is None else json.loads(raw)
+
+    async def cache_set(
+        self, namespace: str, key: str, value: JSONDict, ttl: float, *, phash: int | None = None
+    ) -> None:
+        index = self._key("cachep", namespace)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.set(self._key("cache", namespace, key), json.dumps(value), px=max(int(ttl * 1000), 1))
+            if phash is None:
+                pipe.hdel(index, key)
+            else:
+                pipe.hset(index, key, f"{phash & 0xFFFF_FFFF_FFFF_FFFF}:{time.time() + ttl}")
+                seconds = _ttl(ttl) + 1
+                pipe.expire(index, seconds, nx=True)
+                pipe.expire(index, seconds, gt=True)
+            await pipe.execute()
+
+    async def cache_similar(self, namespace: str, phash: int, max_distance: int) -> list[CacheHit]:
+        index = self._key("cachep", namespace)
+        now = time.time()
+        candidates: list[tuple[int, str]] = []
+        expired: list[bytes] = []
+        scanned = 0
+        async for field, raw in self._redis.hscan_iter(index, count=1000):
+            scanned += 1
+            hash_text, expires_at = raw.decode().split(":")
+            if float(expires_at) <= now:
+                expired.append(field)
+                continue
+            distance = hamming(int(hash_text), phash)
+            if distance <= max_distance:
+                candidates.append((distance, field.decode()))
+            if scanned >= self._options.similar_scan_limit:
+                break
+        if expired:
+            await self._redis.hdel(index, *expired)
+        if not candidates:
+            return []
+        candidates.sort()
+        values = await self._redis.mget([self._key("cache", namespace, key) for _, key in candidates])
+        return [
+            CacheHit(key, json.loads(value), distance)
+            for (distance, key), value in zip(candidates, values, strict=True)
+            if value is not None
+        ]

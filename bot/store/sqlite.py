@@ -1,0 +1,422 @@
+"""The embedded store: one SQLite file (WAL), reached through aiosqlite.
+
+One connection per process; an asyncio lock makes each public call one transaction, so concurrent
+coroutines never interleave inside one. Other processes on the same file are serialized by SQLite
+itself (``BEGIN IMMEDIATE`` + ``busy_timeout``). Turn order is the row id; a UNIQUE constraint on
+(channel, role, Discord message id) turns a redelivered event into a no-op. Image bytes live once per
+content hash in ``images``; ``turn_images`` records who references them, and images nobody references
+any more are deleted when turns go (forget, purge, trimming).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sqlite3
+import time
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import aiosqlite
+
+from bot.conversation import Turn
+from bot.store.base import (
+    AuditKey,
+    AuditRecord,
+    CacheHit,
+    ImageBlob,
+    JSONDict,
+    Store,
+    StoreOptions,
+    StoreStats,
+    check_images,
+    hamming,
+    refs_from_json,
+    refs_to_json,
+)
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS: tuple[str, ...] = (
+    # 1: conversation, images, guild settings, audit trail, cache
+    """
+    CREATE TABLE turns (
+        id          INTEGER PRIMARY KEY,
+        channel_id  INTEGER NOT NULL,
+        role        TEXT NOT NULL CHECK (role IN ('user', 'assistant')),
+        message_id  INTEGER,
+        author_id   INTEGER NOT NULL,
+        author_name TEXT NOT NULL,
+        text        TEXT NOT NULL,
+        images      TEXT NOT NULL DEFAULT '[]',
+        created_at  REAL NOT NULL,
+        UNIQUE (channel_id, role, message_id)
+    );
+    CREATE INDEX turns_by_channel ON turns (channel_id, id);
+    CREATE INDEX turns_by_time ON turns (created_at);
+    CREATE TABLE images (
+        sha256     TEXT PRIMARY KEY,
+        data       BLOB NOT NULL,
+        created_at REAL NOT NULL
+    );
+    CREATE TABLE turn_images (
+        turn_id  INTEGER NOT NULL REFERENCES turns (id) ON DELETE CASCADE,
+        position INTEGER NOT NULL,
+        sha256   TEXT NOT NULL,
+        PRIMARY KEY (turn_id, position)
+    );
+    CREATE INDEX turn_images_by_hash ON turn_images (sha256);
+    CREATE TABLE guild_settings (
+        guild_id   INTEGER NOT NULL,
+        key        TEXT NOT NULL,
+        value      TEXT NOT NULL,
+        updated_at REAL NOT NULL,
+        PRIMARY KEY (guild_id, key)
+    );
+    CREATE TABLE audit (
+        id         INTEGER PRIMARY KEY,
+        guild_id   INTEGER NOT NULL,
+        created_at REAL NOT NULL,
+        kind       TEXT NOT NULL,
+        category   TEXT NOT NULL,
+        action     TEXT NOT NULL,
+        severity   INTEGER NOT NULL,
+        channel_id INTEGER,
+        message_id INTEGER,
+        user_id    INTEGER,
+        actor_id   INTEGER,
+        detail     TEXT NOT NULL
+    );
+    CREATE INDEX audit_by_guild_time ON audit (guild_id, created_at);
+    CREATE INDEX audit_by_time ON audit (created_at);
+    CREATE TABLE cache (
+        namespace  TEXT NOT NULL,
+        key        TEXT NOT NULL,
+        value      TEXT NOT NULL,
+        expires_at REAL NOT NULL,
+        phash      INTEGER,
+        PRIMARY KEY (namespace, key)
+    );
+    CREATE INDEX cache_by_expiry ON cache (expires_at);
+    """,
+)
+
+_TURN_COLUMNS = "role, author_name, author_id, text, images, created_at, message_id"
+_AUDIT_COLUMNS = (
+    "kind, category, action, severity, channel_id, message_id, user_id, actor_id, created_at, detail"
+)
+_CHUNK = 500  # bound on SQL parameters per statement
+
+
+class SchemaTooNewError(RuntimeError):
+    """The database was written by a newer Glimpse; refuse rather than corrupt it."""
+
+
+def _signed64(value: int) -> int:
+    """SQLite integers are signed 64-bit; store unsigned perceptual hashes in that range."""
+    value &= 0xFFFF_FFFF_FFFF_FFFF
+    return value - (1 << 64) if value >= 1 << 63 else value
+
+
+def _sql_hamming(a: int | None, b: int | None) -> int | None:
+    return None if a is None or b is None else hamming(a, b)
+
+
+def _chunks(items: Sequence[str]) -> Iterable[Sequence[str]]:
+    for start in range(0, len(items), _CHUNK):
+        yield items[start : start + _CHUNK]
+
+
+def _marks(count: int) -> str:
+    return ",".join("?" * count)
+
+
+class SQLiteStore(Store):
+    def __init__(self, conn: aiosqlite.Connection, options: StoreOptions) -> None:
+        self._conn = conn
+        self._options = options
+        self._lock = asyncio.Lock()
+
+    @classmethod
+    async def open(cls, path: str, options: StoreOptions | None = None) -> SQLiteStore:
+        """Open (creating the file and its directory) and migrate the database at ``path``."""
+        if path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        conn = await aiosqlite.connect(path, isolation_level=None)
+        try:
+            if path != ":memory:":
+                await conn.execute("PRAGMA journal_mode = WAL")
+                await conn.execute("PRAGMA synchronous = NORMAL")
+            for pragma in ("foreign_keys = ON", "busy_timeout = 5000", "secure_delete = ON"):
+                await conn.execute(f"PRAGMA {pragma}")
+            await conn.create_function("hamming", 2, _sql_hamming, deterministic=True)
+            await _migrate(conn)
+        except BaseException:
+            await conn.close()
+            raise
+        log.info("SQLite store open at %s", path)
+        return cls(conn, options or StoreOptions())
+
+    async def close(self) -> None:
+        async with self._lock:
+            await self._conn.close()
+
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+        async with self._lock:
+            await self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                await self._conn.execute("ROLLBACK")
+                raise
+            await self._conn.execute("COMMIT")
+
+    @asynccontextmanager
+    async def _reading(self) -> AsyncIterator[aiosqlite.Connection]:
+        async with self._lock:
+            yield self._conn
+
+    # -- conversation -------------------------------------------------------------------------------
+
+    async def append_turn(self, channel_id: int, turn: Turn, images: Iterable[ImageBlob] = ()) -> bool:
+        blobs = check_images(turn, images)
+        async with self._transaction() as conn:
+            cursor = await conn.execute(
+                f"INSERT INTO turns (channel_id, {_TURN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT DO NOTHING",
+                (
+                    channel_id,
+                    turn.role,
+                    turn.author_name,
+                    turn.author_id,
+                    turn.text,
+                    refs_to_json(turn.images),
+                    turn.created_at,
+                    turn.message_id,
+                ),
+            )
+            if cursor.rowcount == 0:
+                return False
+            turn_id = cursor.lastrowid
+            now = time.time()
+            await conn.executemany(
+                "INSERT INTO images (sha256, data, created_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+                [(blob.sha256, blob.data, now) for blob in blobs],
+            )
+            await conn.executemany(
+                "INSERT INTO turn_images (turn_id, position, sha256) VALUES (?, ?, ?)",
+                [(turn_id, position, ref.sha256) for position, ref in enumerate(turn.images)],
+            )
+            trimmed = await conn.execute_fetchall(
+                "DELETE FROM turns WHERE channel_id = ? AND id <= (SELECT id FROM turns"
+                " WHERE channel_id = ? ORDER BY id DESC LIMIT 1 OFFSET ?) RETURNING images",
+                (channel_id, channel_id, self._options.keep_turns),
+            )
+            await _collect_images(conn, _hashes(trimmed))
+        return True
+
+    async def history(
+        self, channel_id: int, *, limit: int | None = None, newer_than: float | None = None
+    ) -> list[Turn]:
+        async with self._reading() as conn:
+            rows = await conn.execute_fetchall(
+                f"SELECT {_TURN_COLUMNS} FROM turns WHERE channel_id = ? AND created_at > ?"
+                " ORDER BY id DESC LIMIT ?",
+                (
+                    channel_id,
+                    float("-inf") if newer_than is None else newer_than,
+                    -1 if limit is None else limit,
+                ),
+            )
+        return [
+            Turn(role, name, author_id, text, refs_from_json(images), created_at, message_id)
+            for role, name, author_id, text, images, created_at, message_id in reversed(list(rows))
+        ]
+
+    async def get_images(self, hashes: Iterable[str]) -> dict[str, bytes]:
+        wanted = list(dict.fromkeys(hashes))
+        found: dict[str, bytes] = {}
+        async with self._reading() as conn:
+            for chunk in _chunks(wanted):
+                rows = await conn.execute_fetchall(
+                    f"SELECT sha256, data FROM images WHERE sha256 IN ({_marks(len(chunk))})", chunk
+                )
+                found.update((sha, bytes(data)) for sha, data in rows)
+        return found
+
+    async def forget(self, channel_id: int) -> int:
+        async with self._transaction() as conn:
+            rows = await conn.execute_fetchall(
+                "DELETE FROM turns WHERE channel_id = ? RETURNING images", (channel_id,)
+            )
+            await _collect_images(conn, _hashes(rows))
+        return len(rows)
+
+    async def purge(self, older_than: float) -> int:
+        now = time.time()
+        async with self._transaction() as conn:
+            cursor = await conn.execute("DELETE FROM turns WHERE created_at < ?", (older_than,))
+            deleted = cursor.rowcount
+            await conn.execute(
+                "DELETE FROM images WHERE NOT EXISTS"
+                " (SELECT 1 FROM turn_images WHERE turn_images.sha256 = images.sha256)"
+            )
+            await conn.execute("DELETE FROM cache WHERE expires_at <= ?", (now,))
+            await conn.execute(
+                "DELETE FROM audit WHERE created_at < ?", (now - self._options.audit_retention_seconds,)
+            )
+        async with self._reading() as conn:
+            await conn.execute("PRAGMA incremental_vacuum")
+        return deleted
+
+    async def stats(self) -> StoreStats:
+        async with self._reading() as conn:
+            rows = await conn.execute_fetchall(
+                "SELECT (SELECT COUNT(DISTINCT channel_id) FROM turns), (SELECT COUNT(*) FROM turns),"
+                " (SELECT COUNT(*) FROM images), (SELECT COALESCE(SUM(LENGTH(data)), 0) FROM images)"
+            )
+        return StoreStats(*next(iter(rows)))
+
+    # -- per-guild settings -------------------------------------------------------------------------
+
+    async def get_guild_settings(self, guild_id: int, key: str) -> JSONDict | None:
+        async with self._reading() as conn:
+            rows = list(
+                await conn.execute_fetchall(
+                    "SELECT value FROM guild_settings WHERE guild_id = ? AND key = ?", (guild_id, key)
+                )
+            )
+        return json.loads(rows[0][0]) if rows else None
+
+    async def set_guild_settings(self, guild_id: int, key: str, value: JSONDict) -> None:
+        async with self._transaction() as conn:
+            await conn.execute(
+                "INSERT INTO guild_settings (guild_id, key, value, updated_at) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (guild_id, key) DO UPDATE SET value = excluded.value,"
+                " updated_at = excluded.updated_at",
+                (guild_id, key, json.dumps(value), time.time()),
+            )
+
+    # -- audit trail --------------------------------------------------------------------------------
+
+    async def add_audit(self, guild_id: int, record: AuditRecord) -> None:
+        async with self._transaction() as conn:
+            await conn.execute(
+                f"INSERT INTO audit (guild_id, {_AUDIT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    guild_id,
+                    record.kind,
+                    record.category,
+                    record.action,
+                    record.severity,
+                    record.channel_id,
+                    record.message_id,
+                    record.user_id,
+                    record.actor_id,
+                    record.created_at,
+                    json.dumps(record.detail),
+                ),
+            )
+
+    async def audit_records(
+        self, guild_id: int, *, since: float, limit: int | None = 100
+    ) -> list[AuditRecord]:
+        async with self._reading() as conn:
+            rows = await conn.execute_fetchall(
+                f"SELECT {_AUDIT_COLUMNS} FROM audit WHERE guild_id = ? AND created_at >= ?"
+                " ORDER BY created_at DESC, id DESC LIMIT ?",
+                (guild_id, since, -1 if limit is None else limit),
+            )
+        return [AuditRecord(*row[:-1], detail=json.loads(row[-1])) for row in rows]
+
+    async def audit_counts(self, guild_id: int, since: float) -> dict[AuditKey, int]:
+        async with self._reading() as conn:
+            rows = await conn.execute_fetchall(
+                "SELECT kind, category, action, COUNT(*) FROM audit WHERE guild_id = ? AND created_at >= ?"
+                " GROUP BY kind, category, action",
+                (guild_id, since),
+            )
+        return {(kind, category, action): count for kind, category, action, count in rows}
+
+    # -- TTL cache ----------------------------------------------------------------------------------
+
+    async def cache_get(self, namespace: str, key: str) -> JSONDict | None:
+        async with self._reading() as conn:
+            rows = list(
+                await conn.execute_fetchall(
+                    "SELECT value FROM cache WHERE namespace = ? AND key = ? AND expires_at > ?",
+                    (namespace, key, time.time()),
+                )
+            )
+        return json.loads(rows[0][0]) if rows else None
+
+    async def cache_set(
+        self, namespace: str, key: str, value: JSONDict, ttl: float, *, phash: int | None = None
+    ) -> None:
+        async with self._transaction() as conn:
+            await conn.execute(
+                "INSERT OR REPLACE INTO cache (namespace, key, value, expires_at, phash)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (
+                    namespace,
+                    key,
+                    json.dumps(value),
+                    time.time() + ttl,
+                    None if phash is None else _signed64(phash),
+                ),
+            )
+
+    async def cache_similar(self, namespace: str, phash: int, max_distance: int) -> list[CacheHit]:
+        async with self._reading() as conn:
+            rows = await conn.execute_fetchall(
+                "SELECT key, value, hamming(phash, ?) AS distance FROM ("
+                "  SELECT key, value, phash FROM cache"
+                "  WHERE namespace = ? AND phash IS NOT NULL AND expires_at > ?"
+                "  ORDER BY expires_at DESC LIMIT ?"
+                ") WHERE distance <= ? ORDER BY distance",
+                (
+                    _signed64(phash),
+                    namespace,
+                    time.time(),
+                    self._options.similar_scan_limit,
+                    max_distance,
+                ),
+            )
+        return [CacheHit(key, json.loads(value), distance) for key, value, distance in rows]
+
+
+async def _migrate(conn: aiosqlite.Connection) -> None:
+    """Bring the schema to ``len(MIGRATIONS)``, one transaction per step."""
+    (version,) = next(iter(await conn.execute_fetchall("PRAGMA user_version")))
+    if version > len(MIGRATIONS):
+        raise SchemaTooNewError(f"database schema version {version} is newer than this code knows")
+    if version == 0:
+        # must precede the first table; lets purge() hand freed pages back to the file system
+        await conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
+    for number in range(version + 1, len(MIGRATIONS) + 1):
+        log.info("migrating the store schema to version %d", number)
+        try:
+            await conn.executescript(
+                f"BEGIN IMMEDIATE; {MIGRATIONS[number - 1]}; PRAGMA user_version = {number}; COMMIT;"
+            )
+        except sqlite3.Error:
+            if conn.in_transaction:
+                await conn.execute("ROLLBACK")
+            raise
+
+
+def _hashes(rows: Iterable[sqlite3.Row | tuple[str]]) -> list[str]:
+    return list({ref.sha256: None for (images,) in rows for ref in refs_from_json(images)})
+
+
+async def _collect_images(conn: aiosqlite.Connection, candidates: Sequence[str]) -> None:
+    """Delete those of ``candidates`` that no turn references any more."""
+    for chunk in _chunks(candidates):
+        await conn.execute(
+            f"DELETE FROM images WHERE sha256 IN ({_marks(len(chunk))}) AND NOT EXISTS"
+            " (SELECT 1 FROM turn_images WHERE turn_images.sha256 = images.sha256)",
+            chunk,
+        )

@@ -1,0 +1,316 @@
+"""One contract, every backend: each test runs against SQLite and a real Redis (see conftest)."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import sqlite3
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from bot.conversation import ImageRef, Turn
+from bot.store import AuditRecord, Store, StoreOptions, open_store, sqlite_path
+from bot.store.sqlite import MIGRATIONS, SchemaTooNewError
+
+CHANNEL = 111
+OTHER = 222
+GUILD = 333
+T0 = time.time() - 3600
+POLL_LIMIT = 5.0
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """Shaped like bot.images.PreparedImage, as far as the store cares."""
+
+    data: bytes
+    mime: str = "image/jpeg"
+    width: int = 64
+    height: int = 48
+    detail: str = "low"
+    tokens: int = 85
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.data).hexdigest()
+
+
+def image(seed: int) -> Prepared:
+    return Prepared(f"jpeg bytes {seed} ".encode() * 200)
+
+
+def turn(
+    n: int, *images: Prepared, role: str = "user", at: float | None = None, mid: int | None = -1
+) -> Turn:
+    return Turn(
+        role,  # type: ignore[arg-type]
+        f"user {n}" if role == "user" else "Glimpse",
+        n,
+        f"text {n}",
+        tuple(ImageRef.of(i) for i in images),
+        created_at=T0 + n if at is None else at,
+        message_id=1000 + n if mid == -1 else mid,
+    )
+
+
+async def wait_for(predicate: Callable[[], Awaitable[bool]]) -> None:
+    """Poll an async predicate until true, failing after POLL_LIMIT seconds."""
+    deadline = time.monotonic() + POLL_LIMIT
+    while not await predicate():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        await asyncio.sleep(0.05)
+
+
+async def test_append_and_history_round_trip(store: Store) -> None:
+    first = turn(1, image(1), image(2))
+    assert await store.append_turn(CHANNEL, first, [image(1), image(2)])
+    for n in (2, 3, 4):
+        assert await store.append_turn(CHANNEL, turn(n, role="assistant" if n % 2 == 0 else "user"))
+    history = await store.history(CHANNEL)
+    assert history[0] == first
+    assert [t.text for t in history] == ["text 1", "text 2", "text 3", "text 4"]
+    assert [t.text for t in await store.history(CHANNEL, limit=2)] == ["text 3", "text 4"]
+    assert [t.text for t in await store.history(CHANNEL, newer_than=T0 + 2.5)] == ["text 3", "text 4"]
+    assert [t.text for t in await store.history(CHANNEL, limit=1, newer_than=T0)] == ["text 4"]
+    assert await store.history(OTHER) == []
+    assert await store.get_images([image(1).sha256, "0" * 64]) == {image(1).sha256: image(1).data}
+
+
+async def test_redelivered_turns_are_stored_once(store: Store) -> None:
+    assert await store.append_turn(CHANNEL, turn(1))
+    assert not await store.append_turn(CHANNEL, turn(1))
+    assert await store.append_turn(CHANNEL, turn(1, role="assistant"))  # same id, other role
+    assert await store.append_turn(OTHER, turn(1))  # same id, other channel
+    assert await store.append_turn(CHANNEL, turn(2, mid=None))
+    assert await store.append_turn(CHANNEL, turn(2, mid=None))  # no message id: never de-duplicated
+    assert [t.role for t in await store.history(CHANNEL)] == ["user", "assistant", "user", "user"]
+
+
+async def test_concurrent_appends_lose_nothing_and_keep_each_writers_order(store: Store) -> None:
+    completed: list[int] = []
+
+    async def exchange(n: int) -> None:
+        assert await store.append_turn(CHANNEL, turn(n))
+        completed.append(n)
+        assert await store.append_turn(CHANNEL, turn(n, role="assistant"))
+
+    await asyncio.gather(*(exchange(n) for n in range(50)))
+    history = await store.history(CHANNEL)
+    assert len(history) == 100
+    users = [t.author_id for t in history if t.role == "user"]
+    assert sorted(users) == list(range(50))
+    for n in range(50):  # every answer after its question
+        roles = [t.role for t in history if t.author_id == n]
+        assert roles == ["user", "assistant"]
+
+
+async def test_concurrent_redelivery_stores_one_turn(store: Store) -> None:
+    results = await asyncio.gather(*(store.append_turn(CHANNEL, turn(7, image(7)), [image(7)])
+                                     for _ in range(20)))
+    assert results.count(True) == 1
+    assert len(await store.history(CHANNEL)) == 1
+    assert (await store.stats()).images == 1
+
+
+async def test_same_image_is_stored_once(store: Store) -> None:
+    await store.append_turn(CHANNEL, turn(1, image(1)), [image(1)])
+    await store.append_turn(CHANNEL, turn(2, image(1)), [image(1)])
+    await store.append_turn(OTHER, turn(3, image(1), image(2)), [image(1), image(2)])
+    await store.append_turn(OTHER, turn(4, image(2)))  # bytes already there: none passed
+    stats = await store.stats()
+    assert (stats.channels, stats.turns, stats.images) == (2, 4, 2)
+    assert stats.image_bytes == len(image(1).data) + len(image(2).data)
+
+
+async def test_images_must_be_referenced_by_the_turn(store: Store) -> None:
+    with pytest.raises(ValueError, match="not referenced"):
+        await store.append_turn(CHANNEL, turn(1, image(1)), [image(2)])
+    assert await store.history(CHANNEL) == []
+
+
+async def test_forget_removes_turns_and_unshared_images(store: Store) -> None:
+    shared, own = image(1), image(2)
+    await store.append_turn(CHANNEL, turn(1, shared, own), [shared, own])
+    await store.append_turn(CHANNEL, turn(2, role="assistant"))
+    await store.append_turn(OTHER, turn(3, shared), [shared])
+
+    assert await store.forget(CHANNEL) == 2
+    assert await store.history(CHANNEL) == []
+    assert await store.get_images([shared.sha256, own.sha256]) == {shared.sha256: shared.data}
+    assert len(await store.history(OTHER)) == 1
+
+    assert await store.forget(OTHER) == 1
+    assert await store.get_images([shared.sha256]) == {}
+    assert await store.stats() == (await store.stats()).__class__(0, 0, 0, 0)
+    assert await store.forget(OTHER) == 0
+    # forgotten message ids may be stored again
+    assert await store.append_turn(OTHER, turn(3))
+
+
+async def test_trimming_keeps_the_newest_turns_and_drops_their_images(store_url: str) -> None:
+    store = await open_store(store_url, StoreOptions(keep_turns=3))
+    try:
+        await store.append_turn(CHANNEL, turn(1, image(1)), [image(1)])
+        await store.append_turn(CHANNEL, turn(2, image(2)), [image(2)])
+        for n in (3, 4, 5):
+            await store.append_turn(CHANNEL, turn(n, image(2)))
+        assert [t.text for t in await store.history(CHANNEL)] == ["text 3", "text 4", "text 5"]
+        assert set(await store.get_images([image(1).sha256, image(2).sha256])) == {image(2).sha256}
+    finally:
+        await store.close()
+
+
+async def test_purge_applies_retention(store: Store) -> None:
+    now = time.time()
+    old, kept = image(1), image(2)
+    await store.append_turn(CHANNEL, turn(1, old, kept, at=now - 100 * 86400), [old, kept])
+    await store.append_turn(CHANNEL, turn(2, role="assistant", at=now - 99 * 86400))
+    await store.append_turn(CHANNEL, turn(3, kept, at=now - 60))
+    await store.append_turn(OTHER, turn(4, old, at=now - 50 * 86400), [old])
+
+    assert await store.purge(now - 30 * 86400) == 3
+    assert [t.text for t in await store.history(CHANNEL)] == ["text 3"]
+    assert await store.history(OTHER) == []
+    assert set(await store.get_images([old.sha256, kept.sha256])) == {kept.sha256}
+    assert await store.purge(now - 30 * 86400) == 0
+    # a purged message id is not "seen" any more either
+    assert await store.append_turn(OTHER, turn(4, at=now))
+
+
+async def test_memory_survives_close_and_reopen(store_url: str) -> None:
+    store = await open_store(store_url)
+    await store.append_turn(CHANNEL, turn(1, image(1)), [image(1)])
+    await store.set_guild_settings(GUILD, "moderation", {"watched": [1, 2]})
+    await store.add_audit(GUILD, AuditRecord("verdict", "spam", "log"))
+    await store.close()
+
+    store = await open_store(store_url)
+    try:
+        assert [t.text for t in await store.history(CHANNEL)] == ["text 1"]
+        assert await store.get_images([image(1).sha256]) == {image(1).sha256: image(1).data}
+        assert await store.get_guild_settings(GUILD, "moderation") == {"watched": [1, 2]}
+        assert await store.audit_counts(GUILD, 0) == {("verdict", "spam", "log"): 1}
+        assert not await store.append_turn(CHANNEL, turn(1))  # de-duplication survives too
+    finally:
+        await store.close()
+
+
+async def test_summary(store: Store) -> None:
+    assert (await store.summary(CHANNEL)).turns == 0
+    await store.append_turn(CHANNEL, turn(1, image(1), image(2)), [image(1), image(2)])
+    await store.append_turn(CHANNEL, turn(2, role="assistant"))
+    await store.append_turn(CHANNEL, turn(3, image(1)))
+    summary = await store.summary(CHANNEL)
+    assert (summary.turns, summary.images) == (3, 2)
+    assert (summary.oldest_at, summary.newest_at) == (T0 + 1, T0 + 3)
+    assert summary.tokens == sum(t.tokens for t in await store.history(CHANNEL))
+
+
+async def test_guild_settings(store: Store) -> None:
+    assert await store.get_guild_settings(GUILD, "moderation") is None
+    await store.set_guild_settings(GUILD, "moderation", {"log_channel": 5, "rules": "be kind ✓"})
+    await store.set_guild_settings(GUILD, "other", {"x": 1})
+    await store.set_guild_settings(GUILD + 1, "moderation", {"log_channel": 6})
+    await store.set_guild_settings(GUILD, "moderation", {"log_channel": 7})
+    assert await store.get_guild_settings(GUILD, "moderation") == {"log_channel": 7}
+    assert await store.get_guild_settings(GUILD, "other") == {"x": 1}
+    assert await store.get_guild_settings(GUILD + 1, "moderation") == {"log_channel": 6}
+
+
+async def test_audit_records_and_counts(store: Store) -> None:
+    now = time.time()
+    records = [
+        AuditRecord("verdict", "scam", "log", 2, 1, 2, 3, created_at=now - 40 * 86400),
+        AuditRecord("verdict", "scam", "delete", 3, 1, 4, 3, created_at=now - 3 * 86400,
+                    detail={"reason": "fake giveaway", "rule": "no scams"}),
+        AuditRecord("verdict", "scam", "delete", 3, 1, 5, 3, created_at=now - 2 * 86400),
+        AuditRecord("action", "scam", "timeout", 3, 1, 5, 3, actor_id=9, created_at=now - 86400),
+        AuditRecord("verdict", "none", "none", created_at=now - 10),
+    ]
+    for record in records:
+        await store.add_audit(GUILD, record)
+    await store.add_audit(GUILD + 1, records[-1])
+
+    assert await store.audit_counts(GUILD, now - 7 * 86400) == {
+        ("verdict", "scam", "delete"): 2,
+        ("action", "scam", "timeout"): 1,
+        ("verdict", "none", "none"): 1,
+    }
+    assert sum((await store.audit_counts(GUILD, now - 90 * 86400)).values()) == 5
+    assert await store.audit_records(GUILD, since=now - 7 * 86400, limit=2) == [records[4], records[3]]
+    assert (await store.audit_records(GUILD, since=0, limit=None))[-1] == records[0]
+    assert await store.audit_counts(GUILD + 2, 0) == {}
+
+
+async def test_cache_values_expire(store: Store) -> None:
+    await store.cache_set("verdict:1", "abc", {"flagged": False}, ttl=0.3)
+    await store.cache_set("verdict:1", "long", {"flagged": True}, ttl=60)
+    assert await store.cache_get("verdict:1", "abc") == {"flagged": False}
+    assert await store.cache_get("verdict:2", "abc") is None
+
+    async def expired() -> bool:
+        return await store.cache_get("verdict:1", "abc") is None
+
+    await wait_for(expired)
+    assert await store.cache_get("verdict:1", "long") == {"flagged": True}
+
+
+async def test_cache_finds_near_duplicates_by_perceptual_hash(store: Store) -> None:
+    base = 0xF0F0_0000_FFFF_1234  # high bit set: stored beyond the signed range too
+    await store.cache_set("mod:1", "exact", {"v": 0}, ttl=60, phash=base)
+    await store.cache_set("mod:1", "near", {"v": 3}, ttl=60, phash=base ^ 0b111)
+    await store.cache_set("mod:1", "far", {"v": 20}, ttl=60, phash=base ^ 0xFFFFF)
+    await store.cache_set("mod:1", "short", {"v": 1}, ttl=0.2, phash=base ^ 0b1)
+    await store.cache_set("mod:1", "plain", {"v": -1}, ttl=60)
+    await store.cache_set("mod:2", "elsewhere", {"v": 0}, ttl=60, phash=base)
+
+    hits = await store.cache_similar("mod:1", base, max_distance=5)
+    assert [(h.key, h.value, h.distance) for h in hits] == [
+        ("exact", {"v": 0}, 0), ("short", {"v": 1}, 1), ("near", {"v": 3}, 3)
+    ]
+
+    async def short_gone() -> bool:
+        return [h.key for h in await store.cache_similar("mod:1", base, 5)] == ["exact", "near"]
+
+    await wait_for(short_gone)
+    await store.cache_set("mod:1", "exact", {"v": 0}, ttl=60)  # overwritten without a phash
+    assert [h.key for h in await store.cache_similar("mod:1", base, 5)] == ["near"]
+
+
+# -- backend specifics ---------------------------------------------------------------------------------
+
+
+def test_sqlite_urls() -> None:
+    assert sqlite_path("sqlite:///data/glimpse.db") == "data/glimpse.db"
+    assert sqlite_path("sqlite:////var/lib/glimpse.db") == "/var/lib/glimpse.db"
+    assert sqlite_path("sqlite:///:memory:") == ":memory:"
+    for bad in ("sqlite://", "sqlite:///", "postgres:///x"):
+        with pytest.raises(ValueError):
+            sqlite_path(bad)
+
+
+async def test_unknown_scheme_is_refused() -> None:
+    with pytest.raises(ValueError, match="unsupported"):
+        await open_store("postgres://localhost/db")
+
+
+async def test_sqlite_in_memory_works() -> None:
+    async with await open_store("sqlite:///:memory:") as store:
+        assert await store.append_turn(CHANNEL, turn(1))
+        assert len(await store.history(CHANNEL)) == 1
+
+
+async def test_sqlite_file_is_created_with_wal_and_schema_version(tmp_path: Path) -> None:
+    path = tmp_path / "nested" / "dir" / "glimpse.db"
+    store = await open_store(f"sqlite:///{path}")
+    await store.close()
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone() == (len(MIGRATIONS),)
+        assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+        conn.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 1}")
+    with pytest.raises(SchemaTooNewError):
+        await open_store(f"sqlite:///{path}")
