@@ -219,8 +219,8 @@ def _find_seam(tail: list[str], head: list[str]) -> _Seam | None:
                 break
         if not agree or last is None or score < 1.0:
             continue
-        # Ties go to the smaller overlap: removing less never loses a line.
-        if best is None or score > best.score:
+        # Shifts grow as overlaps shrink; ties go to the smaller overlap, which removes less.
+        if best is None or score >= best.score:
             best = _Seam(last[0], last[1], score)
     return best
 
@@ -241,12 +241,13 @@ def _join_two(previous: list[str], following: list[str]) -> list[str]:
     kept = previous[: tail_at[seam.last_tail] + 1]
     # Tail lines after the last good match were read near the bottom edge: drop a cut line whose full
     # reading comes next in the following tile, keep anything else rather than lose it.
-    upcoming = head[seam.last_head + 1 :]
+    after = head_at[seam.last_head] + 1
+    upcoming = [_norm(line) for line in following[after:] if line.strip()]
     for offset, t in enumerate(range(seam.last_tail + 1, len(tail))):
         replaced = offset < len(upcoming) and _similarity(tail[t], upcoming[offset]) >= _PARTIAL
         if not (replaced or _is_junk(tail[t])):
             kept.append(previous[tail_at[t]])
-    return kept + following[head_at[seam.last_head] + 1 :]
+    return kept + following[after:]
 
 
 def join_tiles(texts: Sequence[str]) -> str:
