@@ -1,0 +1,293 @@
+"""``DiscordEmulator``: the aiohttp server on 127.0.0.1 (random port), its lifecycle, records and waits.
+
+The emulator *is* the test-facing facade: it inherits the people-doing-things methods from
+:class:`~.actions.Actions` and adds URLs, world shortcuts, gateway controls and async waits.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import logging
+import secrets
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any, TypeVar
+
+import yarl
+from aiohttp import web
+
+from .actions import Actions
+from .cdn import Cdn
+from .gateway import Gateway, GatewayConfig
+from .interactions import InteractionConfig, Interactions
+from .messages import Messages
+from .ratelimit import RateLimitConfig, RateLimiter
+from .records import MentionRecord, Recorder, RequestRecord
+from .rest import RestApi
+from .standard import standard_world
+from .state import Channel, Guild, Message, Perm, User, World
+
+_log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+@dataclass
+class EmulatorConfig:
+    rate_limits: RateLimitConfig = field(default_factory=RateLimitConfig)
+    gateway: GatewayConfig = field(default_factory=GatewayConfig)
+    interactions: InteractionConfig = field(default_factory=InteractionConfig)
+    attachment_url_ttl: float = 24 * 3600.0
+    upload_limit: int = 10 * 1024 * 1024
+
+
+class DiscordEmulator(Actions):
+    """A local Discord (gateway + REST + CDN) for the real discord.py client.
+
+    ``async with DiscordEmulator() as discord:`` starts it with :func:`standard_world` unless a
+    ``world`` is given. Point discord.py at it with :meth:`point_discord_py` (in-process) or
+    :meth:`environment` (a bot subprocess).
+    """
+
+    def __init__(self, world: World | None = None, config: EmulatorConfig | None = None) -> None:
+        self.world = world or standard_world()
+        self.config = config or EmulatorConfig()
+        self.bot_token = _token_for(self.world.bot.id)
+        self.records = Recorder()
+        self.cdn = Cdn("http://127.0.0.1", self.config.attachment_url_ttl)
+        self.gateway = Gateway(
+            self.world, self.records, self.config.gateway, self.bot_token, lambda: self.ws_url
+        )
+        messages = Messages(self.world, self.records, self.gateway, self.cdn, self.config.upload_limit)
+        interactions = Interactions(
+            self.world, self.records, self.gateway, messages, self.config.interactions
+        )
+        super().__init__(self.world, messages, interactions)
+        self.limiter = RateLimiter(self.config.rate_limits)
+        self.rest = RestApi(
+            self.world,
+            self.records,
+            self.gateway,
+            messages,
+            interactions,
+            self.cdn,
+            self.limiter,
+            self.bot_token,
+            lambda: self.ws_url,
+            lambda: self.config.gateway.message_content_granted,
+        )
+        self._runner: web.AppRunner | None = None
+        self.port = 0
+
+    # ---- lifecycle ------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        app = web.Application(middlewares=[self.rest.middleware], client_max_size=64 * 1024 * 1024)
+        self.rest.add_routes(app)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = self._runner.addresses[0][1]
+        self.cdn.base_url = self.base_url
+        _log.info("Discord emulator listening on %s", self.base_url)
+
+    async def close(self) -> None:
+        if self._runner is not None:
+            await self.gateway.shutdown()
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> DiscordEmulator:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    # ---- where the bot connects -----------------------------------------------------------
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def api_base(self) -> str:
+        """For ``discord.http.Route.BASE``."""
+        return f"{self.base_url}/api/v10"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/gateway"
+
+    @property
+    def gateway_url(self) -> yarl.URL:
+        """For ``discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY``."""
+        return yarl.URL(self.ws_url)
+
+    @property
+    def bot_user(self) -> User:
+        return self.world.bot
+
+    @property
+    def application_id(self) -> int:
+        return self.world.application_id
+
+    def environment(self) -> dict[str, str]:
+        """Variables a bot subprocess needs (names as in ``bot/settings.py``)."""
+        return {
+            "DISCORD_TOKEN": self.bot_token,
+            "DISCORD_API_BASE": self.api_base,
+            "DISCORD_GATEWAY_URL": self.ws_url,
+        }
+
+    @contextlib.contextmanager
+    def point_discord_py(self) -> Iterator[None]:
+        """Point this process's discord.py at the emulator (restored on exit)."""
+        import discord.gateway
+        import discord.http
+
+        old = discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY
+        discord.http.Route.BASE = self.api_base
+        discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = self.gateway_url
+        try:
+            yield
+        finally:
+            discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = old
+
+    # ---- world shortcuts ------------------------------------------------------------------
+
+    def guild(self, name: str | None = None) -> Guild:
+        """The guild called ``name``, or the first one."""
+        return self.world.guild_named(name) if name else next(iter(self.world.guilds.values()))
+
+    def channel(self, name: str, guild: Guild | None = None) -> Channel:
+        return self.world.channel_named(name, guild)
+
+    def user(self, name: str) -> User:
+        return self.world.user_named(name)
+
+    def dm(self, user: User) -> Channel:
+        return self.world.dm_channel(user)
+
+    def set_bot_permissions(self, permissions: Perm, guild: Guild | None = None) -> None:
+        self.world.set_bot_permissions(guild or self.guild(), permissions)
+
+    # ---- records --------------------------------------------------------------------------
+
+    @property
+    def requests(self) -> list[RequestRecord]:
+        return self.records.requests
+
+    @property
+    def rate_limits(self) -> list[Any]:
+        return self.records.rate_limits
+
+    @property
+    def unknown_routes(self) -> list[RequestRecord]:
+        return self.records.unknown_routes
+
+    @property
+    def interactions_seen(self) -> list[Any]:
+        return self.interactions.all
+
+    def messages_in(
+        self, channel: Channel, *, author: User | None = None, include_deleted: bool = False
+    ) -> list[Message]:
+        """Messages of ``channel`` oldest first, optionally only by ``author``."""
+        return [
+            m
+            for m in self.world.messages.values()
+            if m.channel_id == channel.id
+            and (include_deleted or not m.deleted)
+            and (author is None or m.author.id == author.id)
+        ]
+
+    def bot_messages(self, channel: Channel) -> list[Message]:
+        return self.messages_in(channel, author=self.world.bot)
+
+    @property
+    def deleted_messages(self) -> list[Message]:
+        return [m for m in self.world.messages.values() if m.deleted]
+
+    def mentions_for(self, message: Message) -> list[MentionRecord]:
+        """What each send/edit of ``message`` would have pinged, in order."""
+        return [r for r in self.records.mentions if r.message_id == message.id]
+
+    # ---- waits ----------------------------------------------------------------------------
+
+    async def wait_for(self, condition: Callable[[], T], timeout: float = 5.0, what: str = "") -> T:  # noqa: ASYNC109
+        """Wait until ``condition()`` is truthy and return its value (``TimeoutError`` otherwise)."""
+        return await self.records.notifier.wait_for(condition, timeout, what)
+
+    async def wait_until_connected(self, sessions: int = 1, timeout: float = 10.0) -> None:  # noqa: ASYNC109
+        """Wait until ``sessions`` bot sessions are connected and have their GUILD_CREATEs."""
+        await self.wait_for(
+            lambda: len(self.gateway.connected_sessions) >= sessions, timeout, "bot connected"
+        )
+
+    async def wait_for_message(
+        self,
+        channel: Channel,
+        predicate: Callable[[Message], bool] | None = None,
+        *,
+        author: User | None = None,
+        after: Message | None = None,
+        timeout: float = 5.0,
+    ) -> Message:  # noqa: ASYNC109
+        """The first message in ``channel`` by ``author`` (default: the bot) after ``after`` matching ``predicate``."""
+        who = author or self.world.bot
+
+        def find() -> Message | None:
+            for m in self.messages_in(channel, author=who):
+                if (after is None or m.id > after.id) and (predicate is None or predicate(m)):
+                    return m
+            return None
+
+        return await self.wait_for(find, timeout, f"message in #{channel.name or channel.id}")
+
+    async def wait_for_edit_count(self, message: Message, count: int, timeout: float = 5.0) -> Message:  # noqa: ASYNC109
+        await self.wait_for(lambda: message.edit_count >= count, timeout, f"{count} edits of {message.id}")
+        return message
+
+    async def wait_for_content(
+        self, message: Message, predicate: Callable[[str], bool], timeout: float = 5.0
+    ) -> str:  # noqa: ASYNC109
+        return await self.wait_for(
+            lambda: message.content if predicate(message.content) else "", timeout, f"content of {message.id}"
+        )
+
+    async def wait_for_response(self, interaction: Any, timeout: float = 5.0) -> Any:  # noqa: ASYNC109
+        """Wait until the bot acknowledged ``interaction``; returns it."""
+        await self.wait_for(lambda: interaction.acknowledged, timeout, "interaction response")
+        return interaction
+
+    async def wait_for_request(
+        self, method: str, route: str, count: int = 1, timeout: float = 5.0
+    ) -> list[RequestRecord]:  # noqa: ASYNC109
+        """Wait for ``count`` requests to ``route`` (a template such as ``/channels/{channel_id}/typing``)."""
+        return await self.wait_for(
+            lambda: (found := self.records.requests_to(method, route)) and len(found) >= count and found,
+            timeout,
+            f"{count}x {method} {route}",
+        )
+
+    # ---- gateway controls -----------------------------------------------------------------
+
+    async def force_reconnect(self) -> None:
+        """Send op 7 RECONNECT; the bot resumes its session."""
+        await self.gateway.request_reconnect()
+
+    async def close_gateway(self, code: int = 4000, message: str = "") -> None:
+        await self.gateway.close_connections(code, message)
+
+    async def invalidate_sessions(self, resumable: bool = False) -> None:
+        await self.gateway.invalidate_sessions(resumable)
+
+
+def _token_for(bot_id: int) -> str:
+    head = base64.urlsafe_b64encode(str(bot_id).encode()).decode().rstrip("=")
+    return f"{head}.{secrets.token_urlsafe(4)}.{secrets.token_urlsafe(27)}"
