@@ -73,7 +73,8 @@ def screenshot(width: int = 1920, height: int = 1080, *, seed: int = 2, dark: bo
         words = " ".join(rng.choice(WORDS) for _ in range(rng.randrange(4, 14)))
         draw.text((width // 5 + 24, y), f"{row:03d} {words}", font=font, fill=ink)
     for _ in range(6):
-        x, y = rng.randrange(width // 5, width - 160), rng.randrange(60, height - 40)
+        x = rng.randrange(width // 5, max(width // 5 + 1, width - 160))
+        y = rng.randrange(60, max(61, height - 40))
         draw.rounded_rectangle((x, y, x + 140, y + 32), radius=6, fill=(35, 165, 90))
         draw.text((x + 12, y + 8), "Button", font=font, fill=(255, 255, 255))
     return image
