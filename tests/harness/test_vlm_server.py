@@ -372,3 +372,35 @@ def test_smart_resize_keeps_multiples_of_28() -> None:
     assert smart_resize(768, 1024) == (756, 1036)
     height, width = smart_resize(3000, 4000)
     assert height % 28 == 0 and width % 28 == 0
+
+
+# --- non-streaming faults, pacing, async responders ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("script", "error"),
+    [
+        (Script(text="x", disconnect_after=0), openai.APIConnectionError),
+        (Script(text="x", stall_after=0), openai.APITimeoutError),
+        (Script.error(503), openai.InternalServerError),
+        (Script(text="x", malformed_after=0), json.JSONDecodeError),  # not wrapped by openai either
+    ],
+)
+async def test_non_streaming_faults(vlm: VLMServer, script: Script, error: type[Exception]) -> None:
+    vlm.script(script)
+    async with openai.AsyncOpenAI(
+        api_key=vlm.api_key, base_url=vlm.base_url, max_retries=0, timeout=0.3
+    ) as c:
+        with pytest.raises(error):
+            await c.chat.completions.create(model=vlm.model, messages=[user_message(PROMPT)])
+
+
+async def test_delay_per_chunk_and_async_responder(vlm: VLMServer, client: openai.AsyncOpenAI) -> None:
+    async def answer(request: RecordedRequest) -> Script:
+        await asyncio.sleep(0)
+        return Script(text=f"{len(request.images)} image, slowly", chunk_size=4, delay=0.01)
+
+    vlm.respond_with(answer)
+    text = await stream_text(client, vlm.model, [user_message(PROMPT, small_image())])
+    assert text == "1 image, slowly"
+    assert vlm.completions[0].chunks_sent == 4
