@@ -46,6 +46,8 @@ _CHANNEL_SHARED = {
 }
 _MAJOR_PARAMETERS = ("channel_id", "guild_id", "application_id", "token")
 _MAX_TIMEOUT = datetime.timedelta(days=28)
+BODY = web.RequestKey("discord_body", dict)  # the parsed JSON body (or multipart payload_json)
+FILES = web.RequestKey("discord_files", list)  # the multipart file parts
 
 
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
@@ -218,8 +220,8 @@ class RestApi:
         elif request.can_read_body:
             raw = await request.read()
             body = json.loads(raw) if raw else None
-        request["json"] = body if body is not None else {}
-        request["files"] = files
+        request[BODY] = body if body is not None else {}
+        request[FILES] = files
         headers = {
             k: ("<redacted>" if k.lower() == "authorization" else v) for k, v in request.headers.items()
         }
@@ -238,9 +240,9 @@ class RestApi:
     @staticmethod
     def _new_files(request: web.Request) -> list[NewFile]:
         """Multipart files, with descriptions from ``attachments`` (``files[N]`` pairs with id N)."""
-        described = {str(a.get("id")): a for a in request["json"].get("attachments") or []}
+        described = {str(a.get("id")): a for a in request[BODY].get("attachments") or []}
         result = []
-        for part in request["files"]:
+        for part in request[FILES]:
             index = part.field.removeprefix("files[").removesuffix("]")
             meta = described.get(index, {})
             result.append(
@@ -302,7 +304,7 @@ class RestApi:
         return json_response(payloads.user(user))
 
     async def open_dm(self, request: web.Request) -> web.Response:
-        user = self.world.users.get(int(request["json"].get("recipient_id", 0)))
+        user = self.world.users.get(int(request[BODY].get("recipient_id", 0)))
         if user is None:
             raise errors.unknown("user")
         return json_response(payloads.channel(self.world.dm_channel(user), self.world))
@@ -342,14 +344,14 @@ class RestApi:
         scope = self._command_scope(request)
         old = {(c["name"], c["type"]): c for c in self.world.commands.get(scope, [])}
         new = [
-            self._stored_command(d, scope, old.get((d["name"], d.get("type", 1)))) for d in request["json"]
+            self._stored_command(d, scope, old.get((d["name"], d.get("type", 1)))) for d in request[BODY]
         ]
         self.world.commands[scope] = new
         return json_response(new)
 
     async def post_command(self, request: web.Request) -> web.Response:
         scope = self._command_scope(request)
-        data = request["json"]
+        data = request[BODY]
         commands = self.world.commands.setdefault(scope, [])
         existing = next(
             (c for c in commands if (c["name"], c["type"]) == (data["name"], data.get("type", 1))), None
@@ -391,7 +393,7 @@ class RestApi:
 
     async def send_message(self, request: web.Request) -> web.Response:
         channel = self._channel(request)
-        body: JSON = request["json"]
+        body: JSON = request[BODY]
         files = self._new_files(request)
         needed = Perm.SEND_MESSAGES_IN_THREADS if channel.is_thread else Perm.SEND_MESSAGES
         self._require(channel, needed | (Perm.ATTACH_FILES if files else Perm(0)))
@@ -422,8 +424,8 @@ class RestApi:
         if message.author.id != self.world.bot.id or message.webhook_id is not None:
             raise DiscordError(403, 50005, "Cannot edit a message authored by another user")
         files = self._new_files(request)
-        validate_body(request["json"], files, creating=False, upload_limit=self.messages.upload_limit)
-        message = await self.messages.edit(message, request["json"], files)
+        validate_body(request[BODY], files, creating=False, upload_limit=self.messages.upload_limit)
+        message = await self.messages.edit(message, request[BODY], files)
         return json_response(self.messages.payload(message))
 
     async def delete_message(self, request: web.Request) -> web.Response:
@@ -497,7 +499,7 @@ class RestApi:
         member = guild.members.get(int(request.match_info["user_id"]))
         if member is None:
             raise errors.unknown("member")
-        body: JSON = request["json"]
+        body: JSON = request[BODY]
         if "communication_disabled_until" in body:
             bot_perms = self.world.base_permissions(guild, self.world.bot.id)
             target_perms = self.world.base_permissions(guild, member.user.id)
@@ -528,7 +530,7 @@ class RestApi:
         result = await self.interactions.callback(
             int(request.match_info["interaction_id"]),
             request.match_info["token"],
-            request["json"],
+            request[BODY],
             self._new_files(request),
             with_response=request.query.get("with_response") in ("1", "true", "True"),
         )
@@ -541,7 +543,7 @@ class RestApi:
 
     async def webhook_followup(self, request: web.Request) -> web.Response:
         interaction = self._webhook_interaction(request)
-        message = await self.interactions.followup(interaction, request["json"], self._new_files(request))
+        message = await self.interactions.followup(interaction, request[BODY], self._new_files(request))
         wait = request.query.get("wait") in ("1", "true", "True")
         return json_response(self.messages.payload(message)) if wait else no_content()
 
@@ -553,7 +555,7 @@ class RestApi:
     async def webhook_edit(self, request: web.Request) -> web.Response:
         interaction = self._webhook_interaction(request)
         message = await self.interactions.edit_message(
-            interaction, request.match_info["message_id"], request["json"], self._new_files(request)
+            interaction, request.match_info["message_id"], request[BODY], self._new_files(request)
         )
         return json_response(self.messages.payload(message))
 
