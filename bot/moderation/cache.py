@@ -11,7 +11,8 @@ the policy fingerprint, so changing the rules or categories starts a fresh cache
 Each value is ``{"entries": [...]}``, newest first, at most ``MAX_ENTRIES_PER_KEY``; every entry
 carries its own expiry, so a key refreshed by a newer entry never revives an old verdict. Two
 concurrent writes to one key may drop an entry: that costs one model request later, nothing more.
-Needs-review verdicts are never cached: they reflect a failed answer, not the image.
+Needs-review verdicts are never cached: they reflect a failed answer, not the image. Clean verdicts
+are only reused for a closer match than flagged ones (``CLEAN_CONFIRM_DISTANCE``).
 """
 
 from __future__ import annotations
@@ -38,6 +39,10 @@ NAMESPACE = "moderation-verdicts"
 BANDS = 4
 BAND_BITS = 16
 MAX_ENTRIES_PER_KEY = 8
+# A "clean" verdict reused for the wrong image lets that image through unseen, while a wrong
+# "flagged" one still reaches a human in the mod-log; so clean verdicts demand a closer match.
+# Re-encoded copies measured <= 7 bits, resized ones mostly <= 8 (bench/moderation.py).
+CLEAN_CONFIRM_DISTANCE = 12
 
 
 class CacheStore(Protocol):
@@ -146,6 +151,8 @@ class VerdictCache:
             if not image.is_near(entry.image):
                 continue
             lookup_distance, confirm_distance = image.distance(entry.image)
+            if not entry.verdict.flagged and confirm_distance > CLEAN_CONFIRM_DISTANCE:
+                continue
             if best is None or (lookup_distance + confirm_distance) < (
                 best.lookup_distance + best.confirm_distance
             ):

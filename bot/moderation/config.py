@@ -162,9 +162,13 @@ class ModerationSettings:
             "detail": reader.text("detail"),
             "cache_seconds": reader.integer("cache_seconds"),
         }
+        try:
+            settings = cls(**{name: value for name, value in values.items() if value is not _MISSING})
+        except ModerationSettingsError as error:
+            raise ModerationSettingsError(reader.problems + error.problems) from None
         if reader.problems:
             raise ModerationSettingsError(reader.problems)
-        return cls(**{name: value for name, value in values.items() if value is not _MISSING})
+        return settings
 
 
 class _FrozenActions(dict[int, Action]):
