@@ -345,20 +345,19 @@ def plan_request(
         tokens_left=max(limits.max_tokens - fixed, 0),
         images_left=limits.max_images_per_request - len(current_message.images),
     )
+    history = current_session(history, idle_seconds=limits.idle_seconds, now=min(now, current.created_at))
     descriptions = _descriptions(history, limits.description_chars)
     chosen: list[PlannedMessage] = []
     as_text = len(current.images) - len(current_message.images)
-    newer = min(now, current.created_at)
     for index in range(len(history) - 1, -1, -1):
         turn = history[index]
-        if len(chosen) >= limits.max_turns or newer - turn.created_at > limits.idle_seconds:
+        if len(chosen) >= limits.max_turns:
             break
         message = _plan_turn(turn, descriptions[index], budget)
         if message is None:
             break
         as_text += len(turn.images) - len(message.images)
         chosen.append(message)
-        newer = turn.created_at
     chosen.reverse()
     tokens = fixed + sum(_message_cost(message) for message in chosen)
     return RequestPlan(
@@ -369,6 +368,20 @@ def plan_request(
         images_as_text=as_text,
         over_budget=tokens > limits.max_tokens,
     )
+
+
+def current_session(turns: Sequence[Turn], *, idle_seconds: float, now: float) -> Sequence[Turn]:
+    """The turns (oldest first) after the last pause longer than ``idle_seconds``, counting from ``now``.
+
+    This is what "idle conversations expire" means: after such a pause the conversation starts afresh,
+    even though the store may keep the older turns until the retention limit.
+    """
+    newer = now
+    for index in range(len(turns) - 1, -1, -1):
+        if newer - turns[index].created_at > idle_seconds:
+            return turns[index + 1 :]
+        newer = turns[index].created_at
+    return turns
 
 
 def _message_cost(message: PlannedMessage) -> int:

@@ -19,6 +19,7 @@ from typing import Any, Protocol, Self
 from bot.conversation import ContextSummary, ImageRef, Turn, summarize
 
 JSONDict = dict[str, Any]
+DEFAULT_KEEP_TURNS = 200
 
 
 class ImageBlob(Protocol):
@@ -34,7 +35,7 @@ class ImageBlob(Protocol):
 class StoreOptions:
     """Backend-independent knobs; the defaults suit the bot's settings defaults."""
 
-    keep_turns: int = 200
+    keep_turns: int = DEFAULT_KEEP_TURNS
     """Turns kept per channel (the oldest beyond are dropped on append); above MEMORY_MAX_TURNS."""
     retention_seconds: float = 30 * 86400
     """Redis key lifetime after the last write (SQLite relies on :meth:`Store.purge`)."""
@@ -42,6 +43,14 @@ class StoreOptions:
     """Audit records older than this are dropped by :meth:`Store.purge` (and on add, in Redis)."""
     similar_scan_limit: int = 10_000
     """At most this many live perceptual hashes are compared per :meth:`Store.cache_similar`."""
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> StoreOptions:
+        """Options from ``bot.settings.Settings`` (MEMORY_MAX_TURNS, MEMORY_RETENTION_DAYS)."""
+        return cls(
+            keep_turns=max(DEFAULT_KEEP_TURNS, settings.memory_max_turns),
+            retention_seconds=settings.memory_retention_days * 86400.0,
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -146,6 +146,9 @@ class SQLiteStore(Store):
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         conn = await aiosqlite.connect(path, isolation_level=None)
         try:
+            # auto_vacuum only takes on a new, empty file (a no-op otherwise): it lets purge() hand
+            # freed pages back to the file system
+            await conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
             if path != ":memory:":
                 await conn.execute("PRAGMA journal_mode = WAL")
                 await conn.execute("PRAGMA synchronous = NORMAL")
@@ -269,7 +272,9 @@ class SQLiteStore(Store):
                 "DELETE FROM audit WHERE created_at < ?", (now - self._options.audit_retention_seconds,)
             )
         async with self._reading() as conn:
-            await conn.execute("PRAGMA incremental_vacuum")
+            # executescript steps the pragma to completion (execute() would free a single page), then
+            # the checkpoint moves the freed file into place and empties the WAL
+            await conn.executescript("PRAGMA incremental_vacuum; PRAGMA wal_checkpoint(TRUNCATE);")
         return deleted
 
     async def stats(self) -> StoreStats:
@@ -393,9 +398,6 @@ async def _migrate(conn: aiosqlite.Connection) -> None:
     (version,) = next(iter(await conn.execute_fetchall("PRAGMA user_version")))
     if version > len(MIGRATIONS):
         raise SchemaTooNewError(f"database schema version {version} is newer than this code knows")
-    if version == 0:
-        # must precede the first table; lets purge() hand freed pages back to the file system
-        await conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
     for number in range(version + 1, len(MIGRATIONS) + 1):
         log.info("migrating the store schema to version %d", number)
         try:

@@ -314,3 +314,27 @@ async def test_sqlite_file_is_created_with_wal_and_schema_version(tmp_path: Path
         conn.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 1}")
     with pytest.raises(SchemaTooNewError):
         await open_store(f"sqlite:///{path}")
+
+
+def disk_size(path: Path) -> int:
+    return sum(p.stat().st_size for p in (path, Path(f"{path}-wal")) if p.exists())
+
+
+async def test_sqlite_purge_gives_the_space_back(tmp_path: Path) -> None:
+    path = tmp_path / "glimpse.db"
+    async with await open_store(f"sqlite:///{path}") as store:
+        for n in range(20):
+            big = Prepared(n.to_bytes(2, "big") * 50_000)
+            await store.append_turn(n, turn(n, big), [big])
+        full = disk_size(path)
+        assert await store.forget(3) == 1
+        assert await store.purge(time.time()) == 19
+        assert disk_size(path) < full / 10
+
+
+def test_store_options_from_settings() -> None:
+    from bot.settings import Settings
+
+    env = {"DISCORD_TOKEN": "t", "VLM_API_KEY": "k", "MEMORY_RETENTION_DAYS": "2", "MEMORY_MAX_TURNS": "300"}
+    options = StoreOptions.from_settings(Settings.from_env(env))
+    assert (options.keep_turns, options.retention_seconds) == (300, 2 * 86400)

@@ -15,6 +15,7 @@ from bot.conversation import (
     ImageRef,
     MemoryLimits,
     Turn,
+    current_session,
     estimate_text_tokens,
     plan_request,
     recent_images,
@@ -189,6 +190,9 @@ def test_idle_gap_starts_a_fresh_conversation() -> None:
     stale = plan_request(system_prompt=SYSTEM, history=history[:2], current=user("?", at=NOW),
                          limits=limits, now=NOW)
     assert stale.history_turns == 0
+    assert current_session(history, idle_seconds=600, now=NOW) == history[2:]
+    assert current_session(history, idle_seconds=600, now=NOW + 10_000) == []
+    assert current_session(history, idle_seconds=10_000, now=NOW) == history
 
 
 def test_history_stays_contiguous() -> None:
