@@ -157,9 +157,12 @@ async def time_builds(store: Store) -> BuildTimes:
     )
 
 
-def sqlite_size_mb(path: Path) -> float:
-    files = [path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")]
-    return sum(f.stat().st_size for f in files if f.exists()) / 1e6
+def sqlite_size(path: Path) -> str:
+    wal = path.with_name(path.name + "-wal")
+    return (
+        f"database file {path.stat().st_size / 1e6:.1f} MB"
+        f" + WAL {wal.stat().st_size / 1e6 if wal.exists() else 0:.1f} MB"
+    )
 
 
 async def run_sqlite(channels: int, turns: int, seed: int) -> None:
@@ -179,7 +182,7 @@ async def run_sqlite(channels: int, turns: int, seed: int) -> None:
             seconds,
             stats_line=f"{stats.channels} channels, {stats.turns} turns, {stats.images} images "
             f"({stats.image_bytes / 1e6:.1f} MB of image bytes)",
-            size=f"database file {sqlite_size_mb(path):.1f} MB (with WAL)",
+            size=sqlite_size(path),
             rss=rss_filled,
             times=times,
         )

@@ -21,7 +21,8 @@ Budget rules (see :func:`plan_request`):
   contiguous: the first turn that does not fit ends it.
 * Images: the current turn's images are sent first (up to ``max_images_per_request``), then the newest
   images of the history. Every other image becomes a text placeholder carrying what the bot already
-  said about it: ``[image: <the assistant's next reply, truncated>]``.
+  said about it: ``[image: <the assistant's next reply, truncated>]``. An image sent once is not sent
+  again for an older turn (e.g. "the image above" re-attached to the current turn).
 * User turns are prefixed with the author's display name (``"Alice: ..."``).
 
 Images only belong to user turns (an OpenAI-compatible API takes image parts in user messages only):
@@ -278,6 +279,11 @@ def _placeholder(description: str) -> str:
 class _Budget:
     tokens_left: int
     images_left: int
+    sent: set[str]
+    """Hashes already sent as images in this request: a repeat becomes a short placeholder."""
+
+
+REPEATED_IMAGE = "[image: the same picture as shown later]"
 
 
 def _plan_turn(turn: Turn, description: str, budget: _Budget) -> PlannedMessage | None:
@@ -295,13 +301,20 @@ def _plan_turn(turn: Turn, description: str, budget: _Budget) -> PlannedMessage 
     # Price every image as a placeholder first; then upgrade an image to "sent" only if it still fits.
     placeholder = _placeholder(description)
     placeholder_cost = estimate_text_tokens("\n" + placeholder)
-    base = estimate_text_tokens(text) + MESSAGE_OVERHEAD_TOKENS + placeholder_cost * len(turn.images)
+    repeats = [image.sha256 in budget.sent for image in turn.images]
+    base = (
+        estimate_text_tokens(text)
+        + MESSAGE_OVERHEAD_TOKENS
+        + sum(estimate_text_tokens("\n" + REPEATED_IMAGE) if r else placeholder_cost for r in repeats)
+    )
     if base > budget.tokens_left:
         return None
     spare = budget.tokens_left - base
-    for image in turn.images:
+    for image, repeat in zip(turn.images, repeats, strict=True):
         upgrade = image.tokens - placeholder_cost
-        if images_left > 0 and upgrade <= spare:
+        if repeat:
+            placeholders.append(REPEATED_IMAGE)
+        elif images_left > 0 and upgrade <= spare:
             sent.append(image)
             images_left -= 1
             spare -= upgrade
@@ -309,6 +322,7 @@ def _plan_turn(turn: Turn, description: str, budget: _Budget) -> PlannedMessage 
             placeholders.append(placeholder)
     budget.tokens_left = spare
     budget.images_left = images_left
+    budget.sent.update(image.sha256 for image in sent)
     full_text = "\n".join([text, *placeholders])
     return PlannedMessage("user", full_text, tuple(sent))
 
@@ -344,13 +358,14 @@ def plan_request(
     budget = _Budget(
         tokens_left=max(limits.max_tokens - fixed, 0),
         images_left=limits.max_images_per_request - len(current_message.images),
+        sent={image.sha256 for image in current_message.images},
     )
-    history = current_session(history, idle_seconds=limits.idle_seconds, now=min(now, current.created_at))
-    descriptions = _descriptions(history, limits.description_chars)
+    session = current_session(history, idle_seconds=limits.idle_seconds, now=min(now, current.created_at))
+    descriptions = _descriptions(session, limits.description_chars)
     chosen: list[PlannedMessage] = []
     as_text = len(current.images) - len(current_message.images)
-    for index in range(len(history) - 1, -1, -1):
-        turn = history[index]
+    for index in range(len(session) - 1, -1, -1):
+        turn = session[index]
         if len(chosen) >= limits.max_turns:
             break
         message = _plan_turn(turn, descriptions[index], budget)

@@ -134,6 +134,16 @@ def test_current_images_come_first_and_history_images_are_described() -> None:
     assert plan.images_as_text == 1
 
 
+def test_an_image_is_sent_once_per_request() -> None:
+    history = [user("", ref(1), at=NOW - 60, name="Bob"), bot("A cat.", at=NOW - 59)]
+    current = user("what breed is the cat above?", ref(1), at=NOW)
+    plan = plan_request(system_prompt=SYSTEM, history=history, current=current, limits=MemoryLimits(),
+                        now=NOW)
+    assert plan.images_sent == 1
+    assert plan.messages[1].text == "Bob: \n[image: the same picture as shown later]"
+    assert plan.messages[-1].images == (ref(1),)
+
+
 def test_history_image_is_sent_when_slots_remain() -> None:
     history = [user("", ref(1), at=NOW - 60, name="Bob"), bot("A cat on a sofa.", at=NOW - 59)]
     plan = plan_request(
@@ -189,7 +199,7 @@ def test_idle_gap_starts_a_fresh_conversation() -> None:
     assert [m.text for m in plan.messages[1:-1]] == ["Alice: new topic", "new answer"]
     stale = plan_request(system_prompt=SYSTEM, history=history[:2], current=user("?", at=NOW),
                          limits=limits, now=NOW)
-    assert stale.history_turns == 0
+    assert (stale.history_turns, stale.history_dropped) == (0, 2)
     assert current_session(history, idle_seconds=600, now=NOW) == history[2:]
     assert current_session(history, idle_seconds=600, now=NOW + 10_000) == []
     assert current_session(history, idle_seconds=10_000, now=NOW) == history
