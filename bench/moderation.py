@@ -19,6 +19,7 @@ import asyncio
 import io
 import itertools
 import logging
+import os
 import platform
 import random
 import statistics
@@ -31,7 +32,7 @@ from dataclasses import dataclass
 import PIL
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
-from bot.moderation.cache import MemoryCacheStore, VerdictCache
+from bot.moderation.cache import CLEAN_CONFIRM_DISTANCE, MemoryCacheStore, VerdictCache
 from bot.moderation.categories import Category
 from bot.moderation.config import ModerationSettings
 from bot.moderation.phash import CONFIRM_DISTANCE, LOOKUP_DISTANCE, ImageFingerprint, fingerprint
@@ -229,8 +230,11 @@ def threshold_table(stream: Sequence[Post], fingerprints: Sequence[ImageFingerpr
 # --- (2) the cache on the stream ------------------------------------------------------------------
 
 
-async def cache_run(stream: Sequence[Post], fingerprints: Sequence[ImageFingerprint]) -> list[str]:
-    """Each post: cache lookup; on a miss, a (pretend) model verdict naming its source is stored."""
+async def cache_run(
+    stream: Sequence[Post], fingerprints: Sequence[ImageFingerprint], *, flagged: bool
+) -> list[str]:
+    """Each post: cache lookup; on a miss, a stand-in model verdict naming its source is stored
+    (all clean or all flagged: clean verdicts are reused only for closer matches)."""
     store = MemoryCacheStore()
     cache = VerdictCache(store)
     settings = ModerationSettings(watch_all_channels=True)
@@ -242,7 +246,11 @@ async def cache_run(stream: Sequence[Post], fingerprints: Sequence[ImageFingerpr
         seen[post.variant] += 1
         hit = await cache.get(guild_id, settings, fp)
         if hit is None:
-            verdict = Verdict(False, (), 0, f"source {post.source}", None)
+            verdict = (
+                Verdict(True, (Category.SPAM,), 1, f"source {post.source}", None)
+                if flagged
+                else Verdict(False, (), 0, f"source {post.source}", None)
+            )
             await cache.put(guild_id, settings, fp, verdict)
             continue
         hits[post.variant] += 1
@@ -253,9 +261,11 @@ async def cache_run(stream: Sequence[Post], fingerprints: Sequence[ImageFingerpr
     repost_hits = sum(hits[v] for v in reposts)
     saved = sum(hits.values())
     lines = [
+        f"Verdicts in this run: {'flagged' if flagged else 'clean'}",
         f"Stream: {len(stream)} posts ({seen['original']} originals, {repost_total} reposts, "
         f"{seen['single']} never-reposted images)",
-        f"Thresholds: lookup <= {LOOKUP_DISTANCE} of 64 bits, confirm <= {CONFIRM_DISTANCE} of 256 bits",
+        f"Thresholds: lookup <= {LOOKUP_DISTANCE} of 64 bits, confirm <= "
+        f"{CLEAN_CONFIRM_DISTANCE if not flagged else CONFIRM_DISTANCE} of 256 bits",
     ]
     for variant in ("same file", *VARIANTS):
         lines.append(f"  {variant:<11} hits {hits[variant]}/{seen[variant]}")
@@ -298,8 +308,6 @@ def machine_line() -> str:
             cpu = next(line.split(":", 1)[1].strip() for line in info if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
-    import os
-
     return (
         f"{time.strftime('%Y-%m-%d')}, {cpu}, {os.cpu_count()} cores, Python {sys.version.split()[0]}, "
         f"Pillow {PIL.__version__}"
@@ -321,15 +329,18 @@ def main(argv: Sequence[str] | None = None) -> None:
     hashed = time.perf_counter()
     log.info(
         "Generated %d posts in %.1f s; fingerprinted them in %.2f s (%.1f ms per image)",
-        len(stream), generated - started, hashed - generated, 1000 * (hashed - generated) / len(stream),
+        len(stream),
+        generated - started,
+        hashed - generated,
+        1000 * (hashed - generated) / len(stream),
     )
     for line in threshold_table(stream, fingerprints):
         log.info("%s", line)
-    for line in asyncio.run(cache_run(stream, fingerprints)):
-        log.info("%s", line)
+    for flagged in (False, True):
+        for line in asyncio.run(cache_run(stream, fingerprints, flagged=flagged)):
+            log.info("%s", line)
     for line in token_lines(stream):
         log.info("%s", line)
-    log.info("Categories in the default policy: %s", ", ".join(c.value for c in Category))
 
 
 if __name__ == "__main__":

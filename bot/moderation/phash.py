@@ -8,16 +8,17 @@ order is imagehash's (row-major, first bit most significant, bit set where the r
 brighter), so values can be compared with it for opaque images.
 
 Two sizes, because measurement (``bench/moderation.py``, figures in ``bench/README.md``) showed the
-64-bit hash alone is not safe for moderation: at 9x8 pixels distinct QR codes (three finder squares
-on a grey average) are 1-4 bits apart, and distinct text screenshots 9 bits apart, while cropped
-copies of photos reach 9 bits. A cached "harmless" verdict for one QR code must never answer for a
-phishing QR code. So:
+64-bit hash alone is not safe for moderation: at 9x8 pixels distinct QR codes in wide frames (white
+margins, three finder squares on a grey average) are 0-4 bits apart (106 of 9,730 distinct pairs
+within 8 bits), while cropped copies of photos reach 7-9 bits. A cached "harmless" verdict for one
+QR code must never answer for a phishing QR code. So:
 
 * the 64-bit hash is the lookup key: exact match, or near match through four 16-bit bands;
 * the 256-bit hash (17x16) confirms a candidate: re-encoded (JPEG q 60-95) and resized (50-200 %)
-  copies stay within ``CONFIRM_DISTANCE`` bits, distinct images (QR codes included) were >= 40
-  bits apart. Cropped copies often fall outside it (text and QR codes most): they are checked
-  again, which costs one request instead of risking another image's verdict.
+  copies stay within 16 bits (so within ``CONFIRM_DISTANCE``), distinct images (QR codes
+  included) were >= 36 bits apart. Cropped copies often fall outside it (text and QR codes most):
+  they are checked again, which costs one request instead of risking another image's verdict.
+  ``cache.CLEAN_CONFIRM_DISTANCE`` is stricter still for reusing "clean" verdicts.
 """
 
 from __future__ import annotations
