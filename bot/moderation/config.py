@@ -12,8 +12,9 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Any
 
+from bot.image_policy import Detail
 from bot.moderation.categories import ALL_CATEGORIES, Category
 
 log = logging.getLogger(__name__)
@@ -25,7 +26,7 @@ MIN_TIMEOUT_SECONDS = 60
 MAX_TIMEOUT_SECONDS = 28 * 24 * 3600  # Discord's limit for a member timeout
 MAX_CACHE_SECONDS = 30 * 24 * 3600
 SEVERITIES = (1, 2, 3)
-Detail = Literal["low", "high", "auto"]
+
 DETAILS: tuple[str, ...] = ("low", "high", "auto")
 _MAX_SNOWFLAKE = (1 << 64) - 1
 
