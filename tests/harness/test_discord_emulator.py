@@ -37,7 +37,9 @@ async def running(emulator: DiscordEmulator, client: discord.Client) -> AsyncIte
     with emulator.point_discord_py():
         task = asyncio.create_task(client.start(emulator.bot_token))
         try:
-            await emulator.wait_for(lambda: task.done() or emulator.gateway.connected_sessions, 10, "bot connected")
+            await emulator.wait_for(
+                lambda: task.done() or emulator.gateway.connected_sessions, 10, "bot connected"
+            )
             if task.done():
                 task.result()  # surfaces a login/identify failure
             yield client
@@ -54,12 +56,16 @@ async def test_message_with_attachment_is_downloaded_replied_to_and_edited() -> 
         if message.author.bot:
             return
         data = await message.attachments[0].read()
-        reply = await message.reply(f"{message.attachments[0].filename}: {hashlib.sha256(data).hexdigest()[:12]}")
+        reply = await message.reply(
+            f"{message.attachments[0].filename}: {hashlib.sha256(data).hexdigest()[:12]}"
+        )
         await reply.edit(content=reply.content + " (checked)")
 
     async with DiscordEmulator() as emulator, running(emulator, client):
         alice, general = emulator.user("alice"), emulator.channel("general")
-        posted = await emulator.post_message(alice, general, "what is this?", attachments=[("dot.png", PNG_1x1)])
+        posted = await emulator.post_message(
+            alice, general, "what is this?", attachments=[("dot.png", PNG_1x1)]
+        )
 
         reply = await emulator.wait_for_message(general)
         await emulator.wait_for_edit_count(reply, 1)
@@ -83,7 +89,9 @@ async def test_slash_command_defers_edits_original_and_follows_up() -> None:
     seen: list[bytes] = []
 
     @bot.tree.command(name="describe", description="Describe an image")
-    async def describe(interaction: discord.Interaction, image: discord.Attachment, detail: bool = False) -> None:
+    async def describe(
+        interaction: discord.Interaction, image: discord.Attachment, detail: bool = False
+    ) -> None:
         await interaction.response.defer(thinking=True)
         seen.append(await image.read())
         await interaction.edit_original_response(content="Looking")

@@ -41,7 +41,7 @@ class Actions:
         mention_author: bool = True,
         embeds: Sequence[JSON] = (),
     ) -> Message:
-        """``author`` posts in ``channel``; ``<@id>`` mentions in ``content`` are resolved like Discord does."""
+        """``author`` posts in ``channel``; ``<@id>`` mentions in ``content`` resolve as on Discord."""
         allowed = None if mention_author else {"parse": ["users", "roles", "everyone"], "replied_user": False}
         return await self.messages.create(
             channel,

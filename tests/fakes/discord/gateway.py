@@ -1,4 +1,4 @@
-"""The gateway websocket: HELLO, heartbeats, IDENTIFY/READY/GUILD_CREATE, RESUME with replay, op 7, close codes.
+"""The gateway websocket: HELLO, heartbeats, IDENTIFY/READY/GUILD_CREATE, RESUME with replay, op 7, closes.
 
 Sessions outlive their websocket so a RESUME can replay what was dispatched while the bot was away.
 Frames are JSON text, or zlib-stream binary when the client asks for ``compress=zlib-stream``.
@@ -53,6 +53,11 @@ class _Connection:
     def __init__(self, ws: web.WebSocketResponse, compress: bool) -> None:
         self.ws = ws
         self._zlib = zlib.compressobj() if compress else None
+        self.closed_by_server = False
+
+    async def close(self, code: int, message: str) -> None:
+        self.closed_by_server = True
+        await self.ws.close(code=code, message=message.encode())
 
     async def send(self, frame: JSON) -> None:
         text = json.dumps(frame)
@@ -131,7 +136,7 @@ class Gateway:
             self._connections.discard(connection)
             if session is not None and session.connection is connection:
                 session.connection = None
-                if ws.close_code in (1000, 1001):  # a clean close ends the session, as on Discord
+                if ws.close_code in (1000, 1001) and not connection.closed_by_server:  # the bot logged out
                     self.sessions.pop(session.id, None)
             self.recorder.notifier.notify()
         return ws
@@ -152,14 +157,14 @@ class Gateway:
 
     async def _identify(self, connection: _Connection, session: Session | None, data: JSON) -> Session | None:
         if session is not None:
-            await connection.ws.close(code=4005, message=b"Already authenticated.")
+            await connection.close(4005, "Already authenticated.")
             return None
         if data.get("token") != self.token:
-            await connection.ws.close(code=AUTHENTICATION_FAILED, message=b"Authentication failed.")
+            await connection.close(AUTHENTICATION_FAILED, "Authentication failed.")
             return None
         intents = int(data.get("intents", 0))
         if not self._intents_allowed(intents):
-            await connection.ws.close(code=DISALLOWED_INTENTS, message=b"Disallowed intent(s).")
+            await connection.close(DISALLOWED_INTENTS, "Disallowed intent(s).")
             return None
         self.identify_payloads.append({k: v for k, v in data.items() if k != "token"})
         session = Session(id=secrets.token_hex(16), intents=intents, shard=data.get("shard"))
@@ -186,7 +191,7 @@ class Gateway:
 
     async def _resume(self, connection: _Connection, data: JSON) -> Session | None:
         if data.get("token") != self.token:
-            await connection.ws.close(code=AUTHENTICATION_FAILED, message=b"Authentication failed.")
+            await connection.close(AUTHENTICATION_FAILED, "Authentication failed.")
             return None
         session = self.sessions.get(str(data.get("session_id")))
         if session is None or session.connected:
@@ -285,7 +290,7 @@ class Gateway:
     async def close_connections(self, code: int = 4000, message: str = "") -> None:
         """Close every websocket with ``code`` (4000 lets discord.py resume; 4004/4014 are fatal)."""
         for connection in list(self._connections):
-            await connection.ws.close(code=code, message=message.encode())
+            await connection.close(code, message)
 
     async def shutdown(self) -> None:
         await self.close_connections(1001, "Emulator shutting down.")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -116,7 +117,7 @@ class Notifier:
         self._event.set()
         self._event = asyncio.Event()
 
-    async def wait_for(self, condition: Callable[[], T], timeout: float = 5.0, what: str = "") -> T:
+    async def wait_for(self, condition: Callable[[], T], timeout: float = 5.0, what: str = "") -> T:  # noqa: ASYNC109
         """Return ``condition()`` as soon as it is truthy; raise ``TimeoutError`` after ``timeout`` s."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
@@ -128,10 +129,9 @@ class Notifier:
             if remaining <= 0:
                 raise TimeoutError(f"condition not met within {timeout}s: {what or condition}")
             event = self._event
-            try:
+            # Re-check at least every 0.25 s: time-based conditions (deadlines) change without a record.
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(event.wait(), min(remaining, 0.25))
-            except TimeoutError:
-                pass  # re-check: time-based conditions (e.g. expiries) change without a record
 
 
 class Recorder:

@@ -343,9 +343,7 @@ class RestApi:
     async def put_commands(self, request: web.Request) -> web.Response:
         scope = self._command_scope(request)
         old = {(c["name"], c["type"]): c for c in self.world.commands.get(scope, [])}
-        new = [
-            self._stored_command(d, scope, old.get((d["name"], d.get("type", 1)))) for d in request[BODY]
-        ]
+        new = [self._stored_command(d, scope, old.get((d["name"], d.get("type", 1)))) for d in request[BODY]]
         self.world.commands[scope] = new
         return json_response(new)
 

@@ -236,9 +236,10 @@ class DiscordEmulator(Actions):
         *,
         author: User | None = None,
         after: Message | None = None,
-        timeout: float = 5.0,
-    ) -> Message:  # noqa: ASYNC109
-        """The first message in ``channel`` by ``author`` (default: the bot) after ``after`` matching ``predicate``."""
+        timeout: float = 5.0,  # noqa: ASYNC109
+    ) -> Message:
+        """The first message in ``channel`` by ``author`` (default: the bot), newer than ``after``, matching
+        ``predicate`` (messages already there count: the reply may have come before the wait)."""
         who = author or self.world.bot
 
         def find() -> Message | None:
@@ -254,8 +255,11 @@ class DiscordEmulator(Actions):
         return message
 
     async def wait_for_content(
-        self, message: Message, predicate: Callable[[str], bool], timeout: float = 5.0
-    ) -> str:  # noqa: ASYNC109
+        self,
+        message: Message,
+        predicate: Callable[[str], bool],
+        timeout: float = 5.0,  # noqa: ASYNC109
+    ) -> str:
         return await self.wait_for(
             lambda: message.content if predicate(message.content) else "", timeout, f"content of {message.id}"
         )
@@ -266,8 +270,12 @@ class DiscordEmulator(Actions):
         return interaction
 
     async def wait_for_request(
-        self, method: str, route: str, count: int = 1, timeout: float = 5.0
-    ) -> list[RequestRecord]:  # noqa: ASYNC109
+        self,
+        method: str,
+        route: str,
+        count: int = 1,
+        timeout: float = 5.0,  # noqa: ASYNC109
+    ) -> list[RequestRecord]:
         """Wait for ``count`` requests to ``route`` (a template such as ``/channels/{channel_id}/typing``)."""
         return await self.wait_for(
             lambda: (found := self.records.requests_to(method, route)) and len(found) >= count and found,
