@@ -80,6 +80,10 @@ class _Truncated(Exception):
     """The stream ended without a finish reason."""
 
 
+class _Closed(Exception):
+    """The owner closed the stream while a read was pending."""
+
+
 def _classify(exc: BaseException) -> tuple[str, bool]:
     """Map a failure to ``(kind, retryable before the first token)``."""
     if isinstance(exc, openai.APIStatusError):
@@ -235,6 +239,7 @@ class VisionStream:
         self._response: openai.AsyncStream[ChatCompletionChunk] | None = None
         self._holds_slot = False
         self._ended = False
+        self._close_requested = asyncio.Event()
         self._attempts = 0
         self._started_at: float | None = None
         self._first_token_after: float | None = None
@@ -254,7 +259,11 @@ class VisionStream:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Stop the request (closing the HTTP response) unless it already ended."""
+        """Stop the request (closing the HTTP response) unless it already ended.
+
+        Safe to call from another task while one iterates: that iteration then simply stops.
+        """
+        self._close_requested.set()
         await self._end("closed")
 
     async def __anext__(self) -> str:
@@ -264,11 +273,15 @@ class VisionStream:
             delta = await (self._following() if self.text else self._first())
             if delta is None and not self.text:
                 raise VisionError("empty")
-        except VisionError as exc:
-            await self._end(exc.kind, exc.detail)
-            raise
         except BaseException as exc:
-            await self._end("cancelled" if isinstance(exc, asyncio.CancelledError) else type(exc).__name__)
+            if self._close_requested.is_set() and not isinstance(exc, asyncio.CancelledError):
+                raise StopAsyncIteration from None
+            if isinstance(exc, VisionError):
+                await self._end(exc.kind, exc.detail)
+            else:
+                await self._end(
+                    "cancelled" if isinstance(exc, asyncio.CancelledError) else type(exc).__name__
+                )
             raise
         if delta is None:
             await self._end("ok")
@@ -284,15 +297,21 @@ class VisionStream:
         if self._started_at is None:
             if client._semaphore is not None:
                 await client._semaphore.acquire()
+                if self._close_requested.is_set():  # closed while queued for a slot
+                    client._semaphore.release()
+                    raise _Closed
                 self._holds_slot = True
             self._started_at = time.monotonic()
         loop = asyncio.get_running_loop()
-        while True:
+        while not self._close_requested.is_set():
             self._attempts += 1
             deadline = loop.time() + client.first_token_timeout
             try:
                 async with asyncio.timeout_at(deadline):
                     self._response = await client._open(self._request)
+                if self._close_requested.is_set():
+                    await self._close_response()
+                    raise _Closed
                 delta = await self._read(functools.partial(asyncio.timeout_at, deadline))
                 if delta is None and self.finish_reason is None:
                     raise _Truncated
@@ -300,6 +319,8 @@ class VisionStream:
             except TimeoutError:
                 raise VisionError("timeout", detail="no first token in time") from None
             except Exception as exc:
+                if self._close_requested.is_set():
+                    raise
                 kind, retryable = _classify(exc)
                 await self._close_response()
                 status = getattr(exc, "status_code", None)
@@ -308,7 +329,9 @@ class VisionStream:
                 if delay is None or self._attempts > client.max_retries:
                     raise VisionError(kind, status=status, detail=detail) from None
                 log.debug("vision attempt %d failed (%s); retrying in %.2fs", self._attempts, detail, delay)
-                await asyncio.sleep(delay)
+                with contextlib.suppress(TimeoutError):  # the backoff, cut short by aclose()
+                    await asyncio.wait_for(self._close_requested.wait(), delay)
+        raise _Closed
 
     async def _following(self) -> str | None:
         """Read the next text after the first; any failure now ends the answer where it is."""
@@ -325,8 +348,9 @@ class VisionStream:
 
     async def _read(self, deadline: Callable[[], asyncio.Timeout]) -> str | None:
         """The next non-empty text delta, or None at the end; records usage and finish reason."""
-        assert self._response is not None
         while True:
+            if self._response is None:
+                raise _Closed
             async with deadline():
                 try:
                     chunk = await anext(self._response)

@@ -331,3 +331,32 @@ async def test_the_key_is_in_no_reason_repr_or_log_record(
     assert any("upstream refused key ***" in t for t in texts)  # the provider's detail, redacted
     assert not [t for t in texts if key in t]
     await vision.aclose()
+
+
+async def test_aclose_from_another_task_stops_the_reader(vlm: VLMServer, vision: VisionClient) -> None:
+    vlm.script(Script(chunks=("one", "two"), gated=True))
+    stream = vision.stream(messages())
+
+    async def read_all() -> list[str]:
+        return [delta async for delta in stream]
+
+    reader = asyncio.create_task(read_all())
+    await vlm.release(1)
+    await vlm.wait_for(lambda: stream.text == "one")
+    await stream.aclose()
+    assert await reader == ["one"]
+    await vlm.wait_for(lambda: vlm.completions[0].finished.is_set())
+    assert vlm.completions[0].disconnected
+
+
+async def test_aclose_during_backoff_sends_no_further_request(vlm: VLMServer) -> None:
+    vlm.script(Script.error(503), "never sent")
+    vision = make_client(vlm, backoff_base=30, backoff_cap=30)
+    stream = vision.stream(messages())
+    reader = asyncio.create_task(anext(stream, None))
+    await vlm.wait_for(lambda: bool(vlm.completions) and vlm.completions[0].finished.is_set())
+    await stream.aclose()
+    async with asyncio.timeout(5):  # the 30 s backoff is cut short, not slept through
+        assert await reader is None
+    assert len(vlm.completions) == 1
+    await vision.aclose()

@@ -8,6 +8,7 @@ queued (see :mod:`.script`) and records everything for assertions.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import json
 import logging
@@ -168,13 +169,15 @@ class VLMServer:
         return [r for r in self.requests if r.path.endswith("/chat/completions")]
 
     async def wait_for(self, predicate: Callable[[], bool]) -> None:
-        """Wait until ``predicate()`` holds, re-checking on every change the server records.
+        """Wait until ``predicate()`` holds; raise TimeoutError after ``wait_timeout`` seconds.
 
-        Raises TimeoutError after ``wait_timeout`` seconds.
+        It re-checks on every change the server records, and every 20 ms for predicates that
+        also look at client-side state.
         """
         async with asyncio.timeout(self.wait_timeout):
             while not predicate():
-                await self._changed.wait()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._changed.wait(), 0.02)
 
     async def wait_for_requests(self, n: int) -> list[RecordedRequest]:
         """Wait until ``n`` chat-completion requests arrived; return them all."""
