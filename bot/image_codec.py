@@ -70,11 +70,11 @@ def foreign_format(data: bytes) -> str | None:
     head = data[:1024].lstrip()
     if head.startswith(b"<svg") or (head.startswith(b"<?xml") and b"<svg" in head):
         return "SVG"
-    try:
-        text = data[:512].decode("utf-8")
-    except UnicodeDecodeError:
+    start = data[:512]
+    text = start.decode("utf-8", "ignore")
+    if len(text.encode("utf-8")) < len(start) - 3:  # more than a character cut at the end was dropped
         return None
-    return "text" if text.isprintable() or all(c.isprintable() or c.isspace() for c in text) else None
+    return "text" if all(c.isprintable() or c.isspace() for c in text) else None
 
 
 def unreadable_reason(data: bytes) -> str:

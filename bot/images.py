@@ -94,6 +94,8 @@ def _encode(
             if codec.fits(len(jpeg), "image/jpeg"):
                 return _prepared(jpeg, "image/jpeg", image, detail)
         smaller = (max(1, int(image.width * _SHRINK_STEP)), max(1, int(image.height * _SHRINK_STEP)))
+        if smaller == image.size:  # cannot happen with real encoders; never loop forever regardless
+            raise ImageRejected("Something went wrong while reading that image.")
         log.debug("%sx%s does not fit the payload limit; shrinking to %s", *image.size, smaller)
         image, try_png = codec.resize(image, smaller), False
 
