@@ -5,10 +5,7 @@ Each test defines a tiny bot inline and drives it through the emulator's people-
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import hashlib
-from collections.abc import AsyncIterator
 
 import discord
 import pytest
@@ -31,23 +28,6 @@ def intents(message_content: bool = True) -> discord.Intents:
     return value
 
 
-@contextlib.asynccontextmanager
-async def running(emulator: DiscordEmulator, client: discord.Client) -> AsyncIterator[discord.Client]:
-    """Run ``client`` against ``emulator`` until the block ends."""
-    with emulator.point_discord_py():
-        task = asyncio.create_task(client.start(emulator.bot_token))
-        try:
-            await emulator.wait_for(
-                lambda: task.done() or emulator.gateway.connected_sessions, 10, "bot connected"
-            )
-            if task.done():
-                task.result()  # surfaces a login/identify failure
-            yield client
-        finally:
-            await client.close()
-            await asyncio.wait_for(task, 10)
-
-
 async def test_message_with_attachment_is_downloaded_replied_to_and_edited() -> None:
     client = discord.Client(intents=intents())
 
@@ -61,7 +41,7 @@ async def test_message_with_attachment_is_downloaded_replied_to_and_edited() -> 
         )
         await reply.edit(content=reply.content + " (checked)")
 
-    async with DiscordEmulator() as emulator, running(emulator, client):
+    async with DiscordEmulator() as emulator, emulator.running(client):
         alice, general = emulator.user("alice"), emulator.channel("general")
         posted = await emulator.post_message(
             alice, general, "what is this?", attachments=[("dot.png", PNG_1x1)]
@@ -112,7 +92,7 @@ async def test_slash_command_defers_edits_original_and_follows_up() -> None:
 
     bot.setup_hook = setup_hook
 
-    async with DiscordEmulator() as emulator, running(emulator, bot):
+    async with DiscordEmulator() as emulator, emulator.running(bot):
         alice, images = emulator.user("alice"), emulator.channel("images")
         run = await emulator.run_slash_command(alice, images, "describe", {"image": ("cat.png", PNG_1x1)})
         await emulator.wait_for(lambda: run.followups, what="followup")
@@ -149,7 +129,7 @@ async def test_context_menu_and_button_click() -> None:
 
     bot.setup_hook = setup_hook
 
-    async with DiscordEmulator() as emulator, running(emulator, bot):
+    async with DiscordEmulator() as emulator, emulator.running(bot):
         alice, bob, general = emulator.user("alice"), emulator.user("bob"), emulator.channel("general")
         target = await emulator.post_message(bob, general, "STOP at the sign")
         menu = await emulator.use_message_command(alice, target, "Extract text")
@@ -168,7 +148,7 @@ async def test_context_menu_and_button_click() -> None:
 async def test_dm_history_fetch_and_reactions() -> None:
     client = discord.Client(intents=intents())
 
-    async with DiscordEmulator() as emulator, running(emulator, client):
+    async with DiscordEmulator() as emulator, emulator.running(client):
         bob, general = emulator.user("bob"), emulator.channel("general")
         first = await emulator.post_message(bob, general, "one")
         await emulator.post_message(bob, general, "two")
@@ -182,7 +162,9 @@ async def test_dm_history_fetch_and_reactions() -> None:
         assert first.reactions == {"👀": {emulator.bot_user.id}}
 
         user = await client.fetch_user(bob.id)
-        await user.send("hello in private")
+        async with user.typing():
+            await user.send("hello in private")
         dm = await emulator.wait_for_message(emulator.dm(bob))
         assert dm.content == "hello in private"
+        assert [t.channel_id for t in emulator.records.typing] == [dm.channel_id]
         assert emulator.unknown_routes == []

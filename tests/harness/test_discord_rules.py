@@ -14,14 +14,14 @@ from discord.ext import commands
 
 from tests.fakes.discord import DiscordEmulator, EmulatorConfig, InteractionConfig, Perm, RateLimitConfig
 from tests.fakes.discord.state import BOT_DEFAULT
-from tests.harness.test_discord_emulator import intents, running
+from tests.harness.test_discord_emulator import intents
 
 pytestmark = pytest.mark.timeout(60)
 
 
 async def test_limits_permissions_and_deleted_messages_raise_like_discord() -> None:
     client = discord.Client(intents=intents())
-    async with DiscordEmulator() as emulator, running(emulator, client):
+    async with DiscordEmulator() as emulator, emulator.running(client):
         general = emulator.channel("general")
         channel = client.get_channel(general.id)
         assert isinstance(channel, discord.TextChannel)
@@ -58,7 +58,7 @@ async def test_limits_permissions_and_deleted_messages_raise_like_discord() -> N
 
 async def test_timeouts_need_moderate_members() -> None:
     client = discord.Client(intents=intents())
-    async with DiscordEmulator() as emulator, running(emulator, client):
+    async with DiscordEmulator() as emulator, emulator.running(client):
         guild = client.get_guild(emulator.guild().id)
         assert guild is not None
         bob = await guild.fetch_member(emulator.user("bob").id)
@@ -73,7 +73,7 @@ async def test_timeouts_need_moderate_members() -> None:
 async def test_shared_channel_bucket_429_is_retried_by_discord_py() -> None:
     config = EmulatorConfig(rate_limits=RateLimitConfig(channel_limit=2, channel_window=0.3))
     client = discord.Client(intents=intents())
-    async with DiscordEmulator(config=config) as emulator, running(emulator, client):
+    async with DiscordEmulator(config=config) as emulator, emulator.running(client):
         general = emulator.channel("general")
         channel = client.get_channel(general.id)
         assert isinstance(channel, discord.TextChannel)
@@ -112,7 +112,7 @@ async def test_late_and_repeated_interaction_acknowledgements() -> None:
 
     bot.setup_hook = setup_hook
 
-    async with DiscordEmulator(config=config) as emulator, running(emulator, bot):
+    async with DiscordEmulator(config=config) as emulator, emulator.running(bot):
         alice, general = emulator.user("alice"), emulator.channel("general")
         late = await emulator.run_slash_command(alice, general, "slow")
         await emulator.wait_for(lambda: time.monotonic() - late.created > 0.2, what="deadline passed")
@@ -138,7 +138,7 @@ async def test_op7_reconnect_resumes_and_replays_missed_events() -> None:
     async def on_message(message: discord.Message) -> None:
         heard.append(message.content)
 
-    async with DiscordEmulator() as emulator, running(emulator, client):
+    async with DiscordEmulator() as emulator, emulator.running(client):
         bob, general = emulator.user("bob"), emulator.channel("general")
         [session] = emulator.gateway.connected_sessions
         await emulator.force_reconnect()
@@ -156,7 +156,7 @@ async def test_message_content_intent_rules() -> None:
     refused.gateway.message_content_granted = False
     async with DiscordEmulator(config=refused) as emulator:
         with pytest.raises(discord.PrivilegedIntentsRequired):
-            async with running(emulator, discord.Client(intents=intents(message_content=True))):
+            async with emulator.running(discord.Client(intents=intents(message_content=True))):
                 pass
 
         client = discord.Client(intents=intents(message_content=False))
@@ -166,7 +166,7 @@ async def test_message_content_intent_rules() -> None:
         async def on_message(message: discord.Message) -> None:
             contents.append(message.content)
 
-        async with running(emulator, client):
+        async with emulator.running(client):
             bob, general = emulator.user("bob"), emulator.channel("general")
             await emulator.post_message(bob, general, "not for the bot", attachments=[("a.png", b"x")])
             await emulator.post_message(bob, general, f"{emulator.bot_user.mention} for the bot")
@@ -177,7 +177,7 @@ async def test_message_content_intent_rules() -> None:
 
 async def test_allowed_mentions_decide_who_is_pinged() -> None:
     client = discord.Client(intents=intents())
-    async with DiscordEmulator() as emulator, running(emulator, client):
+    async with DiscordEmulator() as emulator, emulator.running(client):
         alice, general = emulator.user("alice"), emulator.channel("general")
         moderators = next(r for r in emulator.guild().roles.values() if r.name == "Moderator")
         channel = client.get_channel(general.id)

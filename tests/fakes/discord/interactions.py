@@ -1,4 +1,4 @@
-"""Interactions: INTERACTION_CREATE payloads, callbacks under Discord's deadlines, ``@original``, followups."""
+"""Interactions: INTERACTION_CREATE payloads, callbacks under Discord's deadlines, @original, followups."""
 
 from __future__ import annotations
 

@@ -6,11 +6,12 @@ The emulator *is* the test-facing facade: it inherits the people-doing-things me
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import logging
 import secrets
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, TypeVar
@@ -157,6 +158,24 @@ class DiscordEmulator(Actions):
             yield
         finally:
             discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = old
+
+    @contextlib.asynccontextmanager
+    async def running(self, client: Any, timeout: float = 10.0) -> AsyncIterator[Any]:  # noqa: ASYNC109
+        """Run a discord.py ``client`` (in this process) against the emulator for the block.
+
+        Enters once the bot's gateway session is up; a login or IDENTIFY failure (bad token,
+        disallowed intents) is raised here. On exit the client is closed and its task awaited.
+        """
+        with self.point_discord_py():
+            task = asyncio.create_task(client.start(self.bot_token))
+            try:
+                await self.wait_for(lambda: task.done() or self.gateway.connected_sessions, timeout, "bot up")
+                if task.done():
+                    task.result()
+                yield client
+            finally:
+                await client.close()
+                await asyncio.wait_for(task, timeout)
 
     # ---- world shortcuts ------------------------------------------------------------------
 
