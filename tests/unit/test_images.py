@@ -10,6 +10,7 @@ import io
 import itertools
 import random
 import threading
+from collections.abc import Iterator
 
 import pytest
 from PIL import Image, ImageDraw, ImageFile
@@ -170,14 +171,19 @@ def test_unreadable_inputs_are_refused_with_a_reason(data: bytes, expected: str)
 
 
 @pytest.fixture
-def no_decoding(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Any attempt to decode pixels fails the test: limits must be enforced from the header."""
+def no_decoding(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Fail the test if any pixel is decoded: limits must be enforced from the header alone.
+    (The pipeline turns the patched error into a refusal, so attempts are also recorded.)"""
+    attempts: list[Image.Image] = []
 
     def refuse(self: Image.Image) -> None:
+        attempts.append(self)
         raise AssertionError("pixels were decoded")
 
     monkeypatch.setattr(ImageFile.ImageFile, "load", refuse)
     monkeypatch.setattr(Image.Image, "load", refuse)
+    yield
+    assert not attempts, "pixels were decoded"
 
 
 @pytest.mark.usefixtures("no_decoding")
