@@ -189,8 +189,10 @@ def _is_junk(line: str) -> bool:
 
 @dataclass(frozen=True)
 class _Seam:
-    last_tail: int  # index in the tail window of the last line both tiles read well
-    last_head: int  # its index in the head window
+    """Where to switch tiles: indices into the tail and head windows of lines both tiles read well."""
+
+    cut: tuple[int, int]  # the middle such line: the upper tile's reading up to here, the lower's after
+    last: tuple[int, int]  # the last such line
     score: float
 
 
@@ -207,21 +209,18 @@ def _find_seam(tail: list[str], head: list[str]) -> _Seam | None:
         if not pairs or pairs[-1][0] < len(tail) - 2:
             continue
         score = 0.0
-        last: tuple[int, int] | None = None
-        agree = True
+        same: list[tuple[int, int]] = []
         for t, h in pairs:
             ratio = _similarity(tail[t], head[h])
             if ratio >= _SAME:
                 score += _weight(tail[t])
-                last = (t, h)
+                same.append((t, h))
             elif ratio < _CLOSE and t != len(tail) - 1 and h != 0:
-                agree = False
-                break
-        if not agree or last is None or score < 1.0:
-            continue
-        # Shifts grow as overlaps shrink; ties go to the smaller overlap, which removes less.
-        if best is None or score >= best.score:
-            best = _Seam(last[0], last[1], score)
+                break  # a line inside the overlap disagrees: not an overlap
+        else:
+            # Shifts grow as overlaps shrink; ties go to the smaller overlap, which removes less.
+            if score >= 1.0 and (best is None or score >= best.score):
+                best = _Seam(same[(len(same) - 1) // 2], same[-1], score)
     return best
 
 
@@ -230,7 +229,11 @@ def _non_blank(lines: list[str]) -> list[int]:
 
 
 def _join_two(previous: list[str], following: list[str]) -> list[str]:
-    """``previous + following`` without the lines ``following`` repeats at its top."""
+    """``previous + following`` without the lines ``following`` repeats at its top.
+
+    In the overlap, lines nearer the upper tile's bottom edge are taken from the lower tile, where
+    they are further from an edge, and the other way round.
+    """
     tail_at = _non_blank(previous)[-SEAM_LINES:]
     head_at = _non_blank(following)[:SEAM_LINES]
     tail = [_norm(previous[i]) for i in tail_at]
@@ -238,16 +241,16 @@ def _join_two(previous: list[str], following: list[str]) -> list[str]:
     seam = _find_seam(tail, head)
     if seam is None:
         return previous + following
-    kept = previous[: tail_at[seam.last_tail] + 1]
+    after = head_at[seam.last[1]] + 1
+    joined = previous[: tail_at[seam.cut[0]] + 1] + following[head_at[seam.cut[1]] + 1 : after]
     # Tail lines after the last good match were read near the bottom edge: drop a cut line whose full
     # reading comes next in the following tile, keep anything else rather than lose it.
-    after = head_at[seam.last_head] + 1
     upcoming = [_norm(line) for line in following[after:] if line.strip()]
-    for offset, t in enumerate(range(seam.last_tail + 1, len(tail))):
+    for offset, t in enumerate(range(seam.last[0] + 1, len(tail))):
         replaced = offset < len(upcoming) and _similarity(tail[t], upcoming[offset]) >= _PARTIAL
         if not (replaced or _is_junk(tail[t])):
-            kept.append(previous[tail_at[t]])
-    return kept + following[after:]
+            joined.append(previous[tail_at[t]])
+    return joined + following[after:]
 
 
 def join_tiles(texts: Sequence[str]) -> str:

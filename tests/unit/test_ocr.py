@@ -162,7 +162,15 @@ def test_an_unmatched_last_line_is_kept_rather_than_lost() -> None:
 
 def test_ocr_noise_and_spacing_inside_the_overlap_still_match() -> None:
     noisy = [LINES[9].upper(), LINES[10].replace(" ", "  "), LINES[11][:-1] + "!"]
-    assert join_tiles([text(LINES[:12]), text([*noisy, *LINES[12:20]])]) == text(LINES[:20])
+    joined = join_tiles([text(LINES[:12]), text([*noisy, *LINES[12:20]])])
+    # The upper half of the overlap is read from the upper tile, the lower half from the lower one.
+    assert joined == text([*LINES[:11], noisy[2], *LINES[12:20]])
+
+
+def test_a_line_at_the_bottom_edge_is_taken_from_the_lower_tile() -> None:
+    upper = [*LINES[:9], "Price today before server science notes", "lihrary"]
+    lower = ["Price today before server science notes", "library,", *LINES[9:12]]
+    assert join_tiles([text(upper), text(lower)]) == text([*upper[:-1], "library,", *LINES[9:12]])
 
 
 def test_an_overlap_wider_than_the_compared_window_is_found() -> None:
@@ -203,8 +211,11 @@ def test_a_tile_entirely_inside_the_overlap_adds_nothing() -> None:
 
 def test_blank_lines_are_kept_and_ignored_for_matching() -> None:
     first = [LINES[0], "", LINES[1], LINES[2], "", LINES[3]]
-    second = [LINES[2], LINES[3], "", "", LINES[4]]
+    second = [LINES[2], "", LINES[3], "", "", LINES[4]]
     assert join_tiles([text(first), text(second)]) == text([*first, "", "", LINES[4]])
+    # Blank lines read differently in the overlap: the lower half follows the lower tile.
+    second = [LINES[2], LINES[3], "", LINES[4]]
+    assert join_tiles([text(first), text(second)]) == text([*first[:4], LINES[3], "", LINES[4]])
 
 
 def test_empty_tiles_are_skipped() -> None:
