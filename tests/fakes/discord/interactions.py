@@ -68,7 +68,7 @@ class Interaction:
 
     @property
     def original_history(self) -> list[str]:
-        """Every content ``@original`` has had, in order (empty while deferred counts as one)."""
+        """Every content ``@original`` has had, in order; a deferred response starts with ""."""
         return self.original.history if self.original is not None else []
 
 

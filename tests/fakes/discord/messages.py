@@ -125,7 +125,7 @@ class Messages:
 
     def get(self, channel: Channel, message_id: int) -> Message:
         message = self.world.messages.get(message_id)
-        if message is None or message.deleted or message.channel_id != channel.id:
+        if message is None or message.deleted or message.ephemeral or message.channel_id != channel.id:
             raise errors.unknown("message")
         return message
 

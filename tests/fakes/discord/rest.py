@@ -419,7 +419,7 @@ class RestApi:
     async def edit_message(self, request: web.Request) -> web.Response:
         channel = self._channel(request)
         message = self.messages.get(channel, int(request.match_info["message_id"]))
-        if message.author.id != self.world.bot.id or message.webhook_id is not None:
+        if message.author.id != self.world.bot.id:
             raise DiscordError(403, 50005, "Cannot edit a message authored by another user")
         files = self._new_files(request)
         validate_body(request[BODY], files, creating=False, upload_limit=self.messages.upload_limit)

@@ -360,8 +360,12 @@ class World:
         return [guild.roles[r] for r in member.role_ids if r in guild.roles] if member else []
 
     def channel_messages(self, channel_id: int) -> list[Message]:
-        """Live messages of a channel, oldest first."""
-        return [m for m in self.messages.values() if m.channel_id == channel_id and not m.deleted]
+        """Live messages of a channel as the channel shows them to everyone (no ephemerals), oldest first."""
+        return [
+            m
+            for m in self.messages.values()
+            if m.channel_id == channel_id and not m.deleted and not m.ephemeral
+        ]
 
     # ---- permissions ----------------------------------------------------------------------
 
