@@ -79,10 +79,17 @@ class Session:
     buffer: deque[JSON] = field(default_factory=deque)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     resumes: int = 0
+    ready: bool = False  # READY and every GUILD_CREATE have been sent
+
+    @property
+    def attached(self) -> bool:
+        """A live websocket carries this session (events are sent, not only buffered)."""
+        return self.connection is not None and not self.connection.ws.closed
 
     @property
     def connected(self) -> bool:
-        return self.connection is not None and not self.connection.ws.closed
+        """Attached and past its READY/GUILD_CREATEs: the bot is online."""
+        return self.ready and self.attached
 
     def has(self, intent: int) -> bool:
         return bool(self.intents & intent)
@@ -178,6 +185,8 @@ class Gateway:
         for guild in self.world.guilds.values():
             if session.sees_guild(guild.id):
                 await self._send(session, "GUILD_CREATE", payloads.guild_create(guild, self.world))
+        session.ready = True
+        self.recorder.notifier.notify()
         return session
 
     def _intents_allowed(self, intents: int) -> bool:
@@ -194,7 +203,7 @@ class Gateway:
             await connection.close(AUTHENTICATION_FAILED, "Authentication failed.")
             return None
         session = self.sessions.get(str(data.get("session_id")))
-        if session is None or session.connected:
+        if session is None or session.attached:
             await self._send_raw(connection, {"op": 9, "d": False})
             return None
         session.connection = connection
@@ -237,7 +246,7 @@ class Gateway:
             session.seq += 1
             frame = {"op": 0, "t": event, "s": session.seq, "d": data}
             session.buffer.append(frame)
-            if session.connected:
+            if session.attached:
                 assert session.connection is not None
                 await self._send_raw(session.connection, frame)
 

@@ -163,13 +163,24 @@ class DiscordEmulator(Actions):
     async def running(self, client: Any, timeout: float = 10.0) -> AsyncIterator[Any]:  # noqa: ASYNC109
         """Run a discord.py ``client`` (in this process) against the emulator for the block.
 
-        Enters once the bot's gateway session is up; a login or IDENTIFY failure (bad token,
-        disallowed intents) is raised here. On exit the client is closed and its task awaited.
+        Enters once the bot's gateway session is up and the client has every guild in its cache; a
+        login or IDENTIFY failure (bad token, disallowed intents) is raised here. On exit the client
+        is closed and its task awaited.
         """
         with self.point_discord_py():
             task = asyncio.create_task(client.start(self.bot_token))
             try:
-                await self.wait_for(lambda: task.done() or self.gateway.connected_sessions, timeout, "bot up")
+                await self.wait_for(
+                    lambda: (
+                        task.done()
+                        or (
+                            self.gateway.connected_sessions
+                            and all(client.get_guild(g) for g in self.world.guilds)
+                        )
+                    ),
+                    timeout,
+                    "bot up with its guilds cached",
+                )
                 if task.done():
                     task.result()
                 yield client
