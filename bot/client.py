@@ -2,21 +2,27 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+import time
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.chat import ChatService
+from bot.conversation import MemoryLimits
 from bot.images import ImageWorker
 from bot.pacing import ChannelPacer
 from bot.settings import Settings
-from bot.store import Store, open_store
+from bot.store import Store, StoreOptions, open_store
 from bot.vision import VisionClient
 
 log = logging.getLogger(__name__)
 
-EXTENSIONS = ("cogs.admin", "cogs.describe")
+EXTENSIONS = ("cogs.admin", "cogs.describe", "cogs.chat")
+PURGE_EVERY_SECONDS = 3600
 
 
 class Glimpse(commands.Bot):
@@ -26,6 +32,7 @@ class Glimpse(commands.Bot):
     images: ImageWorker
     pacer: ChannelPacer
     store: Store
+    chat: ChatService
 
     def __init__(self, settings: Settings, *, message_content: bool = True, sync_commands: bool = False) -> None:
         intents = discord.Intents.default()
@@ -49,7 +56,9 @@ class Glimpse(commands.Bot):
         )
         self.images = ImageWorker()
         self.pacer = ChannelPacer()
-        self.store = await open_store(settings.store_url)
+        self.store = await open_store(settings.store_url, StoreOptions.from_settings(settings))
+        self.chat = ChatService(self.store, self.vision, MemoryLimits.from_settings(settings))
+        self._purger = asyncio.create_task(self._purge_forever(), name="glimpse-retention")
         for extension in EXTENSIONS:
             await self.load_extension(extension)
         if not self.intents.message_content:
@@ -65,8 +74,24 @@ class Glimpse(commands.Bot):
         assert self.user is not None
         log.info("Logged in as %s (id %s) in %d servers", self.user, self.user.id, len(self.guilds))
 
+    async def _purge_forever(self) -> None:
+        """Retention: drop turns, images and audit records older than the configured limit, hourly."""
+        keep = self.settings.memory_retention_days * 86400
+        while True:
+            try:
+                removed = await self.store.purge(time.time() - keep)
+                if removed:
+                    log.info("Retention purge removed %d records", removed)
+            except Exception:
+                log.exception("Retention purge failed; will try again")
+            await asyncio.sleep(PURGE_EVERY_SECONDS)
+
     async def close(self) -> None:
         await super().close()
+        if hasattr(self, "_purger"):
+            self._purger.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._purger
         if hasattr(self, "vision"):
             await self.vision.aclose()
         if hasattr(self, "images"):

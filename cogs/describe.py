@@ -12,6 +12,7 @@ from discord.ext import commands
 
 from bot.answering import stream_answer
 from bot.attachments import AttachmentLike, gather_images, image_attachments
+from bot.chat import user_turn
 from bot.images import Detail
 from bot.prompts import ALT_TEXT_SYSTEM, describe_request
 from bot.replies import InteractionSink, LiveReply, MessageSink, ReplySink
@@ -44,8 +45,11 @@ class Describe(commands.Cog):
             return
         if self.bot.user in message.mentions:
             return  # a question for the bot: the chat cog answers it
-        if image_attachments(message.attachments):
-            await self.describe(MessageSink(message), message.attachments)
+        if image_attachments(message.attachments) and self.bot.chat.seen.claim(message.id):
+            await self.describe(
+                MessageSink(message), message.attachments, asker=message.author, message_id=message.id,
+                shared_text=message.content,
+            )
 
     @app_commands.command(name="describe", description="Describe an image (alt text), or ask something about it.")
     @app_commands.describe(
@@ -64,24 +68,35 @@ class Describe(commands.Cog):
     ) -> None:
         await interaction.response.defer(thinking=True)
         attachments = [a for a in (image, image2) if a is not None]
-        await self.describe(InteractionSink(interaction), attachments, prompt=prompt, detail=detail)
+        await self.describe(
+            InteractionSink(interaction), attachments, asker=interaction.user, message_id=interaction.id,
+            prompt=prompt, detail=detail,
+        )
 
     async def describe_message(self, interaction: discord.Interaction, message: discord.Message) -> None:
         if not image_attachments(message.attachments):
             await interaction.response.send_message(NO_IMAGES, ephemeral=True)
             return
         await interaction.response.defer(thinking=True)
-        await self.describe(InteractionSink(interaction), message.attachments)
+        await self.describe(
+            InteractionSink(interaction), message.attachments, asker=interaction.user, message_id=interaction.id
+        )
 
     async def describe(
         self,
         sink: ReplySink,
         attachments: Sequence[AttachmentLike],
         *,
+        asker: discord.abc.User,
+        message_id: int,
         prompt: str | None = None,
         detail: Detail = "auto",
+        shared_text: str = "",
     ) -> None:
-        """Placeholder at once, then download, prepare and stream the description into it."""
+        """Placeholder at once, then download, prepare and stream the description into it.
+
+        The exchange becomes part of the channel's conversation, so follow-up questions can refer to it.
+        """
         limit = self.bot.settings.max_images_per_request
         spoiler = any(a.is_spoiler() for a in image_attachments(attachments)[:limit])
         reply = LiveReply(sink, self.bot.pacer, wrap=SPOILER if spoiler else None)
@@ -100,7 +115,16 @@ class Describe(commands.Cog):
                 ],
             },
         ]
-        await stream_answer(reply, self.bot.vision, messages, notes=gathered.notes)
+        answer = await stream_answer(reply, self.bot.vision, messages, notes=gathered.notes)
+        if answer is not None:
+            question = user_turn(
+                author_name=getattr(asker, "display_name", str(asker)),
+                author_id=asker.id,
+                text=prompt or shared_text or "(shared an image)",
+                images=gathered.images,
+                message_id=message_id,
+            )
+            await self.bot.chat.remember(sink.channel_id, question, gathered.images, answer.text)
 
 
 async def setup(bot: Glimpse) -> None:

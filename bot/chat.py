@@ -1,0 +1,126 @@
+"""A channel's conversation: remembered turns + this question -> a streamed answer -> remembered.
+
+The cogs hand over plain data (who asked, what, which prepared images, where to reply); this module
+reads the channel's memory, builds the request within the budget, streams the answer and stores the
+finished exchange. An answer that failed is not stored, so memory never holds half an exchange.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Sequence
+
+from bot.answering import Answer, stream_answer
+from bot.conversation import (
+    ContextSummary,
+    ImageRef,
+    MemoryLimits,
+    Turn,
+    current_session,
+    plan_request,
+    recent_images,
+    summarize,
+)
+from bot.images import PreparedImage
+from bot.prompts import CHAT_SYSTEM
+from bot.replies import LiveReply
+from bot.store import Store
+from bot.vision import VisionClient
+
+log = logging.getLogger(__name__)
+
+
+class SeenMessages:
+    """Message ids this process has already handled, so a redelivered event is not answered twice."""
+
+    def __init__(self, capacity: int = 4096) -> None:
+        self._ids: OrderedDict[int, None] = OrderedDict()
+        self._capacity = capacity
+
+    def claim(self, message_id: int) -> bool:
+        """True the first time an id is seen, False afterwards."""
+        if message_id in self._ids:
+            return False
+        self._ids[message_id] = None
+        if len(self._ids) > self._capacity:
+            self._ids.popitem(last=False)
+        return True
+
+
+class ChatService:
+    def __init__(self, store: Store, vision: VisionClient, limits: MemoryLimits) -> None:
+        self.store = store
+        self.vision = vision
+        self.limits = limits
+        self.seen = SeenMessages()
+
+    async def history(self, channel_id: int) -> list[Turn]:
+        return await self.store.history(channel_id, limit=self.limits.max_turns)
+
+    async def context(self, channel_id: int) -> ContextSummary:
+        """What the next question in this channel would be answered with (the current session)."""
+        turns = await self.history(channel_id)
+        return summarize(current_session(turns, idle_seconds=self.limits.idle_seconds, now=time.time()))
+
+    async def has_recent_images(self, channel_id: int, within_seconds: float) -> bool:
+        turns = await self.history(channel_id)
+        return bool(recent_images(turns, since=time.time() - within_seconds, limit=1))
+
+    async def answer(
+        self,
+        channel_id: int,
+        question: Turn,
+        images: Sequence[PreparedImage],
+        reply: LiveReply,
+        *,
+        notes: Sequence[str] = (),
+    ) -> Answer | None:
+        """Answer ``question`` (whose ``images`` are the prepared ``images``) in the light of memory."""
+        history = await self.history(channel_id)
+        plan = plan_request(system_prompt=CHAT_SYSTEM, history=history, current=question, limits=self.limits)
+        sources: dict[str, PreparedImage | bytes] = {image.sha256: image for image in images}
+        stored = await self.store.get_images(h for h in plan.image_hashes if h not in sources)
+        sources.update(stored)
+        log.debug(
+            "Request for channel %s: %d history turns, %d images, ~%d tokens",
+            channel_id, plan.history_turns, plan.images_sent, plan.tokens,
+        )
+        answer = await stream_answer(reply, self.vision, plan.render(sources), notes=notes)
+        if answer is not None:
+            await self.remember(channel_id, question, images, answer.text)
+        return answer
+
+    async def remember(
+        self, channel_id: int, question: Turn, images: Sequence[PreparedImage], answer_text: str
+    ) -> None:
+        """Store a finished exchange: the question (with its images) then the bot's answer."""
+        try:
+            if not await self.store.append_turn(channel_id, question, images):
+                return  # a redelivered event: the exchange is already remembered
+            await self.store.append_turn(
+                channel_id,
+                Turn(role="assistant", author_name="Glimpse", author_id=0, text=answer_text, created_at=time.time()),
+            )
+        except Exception:
+            # The answer is already on screen; losing its memory must not turn into an error message.
+            log.exception("Could not store the exchange for channel %s", channel_id)
+
+
+def user_turn(
+    *,
+    author_name: str,
+    author_id: int,
+    text: str,
+    images: Sequence[PreparedImage] = (),
+    message_id: int | None = None,
+) -> Turn:
+    return Turn(
+        role="user",
+        author_name=author_name,
+        author_id=author_id,
+        text=text,
+        images=tuple(ImageRef.of(image) for image in images),
+        message_id=message_id,
+    )

@@ -1,0 +1,168 @@
+"""Conversation: mention or reply to the bot, DMs, `/ask`, `/forget` and `/context`."""
+
+from __future__ import annotations
+
+import logging
+import re
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.attachments import AttachmentLike, gather_images, image_attachments
+from bot.chat import user_turn
+from bot.replies import InteractionSink, LiveReply, MessageSink, ReplySink
+from bot.textsplit import SPOILER
+
+if TYPE_CHECKING:
+    from bot.client import Glimpse
+
+log = logging.getLogger(__name__)
+
+HISTORY_LOOKBACK = 25
+"""Messages scanned for "the image above" when a question comes without an image."""
+
+
+class Chat(commands.Cog):
+    def __init__(self, bot: Glimpse) -> None:
+        self.bot = bot
+
+    def _addressed(self, message: discord.Message) -> bool:
+        """A DM, a mention of the bot, or a reply to one of the bot's messages."""
+        if message.guild is None:
+            return True
+        if self.bot.user in message.mentions:
+            return True
+        ref = message.reference.resolved if message.reference else None
+        return isinstance(ref, discord.Message) and ref.author == self.bot.user
+
+    def _question_text(self, message: discord.Message) -> str:
+        assert self.bot.user is not None
+        return re.sub(rf"<@!?{self.bot.user.id}>", "", message.content).strip()
+
+    @commands.Cog.listener()
+    async def on_message(self, message: discord.Message) -> None:
+        if message.author.bot or not self._addressed(message):
+            return
+        if self._is_owner_command(message) or not self.bot.chat.seen.claim(message.id):
+            return
+        attachments: list[AttachmentLike] = list(message.attachments)
+        ref = message.reference.resolved if message.reference else None
+        if isinstance(ref, discord.Message) and ref.author != self.bot.user:
+            attachments += ref.attachments  # "what does this say?" in reply to someone's image
+        await self.ask(
+            MessageSink(message),
+            channel=message.channel,
+            author=message.author,
+            text=self._question_text(message),
+            attachments=attachments,
+            message_id=message.id,
+        )
+
+    def _is_owner_command(self, message: discord.Message) -> bool:
+        """`@Glimpse sync` is a command for the admin cog, not a question."""
+        return self._question_text(message).split(maxsplit=1)[:1] == ["sync"]
+
+    @app_commands.command(name="ask", description="Ask Glimpse something; it remembers this channel's conversation.")
+    @app_commands.describe(prompt="Your question", image="An image to ask about")
+    async def ask_command(
+        self,
+        interaction: discord.Interaction,
+        prompt: app_commands.Range[str, 1, 2000],
+        image: discord.Attachment | None = None,
+    ) -> None:
+        await interaction.response.defer(thinking=True)
+        assert interaction.channel is not None
+        await self.ask(
+            InteractionSink(interaction),
+            channel=interaction.channel,
+            author=interaction.user,
+            text=prompt,
+            attachments=[image] if image else [],
+            message_id=interaction.id,
+        )
+
+    @app_commands.command(name="forget", description="Clear what Glimpse remembers of this channel.")
+    @app_commands.default_permissions(manage_messages=True)
+    async def forget_command(self, interaction: discord.Interaction) -> None:
+        # Checked here, not only by the default permission, which server admins can override.
+        if interaction.guild is not None and not interaction.permissions.manage_messages:
+            await interaction.response.send_message(
+                "You need the Manage Messages permission to clear this channel's memory.", ephemeral=True
+            )
+            return
+        assert interaction.channel_id is not None
+        removed = await self.bot.store.forget(interaction.channel_id)
+        log.info("User %s cleared the memory of channel %s", interaction.user.id, interaction.channel_id)
+        await interaction.response.send_message(
+            f"Done: I forgot this channel's conversation ({removed} remembered messages and their images).",
+            ephemeral=True,
+        )
+
+    @app_commands.command(name="context", description="Show what Glimpse currently remembers of this channel.")
+    async def context_command(self, interaction: discord.Interaction) -> None:
+        assert interaction.channel_id is not None
+        summary = await self.bot.chat.context(interaction.channel_id)
+        if not summary.turns:
+            text = "I remember nothing of this channel yet."
+        else:
+            age = timedelta(seconds=round(summary.age_seconds()))
+            text = (
+                f"I remember {summary.turns} messages with {summary.images} images from the last {age} "
+                f"(about {summary.tokens:,} tokens). I send at most {self.bot.chat.limits.max_turns} "
+                f"messages and {self.bot.chat.limits.max_tokens:,} tokens of it with each question."
+            )
+        await interaction.response.send_message(text, ephemeral=True)
+
+    async def ask(
+        self,
+        sink: ReplySink,
+        *,
+        channel: discord.abc.Messageable,
+        author: discord.abc.User,
+        text: str,
+        attachments: list[AttachmentLike],
+        message_id: int,
+    ) -> None:
+        """Placeholder at once; then images (attached, or the one posted above) and the answer."""
+        settings = self.bot.settings
+        limit = settings.max_images_per_request
+        notes: list[str] = []
+        channel_id = getattr(channel, "id", 0)
+        if not image_attachments(attachments):
+            window = settings.recent_image_minutes * 60
+            if not await self.bot.chat.has_recent_images(channel_id, window):
+                attachments, notes = await self._images_above(channel, window)
+        spoiler = any(a.is_spoiler() for a in image_attachments(attachments)[:limit])
+        reply = LiveReply(sink, self.bot.pacer, wrap=SPOILER if spoiler else None)
+        await reply.start()
+        gathered = await gather_images(attachments, self.bot.images, limit=limit)
+        question = user_turn(
+            author_name=getattr(author, "display_name", str(author)),
+            author_id=author.id,
+            text=text or "(no text)",
+            images=gathered.images,
+            message_id=message_id,
+        )
+        await self.bot.chat.answer(channel_id, question, gathered.images, reply, notes=notes + gathered.notes)
+
+    async def _images_above(
+        self, channel: discord.abc.Messageable, window: float
+    ) -> tuple[list[AttachmentLike], list[str]]:
+        """The images of the most recent message with images in the channel, within the window."""
+        after = discord.utils.utcnow() - timedelta(seconds=window)
+        try:
+            async for earlier in channel.history(limit=HISTORY_LOOKBACK, after=after, oldest_first=False):
+                found = image_attachments(earlier.attachments)
+                if found and earlier.author != self.bot.user:
+                    name = earlier.author.display_name
+                    return list(found), [f"Looking at the image {name} posted above."]
+        except discord.HTTPException:
+            log.info("Cannot read the history of channel %s", getattr(channel, "id", "?"))
+        return [], []
+
+
+async def setup(bot: Glimpse) -> None:
+    await bot.add_cog(Chat(bot))
