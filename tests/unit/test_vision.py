@@ -195,10 +195,12 @@ async def test_unknown_model_and_refused_image(vlm: VLMServer) -> None:
     error, _ = await failure(vision)
     assert error.kind == "model" and error.status == 404
     await vision.aclose()
-    stream = make_client(vlm).stream([user_message(PROMPT, data_url(b"GIF89a but not really"))])
+    vision = make_client(vlm)
+    stream = vision.stream([user_message(PROMPT, data_url(b"GIF89a but not really"))])
     with pytest.raises(VisionError) as caught:
         await anext(stream)
     assert caught.value.kind == "bad_request" and caught.value.status == 400
+    await vision.aclose()
 
 
 # --- after the first token: never retried -----------------------------------------------------
