@@ -55,10 +55,10 @@ def test_a_dark_theme_chat_screenshot_is_read() -> None:
 
 @needs_engine
 def test_small_text_is_upscaled_and_read() -> None:
-    # 8 px text: read as it is, about one character in six is wrong.
-    page = document(sample_lines(6, seed=8), name="tiny", font=load_font(8), width=520, margin=12)
+    # 9 px text read as it is: 4% of characters wrong with DejaVu, 12% with Pillow's default font.
+    page = document(sample_lines(6, seed=8), name="tiny", font=load_font(9), width=520, margin=12)
     text = ENGINE.transcribe(page.image)
-    assert character_error_rate(page.text, text) < MAX_CER, text
+    assert character_error_rate(page.text, text) < 0.02, text
 
 
 @needs_engine
