@@ -14,7 +14,7 @@ from discord.ext import commands
 from bot.attachments import AttachmentLike, gather_images, image_attachments
 from bot.chat import user_turn
 from bot.replies import InteractionSink, LiveReply, MessageSink, ReplySink
-from bot.textsplit import SPOILER
+from bot.textsplit import Wrap
 
 if TYPE_CHECKING:
     from bot.client import Glimpse
@@ -136,7 +136,7 @@ class Chat(commands.Cog):
             if not await self.bot.chat.has_recent_images(channel_id, window):
                 attachments, notes = await self._images_above(channel, window)
         spoiler = any(a.is_spoiler() for a in image_attachments(attachments)[:limit])
-        reply = LiveReply(sink, self.bot.pacer, wrap=SPOILER if spoiler else None)
+        reply = LiveReply(sink, self.bot.pacer, wrap=Wrap.SPOILER if spoiler else None)
         await reply.start()
         gathered = await gather_images(attachments, self.bot.images, limit=limit)
         question = user_turn(

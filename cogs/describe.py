@@ -16,7 +16,7 @@ from bot.chat import user_turn
 from bot.images import Detail
 from bot.prompts import ALT_TEXT_SYSTEM, describe_request
 from bot.replies import InteractionSink, LiveReply, MessageSink, ReplySink
-from bot.textsplit import SPOILER
+from bot.textsplit import Wrap
 
 if TYPE_CHECKING:
     from bot.client import Glimpse
@@ -99,7 +99,7 @@ class Describe(commands.Cog):
         """
         limit = self.bot.settings.max_images_per_request
         spoiler = any(a.is_spoiler() for a in image_attachments(attachments)[:limit])
-        reply = LiveReply(sink, self.bot.pacer, wrap=SPOILER if spoiler else None)
+        reply = LiveReply(sink, self.bot.pacer, wrap=Wrap.SPOILER if spoiler else None)
         await reply.start()
         gathered = await gather_images(attachments, self.bot.images, limit=limit, detail=detail)
         if not gathered.images:
