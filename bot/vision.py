@@ -201,9 +201,7 @@ class VisionClient:
         response_format: dict[str, Any] | None = None,
     ) -> Completion:
         """The whole answer at once (same retries, timeouts and errors as :meth:`stream`)."""
-        stream = self.stream(
-            messages, temperature=temperature, max_tokens=max_tokens, response_format=response_format
-        )
+        stream = self.stream(messages, temperature=temperature, max_tokens=max_tokens, response_format=response_format)
         async with stream:
             async for _ in stream:
                 pass
@@ -279,9 +277,7 @@ class VisionStream:
             if isinstance(exc, VisionError):
                 await self._end(exc.kind, exc.detail)
             else:
-                await self._end(
-                    "cancelled" if isinstance(exc, asyncio.CancelledError) else type(exc).__name__
-                )
+                await self._end("cancelled" if isinstance(exc, asyncio.CancelledError) else type(exc).__name__)
             raise
         if delta is None:
             await self._end("ok")
@@ -357,9 +353,7 @@ class VisionStream:
                 except StopAsyncIteration:
                     return None
             if chunk.usage is not None:
-                self.usage = Usage(
-                    chunk.usage.prompt_tokens, chunk.usage.completion_tokens, chunk.usage.total_tokens
-                )
+                self.usage = Usage(chunk.usage.prompt_tokens, chunk.usage.completion_tokens, chunk.usage.total_tokens)
             for choice in chunk.choices[:1]:
                 if choice.finish_reason is not None:
                     self.finish_reason = choice.finish_reason

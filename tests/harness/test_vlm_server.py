@@ -45,9 +45,7 @@ def small_image() -> str:
     return data_url(image_bytes(64, 48))
 
 
-async def stream_text(
-    client: openai.AsyncOpenAI, model: str, messages: list[dict[str, Any]], **kw: Any
-) -> str:
+async def stream_text(client: openai.AsyncOpenAI, model: str, messages: list[dict[str, Any]], **kw: Any) -> str:
     stream = await client.chat.completions.create(model=model, messages=messages, stream=True, **kw)
     text = ""
     async for chunk in stream:
@@ -101,9 +99,7 @@ async def test_stream_assembles_text_and_ends_with_a_usage_chunk(vlm: VLMServer,
     assert vlm.api_key not in json.dumps(request.headers)
 
 
-async def test_stream_without_include_usage_has_no_usage_chunk(
-    vlm: VLMServer, client: openai.AsyncOpenAI
-) -> None:
+async def test_stream_without_include_usage_has_no_usage_chunk(vlm: VLMServer, client: openai.AsyncOpenAI) -> None:
     stream = await client.chat.completions.create(
         model=vlm.model, messages=[user_message(PROMPT, small_image())], stream=True
     )
@@ -112,9 +108,7 @@ async def test_stream_without_include_usage_has_no_usage_chunk(
     assert all(c.usage is None for c in chunks)
 
 
-async def test_default_answer_mentions_the_number_of_images(
-    vlm: VLMServer, client: openai.AsyncOpenAI
-) -> None:
+async def test_default_answer_mentions_the_number_of_images(vlm: VLMServer, client: openai.AsyncOpenAI) -> None:
     text = await stream_text(client, vlm.model, [user_message(PROMPT, small_image(), small_image())])
     assert text == "I see 2 images."
 
@@ -177,9 +171,7 @@ async def test_empty_completion_and_length_finish(vlm: VLMServer, client: openai
     assert not any(c.choices[0].delta.content for c in chunks if c.choices)
     assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens == 0
 
-    stream = await client.chat.completions.create(
-        model=vlm.model, messages=[user_message(PROMPT)], stream=True
-    )
+    stream = await client.chat.completions.create(model=vlm.model, messages=[user_message(PROMPT)], stream=True)
     finish = [c.choices[0].finish_reason async for c in stream if c.choices]
     assert finish[-1] == "length"
 
@@ -224,14 +216,10 @@ async def test_wrong_key_and_unknown_model(vlm: VLMServer) -> None:
     assert [r.status for r in vlm.requests] == [401, 401, 404]
 
 
-async def test_disconnect_mid_stream_is_a_connection_error(
-    vlm: VLMServer, client: openai.AsyncOpenAI
-) -> None:
+async def test_disconnect_mid_stream_is_a_connection_error(vlm: VLMServer, client: openai.AsyncOpenAI) -> None:
     vlm.script(Script(text="abcdefgh", chunk_size=4, disconnect_after=1))
     received: list[str] = []
-    stream = await client.chat.completions.create(
-        model=vlm.model, messages=[user_message(PROMPT)], stream=True
-    )
+    stream = await client.chat.completions.create(model=vlm.model, messages=[user_message(PROMPT)], stream=True)
     with pytest.raises(openai.APIConnectionError):
         async for chunk in stream:
             received.append(chunk.choices[0].delta.content or "")
@@ -248,18 +236,14 @@ async def test_malformed_frame_fails_json_decoding(vlm: VLMServer, client: opena
 
 
 @pytest.mark.parametrize("where", ["before_headers", "before_first_token", "mid_stream"])
-async def test_stall_times_out_the_client_and_is_recorded_as_its_disconnect(
-    vlm: VLMServer, where: str
-) -> None:
+async def test_stall_times_out_the_client_and_is_recorded_as_its_disconnect(vlm: VLMServer, where: str) -> None:
     script = {
         "before_headers": Script(text="late", stall_before_headers=True),
         "before_first_token": Script(text="late", stall_after=0),
         "mid_stream": Script(text="abcdefgh", chunk_size=4, stall_after=1),
     }[where]
     vlm.script(script)
-    async with openai.AsyncOpenAI(
-        api_key=vlm.api_key, base_url=vlm.base_url, max_retries=0, timeout=0.3
-    ) as c:
+    async with openai.AsyncOpenAI(api_key=vlm.api_key, base_url=vlm.base_url, max_retries=0, timeout=0.3) as c:
         with pytest.raises(openai.APITimeoutError):
             await stream_text(c, vlm.model, [user_message(PROMPT)])
     await vlm.wait_for(lambda: vlm.completions[0].finished.is_set())
@@ -276,9 +260,7 @@ async def test_resume_ends_a_stall(vlm: VLMServer, client: openai.AsyncOpenAI) -
 
 async def test_client_closing_the_stream_is_recorded(vlm: VLMServer, client: openai.AsyncOpenAI) -> None:
     vlm.script(Script(chunks=("first", "second"), gated=True))
-    stream = await client.chat.completions.create(
-        model=vlm.model, messages=[user_message(PROMPT)], stream=True
-    )
+    stream = await client.chat.completions.create(model=vlm.model, messages=[user_message(PROMPT)], stream=True)
     await vlm.release(1)
     async for chunk in stream:
         if chunk.choices[0].delta.content:
@@ -336,9 +318,7 @@ async def test_validation_rejects_like_a_strict_provider(
     assert vlm.completions[0].script is None  # a rejected request consumes no script
 
 
-async def test_validation_accepts_json_schema_and_text_only_history(
-    vlm: VLMServer, client: openai.AsyncOpenAI
-) -> None:
+async def test_validation_accepts_json_schema_and_text_only_history(vlm: VLMServer, client: openai.AsyncOpenAI) -> None:
     schema = {"type": "json_schema", "json_schema": {"name": "verdict", "schema": {"type": "object"}}}
     messages = [
         {"role": "system", "content": "Be brief."},
@@ -388,9 +368,7 @@ def test_smart_resize_keeps_multiples_of_28() -> None:
 )
 async def test_non_streaming_faults(vlm: VLMServer, script: Script, error: type[Exception]) -> None:
     vlm.script(script)
-    async with openai.AsyncOpenAI(
-        api_key=vlm.api_key, base_url=vlm.base_url, max_retries=0, timeout=0.3
-    ) as c:
+    async with openai.AsyncOpenAI(api_key=vlm.api_key, base_url=vlm.base_url, max_retries=0, timeout=0.3) as c:
         with pytest.raises(error):
             await c.chat.completions.create(model=vlm.model, messages=[user_message(PROMPT)])
 

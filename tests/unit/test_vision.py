@@ -121,12 +121,8 @@ async def test_retries_before_the_first_token_then_succeeds(
     assert [r.status for r in vlm.completions] == [fault.status, 200]
 
 
-@pytest.mark.parametrize(
-    "fault", [Script(text="never", disconnect_after=0), Script(text="x", malformed_after=0)]
-)
-async def test_a_broken_stream_before_any_text_is_retried(
-    vlm: VLMServer, vision: VisionClient, fault: Script
-) -> None:
+@pytest.mark.parametrize("fault", [Script(text="never", disconnect_after=0), Script(text="x", malformed_after=0)])
+async def test_a_broken_stream_before_any_text_is_retried(vlm: VLMServer, vision: VisionClient, fault: Script) -> None:
     vlm.script(fault, "Second try.")
     deltas, _ = await collect(vision)
     assert deltas == ["Second t", "ry."]
@@ -213,9 +209,7 @@ async def test_unknown_model_and_refused_image(vlm: VLMServer) -> None:
         Script(chunks=("The first part", " and more"), malformed_after=1),
     ],
 )
-async def test_cut_off_mid_stream_keeps_the_partial_text(
-    vlm: VLMServer, vision: VisionClient, fault: Script
-) -> None:
+async def test_cut_off_mid_stream_keeps_the_partial_text(vlm: VLMServer, vision: VisionClient, fault: Script) -> None:
     vlm.script(fault, "never used")
     received: list[str] = []
     stream = vision.stream(messages())
@@ -259,9 +253,7 @@ async def test_idle_timeout_mid_stream_keeps_the_text(vlm: VLMServer) -> None:
 # --- cancellation -----------------------------------------------------------------------------
 
 
-async def test_cancelling_the_consumer_closes_the_upstream_request(
-    vlm: VLMServer, vision: VisionClient
-) -> None:
+async def test_cancelling_the_consumer_closes_the_upstream_request(vlm: VLMServer, vision: VisionClient) -> None:
     vlm.script(Script(chunks=("one", "two", "three"), gated=True))
     first = asyncio.Event()
 
@@ -314,9 +306,7 @@ async def test_max_concurrency_queues_the_second_request(vlm: VLMServer) -> None
 # --- the key never leaks ----------------------------------------------------------------------
 
 
-async def test_the_key_is_in_no_reason_repr_or_log_record(
-    vlm: VLMServer, caplog: pytest.LogCaptureFixture
-) -> None:
+async def test_the_key_is_in_no_reason_repr_or_log_record(vlm: VLMServer, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
     key = vlm.api_key
     vlm.script(

@@ -84,7 +84,7 @@ class VLMServer:
     def __init__(
         self,
         *,
-        api_key: str = "test-vlm-key-" + "0123456789abcdef",
+        api_key: str = "test-vlm-key-0123456789abcdef",
         models: Iterable[str] = (DEFAULT_MODEL,),
         max_images: int = 4,
         max_image_base64: int = 1_000_000,
@@ -205,9 +205,7 @@ class VLMServer:
     def _error(record: RecordedRequest, status: int, body: dict[str, Any], **headers: str) -> web.Response:
         record.status = status
         record.outcome = "rejected"
-        return web.json_response(
-            body, status=status, headers={"x-request-id": secrets.token_hex(8), **headers}
-        )
+        return web.json_response(body, status=status, headers={"x-request-id": secrets.token_hex(8), **headers})
 
     def _unauthorized(self, record: RecordedRequest) -> web.Response:
         return self._error(record, 401, error_body("Incorrect API key provided.", code="invalid_api_key"))
@@ -266,6 +264,7 @@ class VLMServer:
                 return await self._stream(request, record, script)
             return await self._whole(request, record, script)
         except _ServerAbort:
+            # Drop the TCP connection mid-body; aiohttp must not try to finish the response.
             assert request.transport is not None
             request.transport.abort()
             raise asyncio.CancelledError from None
@@ -308,9 +307,7 @@ class VLMServer:
         record.usage = Usage(record.parsed.prompt_tokens, text_tokens(record.sent_text))
         return record.usage
 
-    async def _stream(
-        self, request: web.Request, record: RecordedRequest, script: Script
-    ) -> web.StreamResponse:
+    async def _stream(self, request: web.Request, record: RecordedRequest, script: Script) -> web.StreamResponse:
         assert record.parsed is not None
         include_usage = record.parsed.include_usage
         completion = Completion(model=record.parsed.model)
@@ -324,9 +321,7 @@ class VLMServer:
         )
         record.status = 200
         await response.prepare(request)
-        await response.write(
-            completion.delta_frame({"role": "assistant", "content": ""}, with_usage=include_usage)
-        )
+        await response.write(completion.delta_frame({"role": "assistant", "content": ""}, with_usage=include_usage))
         pieces = script.pieces()
         for index in range(len(pieces) + 1):
             broken = await self._fault_at(index, record, script)
@@ -370,9 +365,7 @@ class VLMServer:
             record.outcome = "malformed"
             return web.Response(body=b'{"id": "chatcmpl-broken", "choi', content_type="application/json")
         record.sent_text = script.text if script.chunks is None else "".join(script.chunks)
-        body = Completion(model=record.parsed.model).body(
-            record.sent_text, script.finish_reason, self._usage(record)
-        )
+        body = Completion(model=record.parsed.model).body(record.sent_text, script.finish_reason, self._usage(record))
         record.outcome = "completed"
         return web.json_response(body, headers=headers)
 

@@ -89,7 +89,5 @@ def error_body(
 def models_body(models: list[str], created: int) -> dict[str, Any]:
     return {
         "object": "list",
-        "data": [
-            {"id": m, "object": "model", "created": created, "owned_by": "glimpse-fake"} for m in models
-        ],
+        "data": [{"id": m, "object": "model", "created": created, "owned_by": "glimpse-fake"} for m in models],
     }

@@ -183,9 +183,7 @@ def _check_response_format(value: Any) -> None:
     )
 
 
-def _check_message(
-    message: Any, where: str, limits: Limits, texts: list[str], images: list[ReceivedImage]
-) -> None:
+def _check_message(message: Any, where: str, limits: Limits, texts: list[str], images: list[ReceivedImage]) -> None:
     if not isinstance(message, dict):
         raise RequestRejected(f"'{where}' must be an object.", param=where)
     role = message.get("role")
@@ -218,13 +216,9 @@ def _check_part(
         texts.append(part["text"])
         return
     if kind != "image_url":
-        raise RequestRejected(
-            f"Invalid value for '{where}.type': expected 'text' or 'image_url'.", param=where
-        )
+        raise RequestRejected(f"Invalid value for '{where}.type': expected 'text' or 'image_url'.", param=where)
     if role != "user":
-        raise RequestRejected(
-            f"Image URLs are only allowed for messages with role 'user', not '{role}'.", param=where
-        )
+        raise RequestRejected(f"Image URLs are only allowed for messages with role 'user', not '{role}'.", param=where)
     spec = part.get("image_url")
     if set(part) != {"type", "image_url"} or not isinstance(spec, dict) or set(spec) - {"url", "detail"}:
         raise RequestRejected(
