@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import pkgutil
 import time
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
+import cogs
 from bot.chat import ChatService
 from bot.conversation import MemoryLimits
 from bot.images import ImageWorker
@@ -21,7 +23,8 @@ from bot.vision import VisionClient
 
 log = logging.getLogger(__name__)
 
-EXTENSIONS = ("cogs.admin", "cogs.describe", "cogs.chat")
+EXTENSIONS = tuple(f"cogs.{module.name}" for module in pkgutil.iter_modules(cogs.__path__))
+"""Every module in `cogs/` is a feature; each ends with `async def setup(bot)`."""
 PURGE_EVERY_SECONDS = 3600
 
 
@@ -52,7 +55,11 @@ class Glimpse(commands.Bot):
     async def setup_hook(self) -> None:
         settings = self.settings
         self.vision = VisionClient(
-            api_key=settings.vlm_api_key.reveal(), base_url=settings.vlm_base_url, model=settings.vlm_model
+            api_key=settings.vlm_api_key.reveal(),
+            base_url=settings.vlm_base_url,
+            model=settings.vlm_model,
+            first_token_timeout=settings.vlm_first_token_timeout,
+            idle_timeout=settings.vlm_idle_timeout,
         )
         self.images = ImageWorker()
         self.pacer = ChannelPacer()

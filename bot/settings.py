@@ -55,6 +55,8 @@ class Settings:
     vlm_model: str = DEFAULT_VLM_MODEL
     describe_channel_ids: frozenset[int] = frozenset()
     max_images_per_request: int = 2
+    vlm_first_token_timeout: float = 60.0
+    vlm_idle_timeout: float = 30.0
     log_level: str = "INFO"
     discord_api_base: str | None = None
     discord_gateway_url: str | None = None
@@ -79,6 +81,8 @@ class Settings:
             vlm_model=reader.text("VLM_MODEL", DEFAULT_VLM_MODEL),
             describe_channel_ids=reader.ids("DESCRIBE_CHANNEL_IDS"),
             max_images_per_request=reader.integer("MAX_IMAGES_PER_REQUEST", 2, low=1, high=10),
+            vlm_first_token_timeout=reader.number("VLM_FIRST_TOKEN_TIMEOUT", 60.0, low=0.1, high=600.0),
+            vlm_idle_timeout=reader.number("VLM_IDLE_TIMEOUT", 30.0, low=0.1, high=600.0),
             log_level=reader.choice("LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")),
             discord_api_base=reader.optional_url("DISCORD_API_BASE", schemes=("http", "https")),
             discord_gateway_url=reader.optional_url("DISCORD_GATEWAY_URL", schemes=("ws", "wss")),
@@ -141,6 +145,20 @@ class _Reader:
             return default
         if not low <= number <= high:
             self.problems.append(f"{name} must be between {low} and {high}")
+            return default
+        return number
+
+    def number(self, name: str, default: float, *, low: float, high: float) -> float:
+        value = self._raw(name)
+        if value is None:
+            return default
+        try:
+            number = float(value)
+        except ValueError:
+            self.problems.append(f"{name} must be a number of seconds")
+            return default
+        if not low <= number <= high:
+            self.problems.append(f"{name} must be between {low:g} and {high:g}")
             return default
         return number
 
