@@ -29,6 +29,9 @@ log = logging.getLogger(__name__)
 DEFAULT_RATE = 5
 DEFAULT_PER = 5.0
 DEFAULT_MARGIN = 0.25
+# Waits shorter than this are rounding noise (a sum of floats a hair short of the deadline); not
+# sleeping them avoids spinning on zero-length timers. A microsecond is far inside any margin.
+_EPSILON = 1e-6
 
 
 @dataclass
@@ -117,7 +120,7 @@ class ChannelPacer:
         channel.waiting += 1
         try:
             async with channel.lock:
-                while (wait := self._free_at(channel) - self.now()) > 0:
+                while (wait := self._free_at(channel) - self.now()) > _EPSILON:
                     # Sleep until the oldest stamp leaves the window, or, while a request that
                     # decides the wait is still in flight, until a request completes.
                     channel.completed.clear()

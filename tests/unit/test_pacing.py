@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import selectors
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
@@ -49,7 +50,8 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         return self._now
 
     def advance(self, seconds: float) -> None:
-        self._now += seconds
+        # Time must move even when ``seconds`` is too small to change a float of this size.
+        self._now = max(self._now + seconds, math.nextafter(self._now, math.inf))
 
 
 def run_virtual(main: Callable[[], Coroutine[Any, Any, T]]) -> T:

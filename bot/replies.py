@@ -1,0 +1,447 @@
+"""Live replies: a stream of text deltas turned into Discord messages that grow as the text does.
+
+A :class:`LiveReply` shows a placeholder at once, then a background *editor* task publishes the
+newest text whenever the channel's :class:`~bot.pacing.ChannelPacer` grants a slot: one request
+per slot, the lowest message whose content changed first, continuation messages created as the
+text outgrows a message. Intermediate texts are never queued (the newest text wins), so the
+stream consumer never waits on Discord. The final state is exactly
+:func:`~bot.textsplit.split_message` of the whole text (plus an optional note).
+
+Typical use in a cog::
+
+    reply = LiveReply(MessageSink(message), bot.pacer)
+    try:
+        await reply.start()
+        await reply.stream(vision.stream(...))
+    except VisionError as exc:
+        await reply.fail(exc.reason)
+    except ReplyDeleted:
+        return  # the upstream request has been closed already
+    else:
+        await reply.finish()
+
+Errors raised by the delta iterator reach the caller unchanged (after the editor has stopped), so
+the caller decides what to say with :meth:`LiveReply.fail`. ``finish`` and ``fail`` never raise
+Discord errors: they log them and add an error line where Discord still lets them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import logging
+import math
+from collections.abc import AsyncIterable, AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+import discord
+
+from bot.pacing import ChannelPacer
+from bot.textsplit import DISCORD_LIMIT, Wrap, render_live, render_preview
+
+log = logging.getLogger(__name__)
+
+NO_MENTIONS = discord.AllowedMentions.none()
+EMPTY_ANSWER = "The model returned no text."
+WARNING = "⚠️"
+PREVIEW_CHARS = 1500
+# Consecutive failed edits after which the editor stops trying until the final edit.
+_MAX_EDIT_FAILURES = 3
+
+
+class ReplyDeleted(Exception):
+    """The reply (or the interaction it answers) no longer exists; the stream was stopped."""
+
+
+class ReplySink(Protocol):
+    """Where a live reply's messages go; message ``index`` 0 is the first (the placeholder)."""
+
+    @property
+    def channel_id(self) -> int: ...
+
+    async def send(self, content: str, *, file: discord.File | None = None) -> None:
+        """Post the next message of the reply."""
+        ...
+
+    async def edit(self, index: int, content: str, *, file: discord.File | None = None) -> None:
+        """Replace the content of message ``index`` (and add ``file`` to it)."""
+        ...
+
+
+def _file_kwargs(file: discord.File | None, *, editing: bool) -> dict[str, Any]:
+    """discord.py takes ``file=`` on sends and ``attachments=`` on edits, and rejects ``None``."""
+    if file is None:
+        return {}
+    return {"attachments": [file]} if editing else {"file": file}
+
+
+class MessageSink:
+    """Replies to a :class:`discord.Message`; each continuation replies to the previous chunk."""
+
+    def __init__(self, message: discord.Message) -> None:
+        self._origin = message
+        self._messages: list[discord.Message] = []
+        self.channel_id = message.channel.id
+
+    async def send(self, content: str, *, file: discord.File | None = None) -> None:
+        previous = self._messages[-1] if self._messages else self._origin
+        sent = await self._origin.channel.send(
+            content,
+            # Still post if the message we answer was deleted meanwhile.
+            reference=previous.to_reference(fail_if_not_exists=False),
+            mention_author=False,
+            allowed_mentions=NO_MENTIONS,
+            **_file_kwargs(file, editing=False),
+        )
+        self._messages.append(sent)
+
+    async def edit(self, index: int, content: str, *, file: discord.File | None = None) -> None:
+        message = self._messages[index]
+        self._messages[index] = await message.edit(
+            content=content, allowed_mentions=NO_MENTIONS, **_file_kwargs(file, editing=True)
+        )
+
+
+class InteractionSink:
+    """Answers an interaction: message 0 is the original response, the rest are followups.
+
+    Expects the interaction to be deferred already (``interaction.response.defer(thinking=True)``);
+    if it is not, the first message is sent as the interaction's response.
+    """
+
+    def __init__(self, interaction: discord.Interaction, *, ephemeral: bool = False) -> None:
+        self._interaction = interaction
+        self._ephemeral = ephemeral
+        self._followups: list[discord.WebhookMessage] = []
+        self._sent = 0
+        # Interaction routes are webhook routes; pacing them with the channel is simply conservative.
+        self.channel_id = interaction.channel_id or 0
+
+    async def send(self, content: str, *, file: discord.File | None = None) -> None:
+        interaction = self._interaction
+        if self._sent == 0 and not interaction.response.is_done():
+            await interaction.response.send_message(
+                content,
+                ephemeral=self._ephemeral,
+                allowed_mentions=NO_MENTIONS,
+                **_file_kwargs(file, editing=False),
+            )
+        elif self._sent == 0:
+            await interaction.edit_original_response(
+                content=content, allowed_mentions=NO_MENTIONS, **_file_kwargs(file, editing=True)
+            )
+        else:
+            followup = await interaction.followup.send(
+                content,
+                wait=True,
+                ephemeral=self._ephemeral,
+                allowed_mentions=NO_MENTIONS,
+                **_file_kwargs(file, editing=False),
+            )
+            self._followups.append(followup)
+        self._sent += 1
+
+    async def edit(self, index: int, content: str, *, file: discord.File | None = None) -> None:
+        kwargs = {"content": content, "allowed_mentions": NO_MENTIONS, **_file_kwargs(file, editing=True)}
+        if index == 0:
+            await self._interaction.edit_original_response(**kwargs)
+        else:
+            self._followups[index - 1] = await self._followups[index - 1].edit(**kwargs)
+
+
+@dataclass(frozen=True)
+class _Target:
+    """What the reply's messages should show; ``file_text`` is attached to the last one."""
+
+    contents: list[str]
+    file_text: str | None = None
+
+
+class LiveReply:
+    """One reply that grows with a stream of text. See the module docstring for the life cycle.
+
+    ``wrap``: draw every chunk inside spoiler bars or a code block (see :class:`Wrap`).
+    ``overflow``: a text longer than one message continues in further messages (``"continue"``),
+    or stays one message with a preview and the whole text attached as ``attachment_name``
+    (``"attach"``). ``min_interval``: the least time between two requests of this reply (default:
+    the pacer's steady interval, so one reply alone edits evenly instead of in bursts); the first
+    edit with text ignores it, so the first words appear as soon as they arrive.
+    """
+
+    def __init__(
+        self,
+        sink: ReplySink,
+        pacer: ChannelPacer,
+        *,
+        wrap: Wrap | None = None,
+        overflow: Literal["continue", "attach"] = "continue",
+        attachment_name: str = "text.txt",
+        placeholder: str = "…",
+        limit: int = DISCORD_LIMIT,
+        preview_chars: int = PREVIEW_CHARS,
+        min_interval: float | None = None,
+    ) -> None:
+        self._sink = sink
+        self._pacer = pacer
+        self._wrap = wrap
+        self._overflow = overflow
+        self._attachment_name = attachment_name
+        self._placeholder = placeholder
+        self._limit = limit
+        self._preview_chars = min(preview_chars, limit)
+        self._min_interval = pacer.interval if min_interval is None else min_interval
+        self._parts: list[str] = []
+        self._shown: list[str] = []  # what each message shows now, as last sent successfully
+        self._attached = False
+        self._started = False
+        self._changed = asyncio.Event()
+        self._deleted = asyncio.Event()
+        self._editor: asyncio.Task[None] | None = None
+        self._in_request = False
+        self._stopping = False
+        self._last_request_at = -math.inf
+
+    @property
+    def text(self) -> str:
+        """The text received so far."""
+        if len(self._parts) > 1:
+            self._parts[:] = ["".join(self._parts)]
+        return self._parts[0] if self._parts else ""
+
+    @property
+    def deleted(self) -> bool:
+        return self._deleted.is_set()
+
+    @property
+    def messages(self) -> list[str]:
+        """What the reply's messages show now (as far as we know)."""
+        return list(self._shown)
+
+    async def start(self) -> None:
+        """Post the placeholder (through the pacer). Raises :class:`ReplyDeleted` if that is refused
+        because the channel or interaction is gone; other Discord errors propagate."""
+        if self._started:
+            return
+        self._started = True
+        try:
+            await self._sync_all(_Target([self._placeholder]))
+        except ReplyDeleted:
+            self._deleted.set()
+            raise
+
+    async def stream(self, deltas: AsyncIterable[str]) -> str:
+        """Consume ``deltas`` while the editor publishes them; return the whole text.
+
+        Raises :class:`ReplyDeleted` (after closing the delta iterator, which cancels the upstream
+        request) if the reply disappears; re-raises whatever the iterator raises.
+        """
+        iterator = aiter(deltas)
+        try:
+            await self.start()
+        except ReplyDeleted:
+            await _aclose(iterator, deltas)
+            raise
+        self._editor = asyncio.create_task(self._edit_loop(), name="live-reply-editor")
+        consumer = asyncio.create_task(self._consume(iterator), name="live-reply-consumer")
+        deleted = asyncio.create_task(self._deleted.wait())
+        try:
+            await asyncio.wait({consumer, deleted}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            deleted.cancel()
+            if not consumer.done():
+                consumer.cancel()
+                await asyncio.wait({consumer})
+            await _aclose(iterator, deltas)  # a no-op for a generator that ran to its end
+            await self._halt_editor()
+        if self.deleted:
+            raise ReplyDeleted("the reply was deleted while streaming")
+        error = consumer.exception()
+        if error is not None:
+            raise error
+        return self.text
+
+    async def finish(self, note: str | None = None) -> None:
+        """Final edit(s): the messages show exactly ``split_message`` of the text (in the wrap), the
+        optional ``note`` on a line of its own at the end; or the preview and the attachment."""
+        await self._halt_editor()
+        if self.deleted:
+            return
+        await self._settle(self._final_target(note))
+
+    async def fail(self, reason: str) -> None:
+        """Keep the partial text and add ``⚠️ reason`` on a line of its own."""
+        await self._halt_editor()
+        if self.deleted:
+            return
+        await self._settle(self._error_target(reason))
+
+    # -- targets ---------------------------------------------------------------------------
+
+    def _live_target(self) -> _Target:
+        if not self.text.strip():
+            return _Target([self._placeholder])
+        return self._partial_target(None)
+
+    def _partial_target(self, line: str | None) -> _Target:
+        """The unfinished text (code blocks closed for display) with ``line`` at the end."""
+        text = self.text
+        chunks = render_live(text, limit=self._limit, wrap=self._wrap)
+        if self._overflow == "attach" and len(chunks) > 1:
+            return _Target([self._preview(line or f"… {len(text):,} characters so far")])
+        return _Target(self._with_line(chunks, line))
+
+    def _final_target(self, note: str | None) -> _Target:
+        text = self.text
+        if not text.strip():
+            return _Target(self._with_line([EMPTY_ANSWER], note))
+        chunks = render_live(text, limit=self._limit, wrap=self._wrap, final=True)
+        if self._overflow == "attach" and len(chunks) > 1:
+            line = f"The full text ({len(text):,} characters) is attached as {self._attachment_name}."
+            if note:
+                line += "\n" + note
+            return _Target([self._preview(line)], file_text=text)
+        return _Target(self._with_line(chunks, note))
+
+    def _error_target(self, reason: str) -> _Target:
+        line = f"{WARNING} {reason}"
+        if not self.text.strip():
+            return _Target([line])
+        return self._partial_target(line)
+
+    def _preview(self, line: str) -> str:
+        preview = render_preview(self.text, chars=self._preview_chars, wrap=self._wrap)
+        return f"{preview}\n{line}"[: self._limit]
+
+    def _with_line(self, chunks: list[str], line: str | None) -> list[str]:
+        """``chunks`` with ``line`` added at the end: on the last message if it fits, else its own."""
+        if not line:
+            return chunks
+        if len(chunks[-1]) + 1 + len(line) <= self._limit:
+            return [*chunks[:-1], f"{chunks[-1]}\n{line}"]
+        return [*chunks, line[: self._limit]]
+
+    # -- requests --------------------------------------------------------------------------
+
+    def _next_index(self, target: _Target) -> int | None:
+        """The first message that differs from ``target`` (or lacks its attachment), if any."""
+        for index, content in enumerate(target.contents):
+            if index >= len(self._shown) or self._shown[index] != content:
+                return index
+        if target.file_text is not None and not self._attached:
+            return len(target.contents) - 1
+        return None
+
+    async def _request(self, render: Callable[[], _Target]) -> bool:
+        """Take one slot and send the first change of the newest target; False if none was due."""
+        if self._next_index(render()) is None:
+            return False
+        async with self._pacer.slot(self._sink.channel_id):
+            target = render()  # the text may have grown while we waited for the slot
+            index = self._next_index(target)
+            if index is None:
+                return False
+            self._in_request = True
+            try:
+                await self._perform(target, index)
+            finally:
+                self._in_request = False
+                self._last_request_at = self._pacer.now()
+        return True
+
+    async def _perform(self, target: _Target, index: int) -> None:
+        content = target.contents[index]
+        file = None
+        if target.file_text is not None and index == len(target.contents) - 1:
+            data = io.BytesIO(target.file_text.encode("utf-8"))
+            file = discord.File(data, filename=self._attachment_name)
+        try:
+            if index < len(self._shown):
+                await self._sink.edit(index, content, file=file)
+                self._shown[index] = content
+            else:
+                await self._sink.send(content, file=file)
+                self._shown.append(content)
+        except discord.NotFound as exc:
+            raise ReplyDeleted(str(exc)) from exc
+        if file is not None:
+            self._attached = True
+        log.debug("live reply: message %d now %d chars", index, len(content))
+
+    async def _sync_all(self, target: _Target) -> None:
+        while await self._request(lambda: target):
+            pass
+
+    async def _settle(self, target: _Target) -> None:
+        """Bring the messages to ``target``; on failure log and add an error line if possible."""
+        try:
+            await self._sync_all(target)
+        except ReplyDeleted:
+            self._deleted.set()
+            log.info("live reply deleted before its final edit")
+        except discord.HTTPException as exc:
+            log.warning("live reply: final edit refused (%s %s)", exc.status, exc.text)
+            if not self._shown:
+                return
+            line = f"{WARNING} Discord refused to show the rest of this answer."
+            with contextlib.suppress(ReplyDeleted, discord.HTTPException):
+                await self._sync_all(_Target(self._with_line(self._shown, line)))
+
+    # -- the editor ------------------------------------------------------------------------
+
+    async def _consume(self, iterator: AsyncIterator[str]) -> None:
+        async for delta in iterator:
+            if delta:
+                self._parts.append(delta)
+                self._changed.set()
+
+    async def _edit_loop(self) -> None:
+        failures = 0
+        while not self._stopping:
+            await self._changed.wait()
+            self._changed.clear()
+            wait = self._last_request_at + self._min_interval - self._pacer.now()
+            if wait > 0 and self._shown != [self._placeholder]:  # the first words go out at once
+                await asyncio.sleep(wait)
+            try:
+                done = await self._request(self._live_target)
+            except ReplyDeleted:
+                self._deleted.set()
+                return
+            except discord.HTTPException as exc:
+                failures += 1
+                log.warning("live reply: edit failed (%s %s), try %d", exc.status, exc.text, failures)
+                if failures >= _MAX_EDIT_FAILURES:
+                    return  # leave it to the final edit
+                self._changed.set()
+                continue
+            failures = 0
+            if done and self._next_index(self._live_target()) is not None:
+                self._changed.set()
+
+    async def _halt_editor(self) -> None:
+        """Stop the editor; a request in flight is allowed to finish (its outcome must be known)."""
+        task = self._editor
+        if task is None or task.done():
+            return
+        self._stopping = True
+        if not self._in_request:
+            task.cancel()
+        else:
+            self._changed.set()
+        await asyncio.wait({task})
+
+
+async def _aclose(*candidates: object) -> None:
+    """Close the delta iterator (and its iterable) so the upstream HTTP stream is released."""
+    seen: set[int] = set()
+    for candidate in candidates:
+        close = getattr(candidate, "aclose", None)
+        if close is None or id(candidate) in seen:
+            continue
+        seen.add(id(candidate))
+        try:
+            await close()
+        except Exception:
+            log.exception("closing the delta stream failed")

@@ -1,0 +1,416 @@
+"""LiveReply through an in-memory sink of our own ReplySink protocol, on simulated time.
+
+End-to-end behaviour against the Discord emulator is covered by the e2e tests; here the reply's
+logic is pinned down deterministically: what is sent, in which order, when, and how often.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import random
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from types import SimpleNamespace
+from unittest.mock import AsyncMock, MagicMock
+
+import discord
+import pytest
+
+from bot.pacing import ChannelPacer
+from bot.replies import (
+    EMPTY_ANSWER,
+    NO_MENTIONS,
+    InteractionSink,
+    LiveReply,
+    MessageSink,
+    ReplyDeleted,
+)
+from bot.textsplit import FENCE, Wrap, split_message
+from tests.unit.test_pacing import max_in_window, run_virtual
+
+
+def _http_error(cls: type[discord.HTTPException], status: int) -> discord.HTTPException:
+    return cls(SimpleNamespace(status=status, reason="test"), {"code": 10008, "message": "Unknown Message"})
+
+
+@dataclass
+class Op:
+    at: float
+    kind: str  # "send" or "edit"
+    index: int
+    content: str
+
+
+@dataclass
+class RecordingSink:
+    """A ReplySink that keeps every request; each request takes ``latency`` simulated seconds."""
+
+    channel_id: int = 1
+    latency: float = 0.1
+    messages: list[str] = field(default_factory=list)
+    files: dict[int, tuple[str, bytes]] = field(default_factory=dict)
+    ops: list[Op] = field(default_factory=list)
+    errors: dict[int, discord.HTTPException] = field(default_factory=dict)  # op number -> error
+
+    async def _record(self, kind: str, index: int, content: str, file: discord.File | None) -> None:
+        assert len(content) <= 2000, "Discord would refuse this"
+        number = len(self.ops)
+        self.ops.append(Op(asyncio.get_running_loop().time(), kind, index, content))
+        await asyncio.sleep(self.latency)
+        if number in self.errors:
+            raise self.errors[number]
+        if file is not None:
+            self.files[index] = (file.filename, file.fp.read())
+
+    async def send(self, content: str, *, file: discord.File | None = None) -> None:
+        await self._record("send", len(self.messages), content, file)
+        self.messages.append(content)
+
+    async def edit(self, index: int, content: str, *, file: discord.File | None = None) -> None:
+        await self._record("edit", index, content, file)
+        self.messages[index] = content
+
+
+@dataclass
+class Deltas:
+    """A model stream: ``pieces`` arriving every ``interval`` s; remembers whether it was closed."""
+
+    pieces: Sequence[str]
+    interval: float = 1 / 30
+    stall_after: int | None = None  # stop delivering (as a hung upstream would) after this many
+    error: Exception | None = None
+    closed: bool = False
+    delivered: int = 0
+    arrivals: list[float] = field(default_factory=list)
+
+    async def __call__(self) -> AsyncIterator[str]:
+        try:
+            for piece in self.pieces:
+                if self.stall_after is not None and self.delivered >= self.stall_after:
+                    await asyncio.sleep(3600)
+                await asyncio.sleep(self.interval)
+                self.delivered += 1
+                self.arrivals.append(asyncio.get_running_loop().time())
+                yield piece
+            if self.error is not None:
+                raise self.error
+        finally:
+            self.closed = True
+
+
+def _tokens(text: str, size: int = 4) -> list[str]:
+    return [text[i : i + size] for i in range(0, len(text), size)]
+
+
+def _answer(length: int, seed: int = 1) -> str:
+    rng = random.Random(seed)
+    parts: list[str] = []
+    while sum(map(len, parts)) < length:
+        if rng.random() < 0.3:
+            body = "\n".join(f"result_{i} = compute({i})" for i in range(rng.randint(5, 40)))
+            parts.append(f"```python\n{body}\n```")
+        else:
+            words = ["The", "cat", "sat", "quietly", "on", "a", "mat."]
+            parts.append(" ".join(rng.choice(words) for _ in range(80)))
+    return "\n\n".join(parts)[:length]
+
+
+def _pacer() -> ChannelPacer:
+    return ChannelPacer(5, 5.0, margin=0.25)
+
+
+def test_placeholder_first_then_the_first_words_at_once() -> None:
+    async def main() -> tuple[RecordingSink, Deltas]:
+        sink = RecordingSink()
+        reply = LiveReply(sink, _pacer())
+        await reply.start()
+        assert [(op.kind, op.content) for op in sink.ops] == [("send", "…")]
+        deltas = Deltas(["Hello", " world"], interval=2.0)
+        await reply.stream(deltas())
+        await reply.finish()
+        return sink, deltas
+
+    sink, deltas = run_virtual(main)
+    assert sink.ops[0].at == 0.0
+    # The first words are edited in the moment they arrive, not after a pacing interval.
+    assert (sink.ops[1].at, sink.ops[1].content) == (deltas.arrivals[0], "Hello")
+    assert sink.messages == ["Hello world"]
+
+
+def test_a_burst_of_deltas_is_coalesced_into_one_edit() -> None:
+    async def main() -> RecordingSink:
+        sink = RecordingSink()
+        reply = LiveReply(sink, _pacer())
+        await reply.stream(Deltas(["tok "] * 200, interval=0)())
+        await reply.finish()
+        return sink
+
+    sink = run_virtual(main)
+    # The placeholder, the first word at once, then everything that arrived meanwhile in one edit.
+    assert [(op.kind, op.content) for op in sink.ops] == [("send", "…"), ("edit", "tok "), ("edit", "tok " * 200)]
+
+
+def test_steady_stream_gets_few_even_edits_and_the_exact_text() -> None:
+    text = _answer(1800)
+    tokens = _tokens(text)  # 450 deltas at 30/s: 15 s of streaming
+
+    async def main() -> RecordingSink:
+        sink = RecordingSink()
+        reply = LiveReply(sink, _pacer())
+        final = await reply.stream(Deltas(tokens)())
+        assert final == text
+        await reply.finish()
+        return sink
+
+    sink = run_virtual(main)
+    times = [op.at for op in sink.ops]
+    assert max_in_window(times, 5.25) <= 5
+    assert 12 <= len(sink.ops) <= 18  # ~1 per 1.05 s over 15 s, not one per delta
+    streaming = times[2:-1]  # between the first words and the final edit
+    gaps = [b - a for a, b in itertools.pairwise(streaming)]
+    assert min(gaps) >= 1.05 - 1e-9  # evenly spread, no bursts
+    assert sink.messages == [text]
+    for op in sink.ops[1:]:
+        assert op.content.count(FENCE) % 2 == 0  # code blocks balanced in every edit
+
+
+def test_long_answer_continues_in_further_messages_with_balanced_fences() -> None:
+    text = _answer(5000, seed=3)
+
+    async def main() -> RecordingSink:
+        sink = RecordingSink()
+        reply = LiveReply(sink, _pacer())
+        await reply.stream(Deltas(_tokens(text, 12), interval=0.05)())
+        await reply.finish()
+        return sink
+
+    sink = run_virtual(main)
+    assert sink.messages == split_message(text)
+    assert len(sink.messages) == 3
+    assert [op.index for op in sink.ops if op.kind == "send"] == [0, 1, 2]
+    assert all(op.content.count(FENCE) % 2 == 0 for op in sink.ops)
+    # Once a message is complete it is not touched again: each index's edits stop before the next starts.
+    last_edit = {op.index: n for n, op in enumerate(sink.ops)}
+    first_op = {}
+    for n, op in enumerate(sink.ops):
+        first_op.setdefault(op.index, n)
+    assert last_edit[0] < first_op[2] and last_edit[1] < first_op[2] + 2
+
+
+def test_three_replies_in_one_channel_share_the_allowance_and_all_finish_exactly() -> None:
+    texts = [_answer(2500, seed=s) for s in (10, 11, 12)]
+
+    async def main() -> list[RecordingSink]:
+        pacer = _pacer()
+        shared_ops: list[Op] = []
+        sinks = [RecordingSink(ops=shared_ops) for _ in texts]
+
+        async def one(sink: RecordingSink, text: str) -> None:
+            reply = LiveReply(sink, pacer)
+            await reply.stream(Deltas(_tokens(text), interval=1 / 30)())
+            await reply.finish()
+
+        await asyncio.gather(*(one(s, t) for s, t in zip(sinks, texts, strict=True)))
+        return sinks
+
+    sinks = run_virtual(main)
+    all_times = [op.at for op in sinks[0].ops]  # the list is shared by the three sinks
+    assert max_in_window(all_times, 5.25) <= 5
+    for sink, text in zip(sinks, texts, strict=True):
+        assert sink.messages == split_message(text)
+
+
+def test_deleted_reply_stops_the_stream_and_closes_the_iterator() -> None:
+    async def main() -> tuple[RecordingSink, Deltas, float]:
+        sink = RecordingSink(errors={2: _http_error(discord.NotFound, 404)})
+        reply = LiveReply(sink, _pacer())
+        deltas = Deltas(["word "] * 1000, interval=0.1, stall_after=30)
+        with pytest.raises(ReplyDeleted):
+            await reply.stream(deltas())
+        stopped_at = asyncio.get_running_loop().time()
+        await reply.finish()  # a no-op once deleted
+        assert reply.deleted
+        return sink, deltas, stopped_at
+
+    sink, deltas, stopped_at = run_virtual(main)
+    assert deltas.closed
+    assert deltas.delivered < 1000
+    assert stopped_at < 5  # not after the stalled upstream's hour
+    assert len(sink.ops) == 3  # placeholder, one edit, the refused edit: nothing after
+
+
+def test_deletion_while_the_upstream_hangs_is_noticed_at_the_next_edit() -> None:
+    async def main() -> tuple[Deltas, float]:
+        sink = RecordingSink(errors={1: _http_error(discord.NotFound, 404)})
+        reply = LiveReply(sink, _pacer())
+        deltas = Deltas(["a"] * 10, interval=0.1, stall_after=1)
+        with pytest.raises(ReplyDeleted):
+            await reply.stream(deltas())
+        return deltas, asyncio.get_running_loop().time()
+
+    deltas, stopped_at = run_virtual(main)
+    assert deltas.closed and stopped_at < 1
+
+
+def test_attach_overflow_shows_a_preview_and_attaches_the_exact_text() -> None:
+    text = "Receipt line with ``` fences and ||pipes|| ✓\n" * 140  # ~6,300 characters
+    assert len(text) > 6000
+
+    async def main() -> RecordingSink:
+        sink = RecordingSink()
+        reply = LiveReply(sink, _pacer(), wrap=Wrap.CODE, overflow="attach", attachment_name="ocr.txt")
+        await reply.stream(Deltas(_tokens(text, 20), interval=0.02)())
+        await reply.finish()
+        return sink
+
+    sink = run_virtual(main)
+    assert len(sink.messages) == 1
+    (final,) = sink.messages
+    assert final.startswith("```\n") and "is attached as ocr.txt" in final
+    assert len(final) <= 2000
+    assert sink.files == {0: ("ocr.txt", text.encode("utf-8"))}
+    for op in sink.ops[1:]:
+        assert op.content.count(FENCE) == 2  # one balanced code block in every edit
+
+
+def test_short_ocr_text_fits_in_its_code_block_without_attachment() -> None:
+    async def main() -> RecordingSink:
+        sink = RecordingSink()
+        reply = LiveReply(sink, _pacer(), wrap=Wrap.CODE, overflow="attach")
+        await reply.stream(Deltas(["EXIT", "\nonly"])())
+        await reply.finish()
+        return sink
+
+    sink = run_virtual(main)
+    assert sink.messages == ["```\nEXIT\nonly\n```"]
+    assert sink.files == {}
+
+
+def test_failure_keeps_the_partial_text_and_adds_the_reason() -> None:
+    async def main() -> RecordingSink:
+        sink = RecordingSink()
+        reply = LiveReply(sink, _pacer())
+        deltas = Deltas(["Partial ", "answer\n```py\nx = 1"], error=RuntimeError("upstream cut"))
+        with pytest.raises(RuntimeError, match="upstream cut"):
+            await reply.stream(deltas())
+        await reply.fail("The model service stopped in the middle of the answer.")
+        return sink
+
+    sink = run_virtual(main)
+    assert sink.messages == [
+        "Partial answer\n```py\nx = 1\n```\n⚠️ The model service stopped in the middle of the answer."
+    ]
+
+
+def test_failure_before_any_text_replaces_the_placeholder() -> None:
+    async def main() -> RecordingSink:
+        sink = RecordingSink()
+        reply = LiveReply(sink, _pacer())
+        with pytest.raises(TimeoutError):
+            await reply.stream(Deltas([], error=TimeoutError())())
+        await reply.fail("The model took too long to answer.")
+        return sink
+
+    assert run_virtual(main).messages == ["⚠️ The model took too long to answer."]
+
+
+def test_empty_answer_says_so_and_note_goes_on_the_last_line() -> None:
+    async def main() -> tuple[RecordingSink, RecordingSink]:
+        empty, noted = RecordingSink(), RecordingSink(channel_id=2)
+        pacer = _pacer()
+        first = LiveReply(empty, pacer)
+        await first.stream(Deltas(["", "  \n"])())
+        await first.finish()
+        second = LiveReply(noted, pacer, wrap=Wrap.SPOILER)
+        await second.stream(Deltas(["A cat", " on a mat."])())
+        await second.finish("Used the first 2 of 3 images.")
+        return empty, noted
+
+    empty, noted = run_virtual(main)
+    assert empty.messages == [EMPTY_ANSWER]
+    assert noted.messages == ["||A cat on a mat.||\nUsed the first 2 of 3 images."]
+
+
+def test_a_transient_discord_error_does_not_lose_the_final_text() -> None:
+    async def main() -> RecordingSink:
+        sink = RecordingSink(errors={2: _http_error(discord.DiscordServerError, 503)})
+        reply = LiveReply(sink, _pacer())
+        await reply.stream(Deltas(_tokens("One two three four five six seven. " * 20))())
+        await reply.finish()
+        return sink
+
+    sink = run_virtual(main)
+    assert sink.messages == ["One two three four five six seven. " * 20]
+
+
+def test_cancelling_the_stream_closes_the_iterator_and_stops_the_editor() -> None:
+    async def main() -> tuple[Deltas, RecordingSink, int]:
+        sink = RecordingSink()
+        reply = LiveReply(sink, _pacer())
+        deltas = Deltas(["x "] * 1000, interval=0.1)
+        task = asyncio.create_task(reply.stream(deltas()))
+        await asyncio.sleep(3)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        ops = len(sink.ops)
+        await asyncio.sleep(30)
+        return deltas, sink, ops
+
+    deltas, sink, ops = run_virtual(main)
+    assert deltas.closed
+    assert len(sink.ops) == ops  # nothing edits after the cancellation
+
+
+def test_message_sink_replies_without_mentions_and_attaches_files_on_edit() -> None:
+    async def main() -> tuple[MagicMock, MagicMock]:
+        origin = MagicMock(spec=discord.Message)
+        origin.channel.id = 42
+        first, second = MagicMock(spec=discord.Message), MagicMock(spec=discord.Message)
+        origin.channel.send = AsyncMock(side_effect=[first, second])
+        first.edit = AsyncMock(return_value=first)
+        sink = MessageSink(origin)
+        assert sink.channel_id == 42
+        await sink.send("one")
+        await sink.send("two")
+        file = discord.File(__file__)
+        await sink.edit(0, "one!", file=file)
+        return origin, first
+
+    origin, first = asyncio.run(main())
+    calls = origin.channel.send.await_args_list
+    assert [c.args for c in calls] == [("one",), ("two",)]
+    assert all(c.kwargs["allowed_mentions"] is NO_MENTIONS for c in calls)
+    assert all(c.kwargs["mention_author"] is False for c in calls)
+    assert "file" not in calls[0].kwargs
+    origin.to_reference.assert_called_once_with(fail_if_not_exists=False)
+    edit = first.edit.await_args
+    assert edit.kwargs["content"] == "one!" and edit.kwargs["allowed_mentions"] is NO_MENTIONS
+    assert [f.filename for f in edit.kwargs["attachments"]] == ["test_replies.py"]
+
+
+def test_interaction_sink_edits_the_original_response_and_uses_followups() -> None:
+    async def main() -> MagicMock:
+        interaction = MagicMock(spec=discord.Interaction)
+        interaction.channel_id = 7
+        interaction.response.is_done.return_value = True
+        interaction.edit_original_response = AsyncMock()
+        followup = MagicMock(spec=discord.WebhookMessage)
+        followup.edit = AsyncMock(return_value=followup)
+        interaction.followup.send = AsyncMock(return_value=followup)
+        sink = InteractionSink(interaction, ephemeral=True)
+        await sink.send("…")
+        await sink.edit(0, "first")
+        await sink.send("second")
+        await sink.edit(1, "second!")
+        return interaction
+
+    interaction = asyncio.run(main())
+    assert [c.kwargs["content"] for c in interaction.edit_original_response.await_args_list] == ["…", "first"]
+    send = interaction.followup.send.await_args
+    assert send.args == ("second",)
+    assert send.kwargs["wait"] is True and send.kwargs["ephemeral"] is True
+    assert send.kwargs["allowed_mentions"] is NO_MENTIONS
+    followup = interaction.followup.send.return_value
+    assert followup.edit.await_args.kwargs == {"content": "second!", "allowed_mentions": NO_MENTIONS}
