@@ -240,7 +240,7 @@ class LiveReply:
         iterator = aiter(deltas)
         try:
             await self.start()
-        except ReplyDeleted:
+        except BaseException:
             await _aclose(iterator, deltas)
             raise
         self._editor = asyncio.create_task(self._edit_loop(), name="live-reply-editor")
@@ -343,11 +343,11 @@ class LiveReply:
             if index is None:
                 return False
             self._in_request = True
-            try:
+            self._last_request_at = self._pacer.now()  # spacing counts from starts; the pacer
+            try:  # stamps completions, so a slow request still cannot crowd Discord's window
                 await self._perform(target, index)
             finally:
                 self._in_request = False
-                self._last_request_at = self._pacer.now()
         return True
 
     async def _perform(self, target: _Target, index: int) -> None:
