@@ -290,14 +290,19 @@ class TiledTranscript:
         self._complete = ""  # the current tile's text up to its last newline
         self._released = ""
 
-    def feed(self, delta: str) -> str:
-        """Add model text of the current tile; return the text newly safe to show (may be "")."""
+    def feed(self, delta: str, *, last: bool = False) -> str:
+        """Add model text of the current tile; return the text newly safe to show (may be "").
+
+        ``last``: no tile follows this one. If no earlier tile had text either (a single image), no
+        seam can change what is read, so every complete line is released at once.
+        """
         self._current += delta
         complete = self._current[: self._current.rfind("\n") + 1]
         if complete == self._complete:
             return ""
         self._complete = complete
-        return self._release(self._with_current(clean_transcription(complete)), final=False)
+        hold = 0 if last and not self._joined else SEAM_LINES
+        return self._release(self._with_current(clean_transcription(complete)), final=False, hold=hold)
 
     def end_tile(self) -> None:
         tile = clean_transcription(self._current)
@@ -325,13 +330,24 @@ class TiledTranscript:
             return self._joined
         return _join_two(self._joined, lines)
 
-    def _release(self, lines: list[str], *, final: bool) -> str:
+    def _release(self, lines: list[str], *, final: bool, hold: int = SEAM_LINES) -> str:
         stable = "\n".join(lines).strip("\n")
-        if not final:
-            stable = _held_back(stable, SEAM_LINES)
+        if not final and hold:
+            stable = _held_back(stable, hold)
         if not stable.startswith(self._released):
+            if not final:
+                return ""  # wait for the end: then the rest is shown
+            # What was shown cannot be taken back: show the final text from the first line where it
+            # differs. A line shown twice costs less than a line lost.
             log.warning("OCR stream: joined text diverged from what was shown; showing the rest as is")
-            return ""
+            shown = self._released.rstrip("\n").split("\n")
+            final_lines = stable.split("\n")
+            same = 0
+            while same < min(len(shown), len(final_lines)) and shown[same] == final_lines[same]:
+                same += 1
+            separator = "" if self._released.endswith("\n") else "\n"
+            rest, self._released = "\n".join(final_lines[same:]), stable
+            return separator + rest if rest else ""
         delta, self._released = stable[len(self._released) :], stable
         return delta
 
@@ -362,7 +378,7 @@ async def stream_transcription(
         part = (index, count) if count > 1 else None
         messages = build_ocr_messages([image], language=language, layout=layout, part=part)
         async for delta in start(messages):
-            released = transcript.feed(delta)
+            released = transcript.feed(delta, last=index == count)
             if released:
                 yield released
         transcript.end_tile()
