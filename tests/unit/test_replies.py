@@ -26,7 +26,7 @@ from bot.replies import (
     MessageSink,
     ReplyDeleted,
 )
-from bot.textsplit import FENCE, Wrap, split_message
+from bot.textsplit import FENCE, Wrap, render_live, split_message
 from tests.unit.test_pacing import max_in_window, run_virtual
 
 
@@ -190,12 +190,12 @@ def test_long_answer_continues_in_further_messages_with_balanced_fences() -> Non
     assert len(sink.messages) == 3
     assert [op.index for op in sink.ops if op.kind == "send"] == [0, 1, 2]
     assert all(op.content.count(FENCE) % 2 == 0 for op in sink.ops)
-    # Once a message is complete it is not touched again: each index's edits stop before the next starts.
-    last_edit = {op.index: n for n, op in enumerate(sink.ops)}
-    first_op = {}
+    # A message is completed before the next one is created, and never touched again after that.
+    last_op = {op.index: n for n, op in enumerate(sink.ops)}
+    first_op: dict[int, int] = {}
     for n, op in enumerate(sink.ops):
         first_op.setdefault(op.index, n)
-    assert last_edit[0] < first_op[2] and last_edit[1] < first_op[2] + 2
+    assert last_op[0] < first_op[1] and last_op[1] < first_op[2]
 
 
 def test_three_replies_in_one_channel_share_the_allowance_and_all_finish_exactly() -> None:
@@ -414,3 +414,20 @@ def test_interaction_sink_edits_the_original_response_and_uses_followups() -> No
     assert send.kwargs["allowed_mentions"] is NO_MENTIONS
     followup = interaction.followup.send.return_value
     assert followup.edit.await_args.kwargs == {"content": "second!", "allowed_mentions": NO_MENTIONS}
+
+
+def test_spoiler_reply_stays_hidden_in_every_edit() -> None:
+    text = _answer(3000, seed=5) + " a || b"
+
+    async def main() -> RecordingSink:
+        sink = RecordingSink()
+        reply = LiveReply(sink, _pacer(), wrap=Wrap.SPOILER)
+        await reply.stream(Deltas(_tokens(text, 8), interval=0.02)())
+        await reply.finish()
+        return sink
+
+    sink = run_virtual(main)
+    assert sink.messages == render_live(text, wrap=Wrap.SPOILER, final=True)
+    for op in sink.ops[1:]:
+        assert op.content.startswith("||") and op.content.endswith("||")
+        assert "||" not in op.content[2:-2]
