@@ -1,0 +1,195 @@
+"""Shared pieces of the end-to-end tests: generated images, scaled pacing, short timeouts, reply checks.
+
+Discord's channel bucket is 5 sends/edits per 5 s. Tests that need many requests scale it to 5 per
+second on both sides: :func:`scaled_emulator_config` for the emulator and :func:`pace_like` for the
+bot, whose :class:`~bot.pacing.ChannelPacer` is built in ``setup_hook`` with Discord's defaults and
+has no setting, so the test swaps it for one built with the emulator's numbers. A test module
+opts in by importing the two fixtures below: ``emulator_config`` overrides conftest's, and the
+autouse ``paced_like_emulator`` swaps the running bot's pacer.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import struct
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+from PIL import Image, ImageFilter
+
+from bot.client import Glimpse
+from bot.pacing import ChannelPacer
+from bot.replies import WARNING
+from bot.vision import VisionClient
+from tests.fakes.discord import DiscordEmulator, EmulatorConfig, Message, RateLimitConfig
+from tests.fakes.vlm import VLMServer
+
+PLACEHOLDER = "…"
+FENCE = "```"
+DISCORD_LIMIT = 2000
+_REOPEN = re.compile(r"```[^\n`]*\n")
+
+
+# -- images ------------------------------------------------------------------------------------
+
+
+def png(width: int = 800, height: int = 600, color: str = "teal") -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (width, height), color).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def photo_jpeg(width: int = 4000, height: int = 3000) -> bytes:
+    """A photo-like JPEG (smooth colour with grain): too big to send as it is (base64 > 1 MB)."""
+    small = (width // 8, height // 8)
+    grain = Image.effect_noise(small, 60).filter(ImageFilter.GaussianBlur(1))
+    ramp = Image.linear_gradient("L").resize(small)
+    image = Image.merge("RGB", (grain, ramp, ramp.transpose(Image.Transpose.FLIP_LEFT_RIGHT)))
+    buffer = io.BytesIO()
+    image.resize((width, height), Image.Resampling.BICUBIC).save(buffer, "JPEG", quality=95)
+    return buffer.getvalue()
+
+
+def truncated_png() -> bytes:
+    """A PNG cut off in the middle of its pixel data."""
+    data = png(64, 64, "red")
+    return data[: len(data) // 2]
+
+
+def psd() -> bytes:
+    """The header of a Photoshop document (1x1 RGB): a format the bot does not open."""
+    header = b"8BPS" + struct.pack(">H6xHIIHH", 1, 3, 1, 1, 8, 3)
+    return header + struct.pack(">III", 0, 0, 0) + struct.pack(">H", 0) + b"\x00" * 3
+
+
+# -- the bot's configuration from a test -------------------------------------------------------
+
+
+def scaled_emulator_config(per_second: int = 5) -> EmulatorConfig:
+    """Discord's limits with one-second windows: the same shape as 5 per 5 s, five times faster."""
+    return EmulatorConfig(
+        rate_limits=RateLimitConfig(
+            channel_limit=per_second,
+            channel_window=1.0,
+            message_route_limit=per_second,
+            message_route_window=1.0,
+            webhook_window=1.0,
+        )
+    )
+
+
+def pace_like(glimpse: Glimpse, config: EmulatorConfig) -> None:
+    """Give the bot a pacer that knows the emulator's (scaled) channel bucket."""
+    limits = config.rate_limits
+    glimpse.pacer = ChannelPacer(rate=limits.channel_limit, per=limits.channel_window)
+
+
+@pytest.fixture
+def emulator_config() -> EmulatorConfig:
+    return scaled_emulator_config()
+
+
+@pytest.fixture(autouse=True)
+def paced_like_emulator(glimpse: Glimpse, emulator_config: EmulatorConfig) -> None:
+    pace_like(glimpse, emulator_config)
+
+
+async def use_vision(glimpse: Glimpse, vlm: VLMServer, **options: Any) -> VisionClient:
+    """Replace the bot's vision client (e.g. with short timeouts) by one on the same VLM server.
+
+    The bot has no settings for timeouts or backoff, so faults that would take seconds with the
+    defaults are tested with a client built here; ``model`` may be overridden too.
+    """
+    options.setdefault("model", glimpse.settings.vlm_model)
+    client = VisionClient(api_key=vlm.api_key, base_url=vlm.base_url, **options)
+    previous = glimpse.vision
+    glimpse.vision = glimpse.chat.vision = client
+    await previous.aclose()
+    return client
+
+
+# -- what the emulator recorded ----------------------------------------------------------------
+
+
+async def reply_to(emulator: DiscordEmulator, message: Message) -> Message:
+    """The bot's reply to ``message`` (its first message referencing it)."""
+    channel = emulator.world.channels[message.channel_id]
+    return await emulator.wait_for_message(channel, lambda m: m.reference_id == message.id)
+
+
+def reply_chain(emulator: DiscordEmulator, first: Message) -> list[Message]:
+    """``first`` and its continuation messages (each replies to the one before)."""
+    channel = emulator.world.channels[first.channel_id]
+    chain = [first]
+    for message in emulator.bot_messages(channel):
+        if message.reference_id == chain[-1].id:
+            chain.append(message)
+    return chain
+
+
+def warning_line(reason: str) -> str:
+    return f"{WARNING} {reason}"
+
+
+def assert_grows_into(history: Sequence[str], final: str, *, wrap: tuple[str, str] = ("", "")) -> None:
+    """The placeholder first, then texts that only grow, each inside ``wrap``, ending with ``final``."""
+    before, after = wrap
+    assert history[0] == PLACEHOLDER, history
+    assert history[-1] == f"{before}{final}{after}", history
+    shown = ""
+    for content in history[1:]:
+        assert content.startswith(before) and content.endswith(after), content
+        inner = content[len(before) : len(content) - len(after)]
+        assert final.startswith(inner), (inner, final)
+        assert len(inner) >= len(shown), (shown, inner)  # never goes back to older text
+        shown = inner
+
+
+def fences_balanced(content: str) -> bool:
+    return content.count(FENCE) % 2 == 0
+
+
+def rejoin(chunks: Sequence[str], original: str) -> str:
+    """Undo the split of ``original`` into ``chunks``: drop the fences the split added, check the rest.
+
+    A chunk that starts inside a code block of ``original`` must begin with a reopening fence; a chunk
+    whose end falls inside one may end with an added closing fence. Everything else must be
+    ``original`` verbatim, in order. Returns the joined text (to compare with ``original``).
+    """
+    position = 0
+    for index, chunk in enumerate(chunks):
+        body = chunk
+        if original[:position].count(FENCE) % 2:  # the previous chunk ended inside a code block
+            reopen = _REOPEN.match(body)
+            assert reopen, f"chunk {index} does not reopen the code block: {body[:40]!r}"
+            body = body[reopen.end() :]
+        if not original.startswith(body, position):
+            for close in ("\n" + FENCE, FENCE):
+                inner = body.removesuffix(close)
+                end = position + len(inner)
+                if inner != body and original.startswith(inner, position) and original[:end].count(FENCE) % 2:
+                    body = inner
+                    break
+            else:
+                raise AssertionError(f"chunk {index} is not the next part of the answer: {body[:60]!r}")
+        position += len(body)
+    return original[:position]
+
+
+async def release_in_steps(
+    vlm: VLMServer,
+    emulator: DiscordEmulator,
+    message: Message,
+    pieces: Sequence[str],
+    *,
+    wrap: tuple[str, str] = ("", ""),
+) -> None:
+    """Let a gated stream out one chunk at a time, each time waiting until ``message`` shows it all."""
+    shown = ""
+    for piece in pieces:
+        shown += piece
+        await vlm.release(1)
+        expected = f"{wrap[0]}{shown}{wrap[1]}"
+        await emulator.wait_for_content(message, lambda content, expected=expected: content == expected)
