@@ -33,7 +33,7 @@ import discord
 
 from bot.pacing import ChannelPacer
 from bot.replies import LiveReply
-from tests.unit.test_pacing import max_in_window, run_virtual
+from tests.virtual_time import max_in_window, run_virtual
 
 log = logging.getLogger(__name__)
 

@@ -27,7 +27,7 @@ from bot.replies import (
     ReplyDeleted,
 )
 from bot.textsplit import FENCE, Wrap, render_live, split_message
-from tests.unit.test_pacing import max_in_window, run_virtual
+from tests.virtual_time import max_in_window, run_virtual
 
 
 def _http_error(cls: type[discord.HTTPException], status: int) -> discord.HTTPException:
