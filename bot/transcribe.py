@@ -1,0 +1,318 @@
+"""One OCR request: images -> the model (or the offline engine) -> text streamed into a live reply.
+
+The ``/ocr`` cog and the "Extract text" menu call :func:`transcribe_attachments`. Each image gets a
+reply message of its own: a code block that grows as the text arrives (a spoilered image: a spoiler
+instead), or a short preview with the whole text attached as a ``.txt`` when it does not fit. With
+several images, each message starts with a small header naming its image.
+
+``engine="model"`` sends the image as :func:`bot.images.prepare_text_images` prepares it (one image,
+or the ordered tiles of a tall one, one request each, at temperature 0). When the model service
+fails before any text was shown, the offline engine reads the image instead, if it is installed, and
+the reply says so. ``engine="local"`` uses the offline engine only. No text at all is said plainly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import PurePath
+from typing import Any
+
+import discord
+
+from bot import image_codec
+from bot.answering import CUT_SHORT, INTERNAL_ERROR, note_lines
+from bot.attachments import AttachmentLike
+from bot.images import MAX_INPUT_BYTES, ImageRejected, ImageWorker
+from bot.ocr import (
+    NO_TEXT_MESSAGE,
+    EngineName,
+    Layout,
+    OcrEngine,
+    OcrError,
+    OcrResult,
+    TiledTranscript,
+    stream_transcription,
+)
+from bot.pacing import ChannelPacer
+from bot.replies import LiveReply, ReplyDeleted, ReplySink
+from bot.textsplit import DISCORD_LIMIT, Wrap
+from bot.vision import VisionClient, VisionError, VisionStream
+
+log = logging.getLogger(__name__)
+
+MAX_IMAGES = 4
+"""Images read per request; each may take several model requests (tiles), so keep it small."""
+
+OFFLINE_NOTE = "Read by the offline OCR engine (Tesseract)."
+FALLBACK_NOTE = "Read by the offline OCR engine (Tesseract) instead: {reason}"
+LANGUAGE_NOTE = "The offline engine reads with English data; the language hint is only used by the model."
+TOO_MANY = "I read the first {limit} of {count} images."
+
+
+@dataclass(frozen=True)
+class OcrOptions:
+    language: str | None = None
+    engine: EngineName = "model"
+    layout: Layout = "plain"
+
+
+class OfflineReader:
+    """The offline engine behind a pool of its own: one thread, at most ``max_queue`` jobs at once.
+
+    Not the shared image worker: a page takes Tesseract from a fraction of a second to several
+    seconds of CPU, and the image worker's two threads prepare every image of every feature, so OCR
+    there would stall descriptions and conversation. One thread also keeps OCR to one of the
+    machine's cores and one loaded model (the engine keeps one Tesseract instance per thread).
+    """
+
+    def __init__(self, engine: OcrEngine, *, max_queue: int = 8) -> None:
+        self.engine = engine
+        self._worker = ImageWorker(max_workers=1, max_queue=max_queue)
+
+    def available(self) -> bool:
+        return self.engine.available()
+
+    @property
+    def why_unavailable(self) -> str:
+        return self.engine.why_unavailable
+
+    async def read(self, data: bytes) -> str:
+        """The text in the image ``data``; "" when there is none. Raises :class:`ImageRejected` for a
+        file the image limits refuse, :class:`OcrError` when the engine cannot read it."""
+        return await self._worker.run(self._read, data)
+
+    def _read(self, data: bytes) -> str:
+        image_codec.open_image(data)  # the same format, byte and pixel limits as for the model
+        return self.engine.transcribe(data)
+
+    def close(self) -> None:
+        self._worker.close()
+        close = getattr(self.engine, "close", None)
+        if close is not None:
+            close()
+
+
+@dataclass(frozen=True)
+class OcrServices:
+    """The bot's services one OCR request uses (``bot.vision``, ``bot.images``, ``bot.pacer``)."""
+
+    vision: VisionClient
+    images: ImageWorker
+    pacer: ChannelPacer
+    offline: OfflineReader
+
+
+@dataclass(frozen=True)
+class Source:
+    """One downloaded attachment, or why it could not be."""
+
+    name: str
+    data: bytes | None = None
+    problem: str | None = None
+    spoiler: bool = False
+
+
+class SectionSink:
+    """One image's message in a reply with several: after the previous images' messages, under a
+    header. A :class:`LiveReply` with ``overflow="attach"`` keeps to exactly one message."""
+
+    def __init__(self, sink: ReplySink, index: int, header: str | None) -> None:
+        self._sink = sink
+        self._index = index
+        self._prefix = f"{header}\n" if header else ""
+
+    @property
+    def channel_id(self) -> int:
+        return self._sink.channel_id
+
+    @property
+    def room(self) -> int:
+        """Characters left for the reply's own content."""
+        return DISCORD_LIMIT - len(self._prefix)
+
+    async def send(self, content: str, *, file: discord.File | None = None) -> None:
+        await self._sink.send(self._prefix + content, file=file)
+
+    async def edit(self, index: int, content: str, *, file: discord.File | None = None) -> None:
+        await self._sink.edit(self._index + index, self._prefix + content, file=file)
+
+
+@dataclass
+class _Outcome:
+    text: str = ""
+    engine: EngineName = "model"
+    notes: list[str] = field(default_factory=list)
+
+
+async def transcribe_attachments(
+    sink: ReplySink,
+    attachments: Sequence[AttachmentLike],
+    options: OcrOptions,
+    services: OcrServices,
+) -> list[OcrResult | None]:
+    """Transcribe up to :data:`MAX_IMAGES` attachments, one after the other, each into its own message.
+
+    Returns one result per image read (None where it failed; the failure was shown). Never raises
+    for what users can cause; a reply deleted meanwhile simply ends the work.
+    """
+    notes = [TOO_MANY.format(limit=MAX_IMAGES, count=len(attachments))] if len(attachments) > MAX_IMAGES else []
+    # Attachment URLs are signed and expire: fetch them all now, read them one by one.
+    sources = await asyncio.gather(*(download(a) for a in attachments[:MAX_IMAGES]))
+    results: list[OcrResult | None] = []
+    for index, source in enumerate(sources):
+        header = _header(index, len(sources), source.name) if len(sources) > 1 else None
+        section = SectionSink(sink, index, header)
+        last = index == len(sources) - 1
+        try:
+            result = await _transcribe_one(section, source, options, services, notes if last else [])
+        except ReplyDeleted:
+            log.info("OCR reply deleted; stopping")
+            results.append(None)
+            break
+        results.append(result)
+    return results
+
+
+async def download(attachment: AttachmentLike) -> Source:
+    """The attachment's bytes, or a plain reason why not (too large to fetch, gone)."""
+    name = attachment.filename
+    spoiler = attachment.is_spoiler()
+    if attachment.size > MAX_INPUT_BYTES:
+        problem = f"That file is too large; the limit is {MAX_INPUT_BYTES // 2**20} MB."
+        return Source(name, problem=problem, spoiler=spoiler)
+    try:
+        return Source(name, data=await attachment.read(), spoiler=spoiler)
+    except discord.HTTPException:
+        log.warning("Could not download attachment %r", name, exc_info=True)
+        return Source(name, problem="I could not download it (was the message deleted?).", spoiler=spoiler)
+
+
+def _header(index: int, count: int, name: str) -> str:
+    return f"-# Image {index + 1} of {count}: {discord.utils.escape_markdown(name[:80])}"
+
+
+def text_file_name(image_name: str) -> str:
+    """``receipt.png`` -> ``receipt.txt``: the name of the attachment holding a long transcription."""
+    stem = re.sub(r"[^\w.-]+", "_", PurePath(image_name).stem).strip("._")[:60]
+    return f"{stem or 'text'}.txt"
+
+
+async def _transcribe_one(
+    sink: SectionSink, source: Source, options: OcrOptions, services: OcrServices, notes: list[str]
+) -> OcrResult | None:
+    reply = LiveReply(
+        sink,
+        services.pacer,
+        wrap=Wrap.SPOILER if source.spoiler else Wrap.CODE,
+        overflow="attach",
+        attachment_name=text_file_name(source.name),
+        limit=sink.room,
+    )
+    await reply.start()
+    if source.data is None:
+        await reply.fail(source.problem or INTERNAL_ERROR)
+        return None
+    try:
+        outcome = await _read(reply, source.data, options, services)
+    except ReplyDeleted:
+        raise
+    except VisionError as error:
+        log.info("OCR model request failed (%s): %s", error.kind, error.detail or error.reason)
+        await reply.fail(error.reason)
+        return None
+    except ImageRejected as rejected:
+        await reply.fail(rejected.reason)
+        return None
+    except OcrError as error:
+        await reply.fail(str(error))
+        return None
+    except Exception:
+        log.exception("OCR failed")
+        await reply.fail(INTERNAL_ERROR)
+        return None
+    outcome.notes.extend(notes)
+    note = note_lines(outcome.notes)
+    log.info("OCR read %s with the %s engine: %d characters", source.name, outcome.engine, len(outcome.text))
+    if outcome.text.strip():
+        await reply.finish(note)
+    else:
+        await _show(sink, services.pacer, NO_TEXT_MESSAGE + (f"\n{note}" if note else ""))
+    return OcrResult(outcome.text, outcome.engine, note)
+
+
+async def _read(reply: LiveReply, data: bytes, options: OcrOptions, services: OcrServices) -> _Outcome:
+    """Stream the text into ``reply`` with the chosen engine, falling back to the offline one."""
+    if options.engine == "local":
+        notes = [OFFLINE_NOTE]
+        if options.language and not options.language.strip().lower().startswith(("en", "eng")):
+            notes.append(LANGUAGE_NOTE)
+        return _Outcome(await _read_offline(reply, data, services), "local", notes)
+    try:
+        return await _read_with_model(reply, data, options, services)
+    except VisionError as error:
+        # Text already shown cannot be replaced by another engine's reading: then the error stands.
+        if reply.text or not services.offline.available():
+            raise
+        log.info("OCR model request failed (%s); reading offline instead", error.kind)
+        try:
+            text = await _read_offline(reply, data, services)
+        except OcrError as offline_error:
+            raise OcrError(f"{error.reason} The offline engine failed too: {offline_error}") from offline_error
+        return _Outcome(text, "local", [FALLBACK_NOTE.format(reason=error.reason)])
+
+
+async def _read_with_model(reply: LiveReply, data: bytes, options: OcrOptions, services: OcrServices) -> _Outcome:
+    images = await services.images.prepare_text_images(data)
+    streams: list[VisionStream] = []
+
+    def start(messages: list[dict[str, Any]]) -> AsyncIterator[str]:
+        stream = services.vision.stream(messages, temperature=0)
+        streams.append(stream)
+        return _empty_means_no_text(stream)
+
+    transcript = TiledTranscript()
+    deltas = stream_transcription(start, images, language=options.language, layout=options.layout,
+                                  transcript=transcript)
+    try:
+        await reply.stream(deltas)
+    finally:
+        for stream in streams:
+            await stream.aclose()
+    notes = [CUT_SHORT] if any(stream.finish_reason == "length" for stream in streams) else []
+    if len(images) > 1:
+        log.debug("OCR read %d tiles", len(images))
+    return _Outcome(transcript.text, "model", notes)
+
+
+async def _empty_means_no_text(stream: VisionStream) -> AsyncIterator[str]:
+    """An empty answer is no text (a blank tile of a tall image), not a failure of the request."""
+    try:
+        async for delta in stream:
+            yield delta
+    except VisionError as error:
+        if error.kind != "empty":
+            raise
+
+
+async def _read_offline(reply: LiveReply, data: bytes, services: OcrServices) -> str:
+    async def whole() -> AsyncIterator[str]:
+        text = await services.offline.read(data)
+        if text:
+            yield text
+
+    return await reply.stream(whole())
+
+
+async def _show(sink: SectionSink, pacer: ChannelPacer, content: str) -> None:
+    """Replace the reply's message with a plain line (the live reply has nothing to show)."""
+    try:
+        async with pacer.slot(sink.channel_id):
+            await sink.edit(0, content)
+    except discord.NotFound:
+        log.info("OCR reply deleted before its final edit")
+    except discord.HTTPException as error:
+        log.warning("OCR reply: final edit refused (%s %s)", error.status, error.text)

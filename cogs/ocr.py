@@ -1,0 +1,81 @@
+"""OCR: `/ocr` and the "Extract text" message menu; the flow itself lives in `bot/transcribe.py`."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING, Literal
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.attachments import image_attachments
+from bot.ocr_local import LocalOcrEngine
+from bot.replies import InteractionSink
+from bot.transcribe import OcrOptions, OcrServices, OfflineReader, transcribe_attachments
+
+if TYPE_CHECKING:
+    from bot.client import Glimpse
+
+log = logging.getLogger(__name__)
+
+NO_IMAGES = "That message has no images I can read."
+
+
+class Ocr(commands.Cog):
+    def __init__(self, bot: Glimpse) -> None:
+        self.bot = bot
+        # Built once; the language data loads on first use, in the reader's own thread.
+        self.offline = OfflineReader(LocalOcrEngine())
+        self.menu = app_commands.ContextMenu(name="Extract text", callback=self.extract_text)
+        bot.tree.add_command(self.menu)
+
+    async def cog_load(self) -> None:
+        # The first check imports tesserocr (loads libtesseract): not on the event loop.
+        if await asyncio.to_thread(self.offline.available):
+            log.info("Offline OCR engine available (/ocr engine:local, and the fallback when the model fails)")
+        else:
+            log.info("Offline OCR engine unavailable: %s", self.offline.why_unavailable)
+
+    async def cog_unload(self) -> None:
+        self.bot.tree.remove_command(self.menu.name, type=self.menu.type)
+        self.offline.close()
+
+    def services(self) -> OcrServices:
+        bot = self.bot
+        return OcrServices(vision=bot.vision, images=bot.images, pacer=bot.pacer, offline=self.offline)
+
+    @app_commands.command(name="ocr", description="Copy the text out of an image, exactly as written.")
+    @app_commands.describe(
+        image="The image to read",
+        language="The language of the text, if you know it (a hint for reading; nothing is translated)",
+        engine="model (default) or local: the offline engine, which needs the bot's ocr extra installed",
+        layout="plain text, or markdown to keep headings, lists and tables",
+    )
+    async def ocr_command(
+        self,
+        interaction: discord.Interaction,
+        image: discord.Attachment,
+        language: app_commands.Range[str, 1, 40] | None = None,
+        engine: Literal["model", "local"] = "model",
+        layout: Literal["plain", "markdown"] = "plain",
+    ) -> None:
+        if engine == "local" and not self.offline.available():
+            await interaction.response.send_message(self.offline.why_unavailable, ephemeral=True)
+            return
+        await interaction.response.defer(thinking=True)
+        options = OcrOptions(language=language, engine=engine, layout=layout)
+        await transcribe_attachments(InteractionSink(interaction), [image], options, self.services())
+
+    async def extract_text(self, interaction: discord.Interaction, message: discord.Message) -> None:
+        images = image_attachments(message.attachments)
+        if not images:
+            await interaction.response.send_message(NO_IMAGES, ephemeral=True)
+            return
+        await interaction.response.defer(thinking=True)
+        await transcribe_attachments(InteractionSink(interaction), images, OcrOptions(), self.services())
+
+
+async def setup(bot: Glimpse) -> None:
+    await bot.add_cog(Ocr(bot))
