@@ -20,7 +20,6 @@ from bot.conversation import (
     Turn,
     current_session,
     plan_request,
-    recent_images,
     summarize,
 )
 from bot.images import PreparedImage
@@ -30,6 +29,9 @@ from bot.store import Store
 from bot.vision import VisionClient
 
 log = logging.getLogger(__name__)
+
+FORGOTTEN = "chat-forgotten"
+"""Cache namespace: per channel, the snowflake of its last ``/forget`` (see :meth:`ChatService.image_horizon`)."""
 
 
 class SeenMessages:
@@ -64,9 +66,28 @@ class ChatService:
         turns = await self.history(channel_id)
         return summarize(current_session(turns, idle_seconds=self.limits.idle_seconds, now=time.time()))
 
-    async def has_recent_images(self, channel_id: int, within_seconds: float) -> bool:
+    async def image_horizon(self, channel_id: int) -> int:
+        """The snowflake after which "the image above" may look for images in the channel (0: anywhere).
+
+        Images posted up to the newest remembered turn with images are already in memory (the
+        question that came with them, a description, or a question that brought them in), and
+        images from before a ``/forget`` must stay forgotten. Message ids and interaction ids are
+        both snowflakes, so they order by Discord's clock whatever the bot's clock says.
+        """
         turns = await self.history(channel_id)
-        return bool(recent_images(turns, since=time.time() - within_seconds, limit=1))
+        remembered = max((turn.message_id or 0 for turn in turns if turn.images), default=0)
+        marker = await self.store.cache_get(FORGOTTEN, str(channel_id))
+        return max(remembered, int(marker["snowflake"]) if marker else 0)
+
+    async def forget(self, channel_id: int, *, snowflake: int, horizon_seconds: float) -> int:
+        """Clear the channel's memory (turns and images); returns how many turns went.
+
+        ``snowflake`` (the ``/forget`` interaction's id) is kept for ``horizon_seconds`` so that "the
+        image above" does not bring back an image posted before the ``/forget``.
+        """
+        removed = await self.store.forget(channel_id)
+        await self.store.cache_set(FORGOTTEN, str(channel_id), {"snowflake": snowflake}, ttl=horizon_seconds)
+        return removed
 
     async def answer(
         self,
@@ -85,7 +106,10 @@ class ChatService:
         sources.update(stored)
         log.debug(
             "Request for channel %s: %d history turns, %d images, ~%d tokens",
-            channel_id, plan.history_turns, plan.images_sent, plan.tokens,
+            channel_id,
+            plan.history_turns,
+            plan.images_sent,
+            plan.tokens,
         )
         answer = await stream_answer(reply, self.vision, plan.render(sources), notes=notes)
         if answer is not None:

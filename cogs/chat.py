@@ -94,7 +94,11 @@ class Chat(commands.Cog):
             )
             return
         assert interaction.channel_id is not None
-        removed = await self.bot.store.forget(interaction.channel_id)
+        removed = await self.bot.chat.forget(
+            interaction.channel_id,
+            snowflake=interaction.id,
+            horizon_seconds=self.bot.settings.recent_image_minutes * 60,
+        )
         log.info("User %s cleared the memory of channel %s", interaction.user.id, interaction.channel_id)
         await interaction.response.send_message(
             f"Done: I forgot this channel's conversation ({removed} remembered messages and their images).",
@@ -132,9 +136,9 @@ class Chat(commands.Cog):
         notes: list[str] = []
         channel_id = getattr(channel, "id", 0)
         if not image_attachments(attachments):
-            window = settings.recent_image_minutes * 60
-            if not await self.bot.chat.has_recent_images(channel_id, window):
-                attachments, notes = await self._images_above(channel, window)
+            window = timedelta(minutes=settings.recent_image_minutes)
+            horizon = await self.bot.chat.image_horizon(channel_id)
+            attachments, notes = await self._images_above(channel, window, after_id=horizon)
         spoiler = any(a.is_spoiler() for a in image_attachments(attachments)[:limit])
         reply = LiveReply(sink, self.bot.pacer, wrap=Wrap.SPOILER if spoiler else None)
         await reply.start()
@@ -149,10 +153,12 @@ class Chat(commands.Cog):
         await self.bot.chat.answer(channel_id, question, gathered.images, reply, notes=notes + gathered.notes)
 
     async def _images_above(
-        self, channel: discord.abc.Messageable, window: float
+        self, channel: discord.abc.Messageable, window: timedelta, *, after_id: int
     ) -> tuple[list[AttachmentLike], list[str]]:
-        """The images of the most recent message with images in the channel, within the window."""
-        after = discord.utils.utcnow() - timedelta(seconds=window)
+        """The images of the most recent message with images in the channel, within the window and
+        newer than ``after_id`` (images up to there are in memory already, or were forgotten)."""
+        oldest = discord.utils.time_snowflake(discord.utils.utcnow() - window)
+        after = discord.Object(id=max(oldest, after_id))
         try:
             async for earlier in channel.history(limit=HISTORY_LOOKBACK, after=after, oldest_first=False):
                 found = image_attachments(earlier.attachments)
