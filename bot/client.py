@@ -106,6 +106,12 @@ class Glimpse(commands.Bot):
         if hasattr(self, "store"):
             await self.store.close()
 
+    async def on_command_error(self, context: commands.Context[Glimpse], error: commands.CommandError) -> None:
+        # Every mention starts like a text command; questions for the chat cog are not errors.
+        if isinstance(error, commands.CommandNotFound):
+            return
+        await super().on_command_error(context, error)
+
     async def on_app_command_error(
         self, interaction: discord.Interaction, error: app_commands.AppCommandError
     ) -> None:
