@@ -17,25 +17,22 @@ import argparse
 import base64
 import io
 import logging
-import os
-import platform
 import statistics
 import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import PIL
 from PIL import Image, features
 
+from bench import _common as common
+from bench._common import write_section
 from bot.images import MAX_DATA_URL_CHARS, prepare_image, prepare_text_images, qwen_image_tokens
 from tests.unit import image_corpus as corpus
 
 log = logging.getLogger(__name__)
 
-README = Path(__file__).with_name("README.md")
-START, END = "<!-- bench:images:start -->", "<!-- bench:images:end -->"
 
 
 @dataclass(frozen=True)
@@ -90,15 +87,8 @@ def median_ms(fn: Callable[[bytes], Sent], data: bytes, repeat: int) -> tuple[fl
 
 
 def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as info:
-            cpu = next(line.split(":", 1)[1].strip() for line in info if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
     turbo = "libjpeg-turbo" if features.check_feature("libjpeg_turbo") else "libjpeg"
-    return (f"{time.strftime('%Y-%m-%d')}; {cpu}, {os.cpu_count()} cores; "
-            f"Python {platform.python_version()}; Pillow {PIL.__version__} ({turbo})")
+    return common.machine(f"Pillow {PIL.__version__} ({turbo})")
 
 
 def run(repeat: int) -> list[str]:
@@ -134,13 +124,7 @@ def run(repeat: int) -> list[str]:
 
 
 def write_readme(lines: Sequence[str]) -> None:
-    text = README.read_text(encoding="utf-8")
-    if START not in text or END not in text:
-        raise SystemExit(f"{README} has no {START} ... {END} block to fill")
-    head, rest = text.split(START, 1)
-    _, tail = rest.split(END, 1)
-    README.write_text(head + START + "\n" + "\n".join(lines) + "\n" + END + tail, encoding="utf-8")
-    log.info("results written to %s", README)
+    write_section("images", "Images", "", lines)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -24,10 +24,10 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 from PIL import Image
 
+from bench._common import write_section
 from bench.images import machine
 from bot.images import prepare_text_images
 from bot.ocr import join_tiles
@@ -36,8 +36,6 @@ from tests.unit import text_images as corpus
 
 log = logging.getLogger(__name__)
 
-README = Path(__file__).with_name("README.md")
-START, END = "<!-- bench:ocr:start -->", "<!-- bench:ocr:end -->"
 MAX_CER_LOSS = 0.01
 SCREENSHOT_SECONDS = 1.0
 SCREENSHOT = "chat screenshot 1920x1080 (dark, 16 px)"
@@ -141,16 +139,7 @@ def run(repeat: int) -> list[str]:
 
 
 def write_readme(lines: Sequence[str]) -> None:
-    """Replace the OCR block of bench/README.md, or add the OCR section at its end."""
-    block = START + "\n" + "\n".join(lines) + "\n" + END
-    text = README.read_text(encoding="utf-8") if README.exists() else "# Benchmarks\n"
-    if START in text and END in text:
-        head, rest = text.split(START, 1)
-        text = head + block + rest.split(END, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n## OCR\n\n" + _SECTION_INTRO + "\n\n" + block + "\n"
-    README.write_text(text, encoding="utf-8")
-    log.info("results written to %s", README)
+    write_section("ocr", "OCR", _SECTION_INTRO, lines)
 
 
 _SECTION_INTRO = (

@@ -27,18 +27,16 @@ import random
 import statistics
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import discord
 
+from bench._common import write_section
 from bot.pacing import ChannelPacer
 from bot.replies import LiveReply
 from tests.virtual_time import max_in_window, run_virtual
 
 log = logging.getLogger(__name__)
 
-README = Path(__file__).with_name("README.md")
-START, END = "<!-- bench:pacing:start -->", "<!-- bench:pacing:end -->"
 RATE, PER, LATENCY = 5, 5.0, 0.08
 TOKENS_PER_SECOND, TOKEN = 30, "word"
 NAIVE_EVERY = 10
@@ -279,16 +277,7 @@ def margin_table() -> list[str]:
 
 
 def write_readme(lines: Sequence[str]) -> None:
-    block = START + "\n" + "\n".join(lines) + "\n" + END
-    text = README.read_text(encoding="utf-8") if README.exists() else "# Benchmarks\n"
-    if START in text and END in text:
-        head, _, rest = text.partition(START)
-        _, _, tail = rest.partition(END)
-        text = head + block + tail
-    else:
-        text = text.rstrip("\n") + "\n\n## Pacing\n\n" + _SECTION_INTRO + "\n\n" + block + "\n"
-    README.write_text(text, encoding="utf-8")
-    log.info("results written to %s", README)
+    write_section("pacing", "Pacing", _SECTION_INTRO, lines)
 
 
 _SECTION_INTRO = (
