@@ -1,0 +1,310 @@
+"""Checking images for moderation: prepare, fingerprint, cached verdict or one model call, audit.
+
+No discord import: the cog hands in attachments (anything shaped like ``discord.Attachment``) and
+acts on the :class:`CheckResult` it gets back. Moderation has its own concurrency lanes (image
+jobs and model calls), so a burst of posted images queues behind itself and never takes every
+image-worker slot or every model request from chat. Nothing here touches conversation memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from bot.attachments import AttachmentLike
+from bot.images import MAX_INPUT_BYTES, ImageRejected, ImageWorker, PreparedImage
+from bot.moderation.cache import VerdictCache
+from bot.moderation.config import ModerationSettings, ModerationSettingsError
+from bot.moderation.phash import ImageFingerprint, fingerprint, hash_to_hex
+from bot.moderation.policy import Decision, MissingPermissionNotices
+from bot.moderation.prompt import (
+    MODERATION_MAX_TOKENS,
+    MODERATION_TEMPERATURE,
+    RESPONSE_FORMAT_JSON_OBJECT,
+    build_moderation_messages,
+)
+from bot.moderation.verdict import Verdict, parse_verdict
+from bot.store import AuditRecord, Store
+from bot.vision import VisionClient, VisionError
+
+log = logging.getLogger(__name__)
+
+SETTINGS_KEY = "moderation"
+MODEL_LANE = 2
+"""Moderation model requests in flight at once (chat has its own, unrelated budget)."""
+IMAGE_LANE = 2
+"""Moderation image jobs (download, prepare, fingerprint) at once; the shared worker holds 16."""
+MAX_IMAGES_PER_MESSAGE = 4
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """One image's verdict and what it cost. ``image`` is ``None`` when it could not be read."""
+
+    verdict: Verdict
+    image: PreparedImage | None = None
+    fingerprint: ImageFingerprint | None = None
+    cached: bool = False
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+
+    def audit_detail(self) -> dict[str, Any]:
+        """Small JSON extras for the audit trail (never image bytes)."""
+        detail: dict[str, Any] = {
+            "categories": [c.value for c in self.verdict.categories],
+            "reason": self.verdict.reason,
+            "rule": self.verdict.rule,
+            "cached": self.cached,
+        }
+        if self.verdict.review_reason is not None:
+            detail["needs_review"] = self.verdict.review_reason
+        if self.fingerprint is not None:
+            detail["hash"] = hash_to_hex(self.fingerprint.lookup)
+        if self.prompt_tokens is not None:
+            detail["tokens"] = {"prompt": self.prompt_tokens, "completion": self.completion_tokens}
+        return detail
+
+
+def verdict_category(verdict: Verdict) -> str:
+    """The audit category of a verdict: its first category, ``none`` or ``needs_review``."""
+    if verdict.requires_review:
+        return "needs_review"
+    return verdict.categories[0].value if verdict.categories else "none"
+
+
+class ModerationService:
+    """Per-guild settings, image checks and the audit trail, over the bot's shared services."""
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        vision: VisionClient,
+        images: ImageWorker,
+        model_lane: int = MODEL_LANE,
+        image_lane: int = IMAGE_LANE,
+        response_format: dict[str, Any] | None = RESPONSE_FORMAT_JSON_OBJECT,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.vision = vision
+        self.images = images
+        self.cache = VerdictCache(store, clock=clock)
+        self.notices = MissingPermissionNotices()
+        self.response_format = response_format
+        self._model_lane = asyncio.Semaphore(model_lane)
+        self._image_lane = asyncio.Semaphore(image_lane)
+        self._clock = clock
+
+    # -- settings ------------------------------------------------------------------------------------
+
+    async def settings(self, guild_id: int) -> ModerationSettings | None:
+        """The guild's settings, or ``None`` when moderation was never set up (or the record is bad)."""
+        raw = await self.store.get_guild_settings(guild_id, SETTINGS_KEY)
+        if raw is None:
+            return None
+        try:
+            return ModerationSettings.from_dict(raw)
+        except ModerationSettingsError as error:
+            log.error("Stored moderation settings of guild %s are invalid (%s); ignoring them", guild_id, error)
+            return None
+
+    async def save_settings(self, guild_id: int, settings: ModerationSettings) -> None:
+        await self.store.set_guild_settings(guild_id, SETTINGS_KEY, settings.to_dict())
+
+    # -- checks --------------------------------------------------------------------------------------
+
+    async def check_attachment(
+        self, guild_id: int, settings: ModerationSettings, attachment: AttachmentLike
+    ) -> CheckResult:
+        """Download and check one attachment; whatever goes wrong ends as a needs-review verdict."""
+        if attachment.size > MAX_INPUT_BYTES:
+            return CheckResult(Verdict.needs_review(f"the file is larger than {MAX_INPUT_BYTES // 2**20} MB"))
+        async with self._image_lane:
+            try:
+                data = await attachment.read()
+            except Exception:  # discord.HTTPException / NotFound: deleted or expired
+                log.warning("Could not download attachment %r for moderation", attachment.filename, exc_info=True)
+                return CheckResult(Verdict.needs_review("the image could not be downloaded"))
+            try:
+                image, fp = await self._prepare(data, settings)
+            except ImageRejected as rejected:
+                return CheckResult(Verdict.needs_review(f"the image could not be read: {rejected.reason}"))
+        return await self._judge(guild_id, settings, image, fp)
+
+    async def check_image(self, guild_id: int, settings: ModerationSettings, data: bytes) -> CheckResult:
+        """Check image bytes (benchmarks and tests; the bot goes through :meth:`check_attachment`)."""
+        async with self._image_lane:
+            try:
+                image, fp = await self._prepare(data, settings)
+            except ImageRejected as rejected:
+                return CheckResult(Verdict.needs_review(f"the image could not be read: {rejected.reason}"))
+        return await self._judge(guild_id, settings, image, fp)
+
+    async def _prepare(self, data: bytes, settings: ModerationSettings) -> tuple[PreparedImage, ImageFingerprint]:
+        image = await self.images.prepare(data, detail=settings.detail)
+        # The prepared copy is hashed (small, already decoded once): copies of one image at other
+        # sizes or encodings become near-identical prepared images.
+        fp = await self.images.run(fingerprint, image.data)
+        return image, fp
+
+    async def _judge(
+        self, guild_id: int, settings: ModerationSettings, image: PreparedImage, fp: ImageFingerprint
+    ) -> CheckResult:
+        hit = await self.cache.get(guild_id, settings, fp)
+        if hit is not None:
+            log.debug(
+                "moderation cache hit in guild %s (%d/%d bits)", guild_id, hit.lookup_distance, hit.confirm_distance
+            )
+            return CheckResult(hit.verdict, image, fp, cached=True)
+        messages = build_moderation_messages(image.content_part(), rules=settings.rules, categories=settings.categories)
+        async with self._model_lane:
+            verdict, usage = await self._ask(messages, settings)
+        await self.cache.put(guild_id, settings, fp, verdict)
+        return CheckResult(
+            verdict,
+            image,
+            fp,
+            prompt_tokens=usage[0] if usage else None,
+            completion_tokens=usage[1] if usage else None,
+        )
+
+    async def _ask(
+        self, messages: list[dict[str, Any]], settings: ModerationSettings
+    ) -> tuple[Verdict, tuple[int, int] | None]:
+        """One model call; a provider that refuses ``response_format`` is asked once more without it
+        (and not asked with it again in this process)."""
+        response_format = self.response_format
+        while True:
+            try:
+                completion = await self.vision.complete(
+                    messages,
+                    temperature=MODERATION_TEMPERATURE,
+                    max_tokens=MODERATION_MAX_TOKENS,
+                    response_format=response_format,
+                )
+            except VisionError as error:
+                if error.kind == "bad_request" and response_format is not None:
+                    log.warning(
+                        "The model service refused the moderation request with response_format (%s); trying without it",
+                        error.detail,
+                    )
+                    response_format = None
+                    continue
+                log.warning("Moderation check failed: %s (%s)", error.kind, error.detail)
+                return Verdict.needs_review(f"the model service failed: {error.reason}"), None
+            if response_format is None and self.response_format is not None:
+                self.response_format = None  # it worked without: the provider lacks JSON mode
+            usage = (completion.usage.prompt_tokens, completion.usage.completion_tokens) if completion.usage else None
+            if completion.finish_reason == "length":
+                return Verdict.needs_review("the answer was cut off"), usage
+            return parse_verdict(completion.text, allowed_categories=settings.categories), usage
+
+    # -- audit trail ---------------------------------------------------------------------------------
+
+    async def record_verdict(
+        self,
+        guild_id: int,
+        result: CheckResult,
+        *,
+        channel_id: int | None,
+        message_id: int | None,
+        user_id: int | None,
+        actor_id: int | None = None,
+        kind: str = "verdict",
+    ) -> None:
+        """Store a verdict; ``kind="check"`` with ``actor_id`` for a moderator's manual check."""
+        verdict = result.verdict
+        await self._audit(
+            guild_id,
+            AuditRecord(
+                kind=kind,
+                category=verdict_category(verdict),
+                action="log" if verdict.should_log else "none",
+                severity=verdict.severity,
+                channel_id=channel_id,
+                message_id=message_id,
+                user_id=user_id,
+                actor_id=actor_id,
+                created_at=self._clock(),
+                detail=result.audit_detail(),
+            ),
+        )
+
+    async def record_action(
+        self,
+        guild_id: int,
+        action: str,
+        *,
+        channel_id: int | None,
+        message_id: int | None,
+        user_id: int | None,
+        actor_id: int | None,
+        category: str = "",
+        severity: int = 0,
+        ok: bool = True,
+        detail: dict[str, Any] | None = None,
+    ) -> None:
+        """Store an action (``delete``, ``timeout``, ``dismiss``) by the bot (``actor_id=None``) or a
+        moderator; a failed one is stored as ``kind="error"``."""
+        await self._audit(
+            guild_id,
+            AuditRecord(
+                kind="action" if ok else "error",
+                category=category,
+                action=action,
+                severity=severity,
+                channel_id=channel_id,
+                message_id=message_id,
+                user_id=user_id,
+                actor_id=actor_id,
+                created_at=self._clock(),
+                detail=detail or {},
+            ),
+        )
+
+    async def record_decision(
+        self,
+        guild_id: int,
+        verdict: Verdict,
+        decision: Decision,
+        *,
+        channel_id: int,
+        message_id: int,
+        user_id: int,
+        deleted: bool,
+        timed_out: bool,
+    ) -> None:
+        """The bot's automatic actions for one message (what was done, and what was blocked)."""
+        common: dict[str, Any] = {
+            "channel_id": channel_id,
+            "message_id": message_id,
+            "user_id": user_id,
+            "actor_id": None,
+            "category": verdict_category(verdict),
+            "severity": verdict.severity,
+        }
+        if decision.delete:
+            await self.record_action(guild_id, "delete", ok=deleted, **common)
+        if decision.timeout_seconds is not None:
+            await self.record_action(
+                guild_id, "timeout", ok=timed_out, **common, detail={"seconds": decision.timeout_seconds}
+            )
+        for permission in sorted(decision.missing):
+            await self.record_action(
+                guild_id, "missing_permission", ok=False, **common, detail={"permission": permission.value}
+            )
+
+    async def audit_since(self, guild_id: int, since: float) -> list[AuditRecord]:
+        return await self.store.audit_records(guild_id, since=since, limit=None)
+
+    async def _audit(self, guild_id: int, record: AuditRecord) -> None:
+        try:
+            await self.store.add_audit(guild_id, record)
+        except Exception:
+            # The audit trail must not stop moderation itself; the failure is loud in the logs.
+            log.exception("Could not store a moderation audit record for guild %s", guild_id)
