@@ -24,7 +24,7 @@ from bot.pacing import ChannelPacer
 from bot.replies import WARNING
 from bot.vision import VisionClient
 from tests.fakes.discord import DiscordEmulator, EmulatorConfig, Message, RateLimitConfig
-from tests.fakes.vlm import VLMServer
+from tests.fakes.vlm import RecordedRequest, VLMServer
 
 PLACEHOLDER = "…"
 FENCE = "```"
@@ -156,26 +156,35 @@ def rejoin(chunks: Sequence[str], original: str) -> str:
 
     A chunk that starts inside a code block of ``original`` must begin with a reopening fence; a chunk
     whose end falls inside one may end with an added closing fence. Everything else must be
-    ``original`` verbatim, in order. Returns the joined text (to compare with ``original``).
+    ``original`` verbatim, in order. Returns the joined text (to compare with ``original``); raises
+    AssertionError when the chunks are not such a split.
     """
-    position = 0
-    for index, chunk in enumerate(chunks):
-        body = chunk
-        if original[:position].count(FENCE) % 2:  # the previous chunk ended inside a code block
-            reopen = _REOPEN.match(body)
-            assert reopen, f"chunk {index} does not reopen the code block: {body[:40]!r}"
-            body = body[reopen.end() :]
-        if not original.startswith(body, position):
-            for close in ("\n" + FENCE, FENCE):
-                inner = body.removesuffix(close)
-                end = position + len(inner)
-                if inner != body and original.startswith(inner, position) and original[:end].count(FENCE) % 2:
-                    body = inner
-                    break
-            else:
-                raise AssertionError(f"chunk {index} is not the next part of the answer: {body[:60]!r}")
-        position += len(body)
-    return original[:position]
+    end = _rejoin_from(list(chunks), original, 0)
+    if end is None:
+        raise AssertionError(f"the messages are not a split of the answer: {[c[:40] for c in chunks]}")
+    return original[:end]
+
+
+def _rejoin_from(chunks: list[str], original: str, position: int) -> int | None:
+    """Where the original text ends after ``chunks`` laid from ``position`` (None: they do not fit)."""
+    if not chunks:
+        return position
+    body = chunks[0]
+    if original[:position].count(FENCE) % 2:  # the previous chunk ended inside a code block
+        reopen = _REOPEN.match(body)
+        if reopen is None:
+            return None
+        body = body[reopen.end() :]
+    # The chunk as it is, or without an added closing fence ("```" or "\n```"); try each that fits.
+    for inner in dict.fromkeys((body, body.removesuffix(FENCE), body.removesuffix("\n" + FENCE))):
+        end = position + len(inner)
+        added_close = inner != body
+        if not original.startswith(inner, position) or (added_close and not original[:end].count(FENCE) % 2):
+            continue
+        found = _rejoin_from(chunks[1:], original, end)
+        if found is not None:
+            return found
+    return None
 
 
 async def release_in_steps(
@@ -193,3 +202,13 @@ async def release_in_steps(
         await vlm.release(1)
         expected = f"{wrap[0]}{shown}{wrap[1]}"
         await emulator.wait_for_content(message, lambda content, expected=expected: content == expected)
+
+
+async def release_until_done(vlm: VLMServer, requests: Sequence[RecordedRequest]) -> None:
+    """Release chunks one at a time until every gated stream in ``requests`` has ended.
+
+    A stream whose outcome is still "pending" has not forfeited the gate yet, so the permit granted
+    here is either taken by a stream or forfeited by one that ends: ``release`` cannot hang.
+    """
+    while any(request.outcome == "pending" for request in requests):
+        await vlm.release(1)
