@@ -112,6 +112,10 @@ class Talk:
     vlm: VLMServer
     stored: StoredExchanges
 
+    @classmethod
+    def watching(cls, glimpse: Glimpse, emulator: DiscordEmulator, vlm: VLMServer) -> Talk:
+        return cls(emulator, vlm, StoredExchanges(glimpse.chat))
+
     def mention(self, text: str) -> str:
         return f"<@{self.emulator.bot_user.id}> {text}"
 
@@ -151,13 +155,8 @@ class Talk:
 
 
 @pytest.fixture
-def stored(glimpse: Glimpse) -> StoredExchanges:
-    return StoredExchanges(glimpse.chat)
-
-
-@pytest.fixture
-def talk(emulator: DiscordEmulator, vlm: VLMServer, stored: StoredExchanges) -> Talk:
-    return Talk(emulator, vlm, stored)
+def talk(glimpse: Glimpse, emulator: DiscordEmulator, vlm: VLMServer) -> Talk:
+    return Talk.watching(glimpse, emulator, vlm)
 
 
 def assert_clean(emulator: DiscordEmulator) -> None:
