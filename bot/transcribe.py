@@ -214,7 +214,7 @@ async def _transcribe_one(
     )
     await reply.start()
     if source.data is None:
-        await reply.fail(source.problem or INTERNAL_ERROR)
+        await _fail(reply, source.problem or INTERNAL_ERROR)
         return None
     try:
         outcome = await _read(reply, source.data, options, services)
@@ -222,17 +222,17 @@ async def _transcribe_one(
         raise
     except VisionError as error:
         log.info("OCR model request failed (%s): %s", error.kind, error.detail or error.reason)
-        await reply.fail(error.reason)
+        await _fail(reply, error.reason)
         return None
     except ImageRejected as rejected:
-        await reply.fail(rejected.reason)
+        await _fail(reply, rejected.reason)
         return None
     except OcrError as error:
-        await reply.fail(str(error))
+        await _fail(reply, str(error))
         return None
     except Exception:
         log.exception("OCR failed")
-        await reply.fail(INTERNAL_ERROR)
+        await _fail(reply, INTERNAL_ERROR)
         return None
     outcome.notes.extend(notes)
     note = note_lines(outcome.notes)
@@ -305,6 +305,14 @@ async def _read_offline(reply: LiveReply, data: bytes, services: OcrServices) ->
             yield text
 
     return await reply.stream(whole())
+
+
+async def _fail(reply: LiveReply, reason: str) -> None:
+    """Show ``reason`` on the reply; a failure to do so (the bot shutting down) is only logged."""
+    try:
+        await reply.fail(reason)
+    except Exception:
+        log.warning("Could not show an OCR failure in Discord", exc_info=True)
 
 
 async def _show(sink: SectionSink, pacer: ChannelPacer, content: str) -> None:
