@@ -1,0 +1,96 @@
+"""Memory survives a crash: `python -m bot` killed with SIGKILL after answering, then started again.
+
+The bot runs as a real subprocess against the in-process Discord emulator and VLM server, with its
+SQLite file in the test's tmp_path. Nothing is closed gracefully: the second process must find the
+first one's turns (and image bytes) in the file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import sqlite3
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.conftest import bot_environment
+from tests.e2e.test_conversation import RED, SIZE, history_of
+from tests.fakes.discord import DiscordEmulator
+from tests.fakes.vlm import Script, VLMServer
+
+pytestmark = pytest.mark.timeout(90)
+
+REPO = Path(__file__).resolve().parents[2]
+STARTUP_TIMEOUT = 30.0  # a cold `python -m bot` imports discord.py, openai and Pillow on a shared machine
+ANSWER_TIMEOUT = 15.0  # the bot paces its sends and edits like Discord's 5 per 5 s
+
+
+@contextlib.asynccontextmanager
+async def bot_process(env: dict[str, str], workdir: Path, log: Path) -> AsyncIterator[asyncio.subprocess.Process]:
+    """`python -m bot` with ``env``; killed (SIGKILL) on exit if it is still running."""
+    with log.open("ab") as stderr:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bot", env=env, cwd=workdir, stdout=stderr, stderr=stderr
+        )
+    try:
+        yield process
+    finally:
+        if process.returncode is None:
+            process.kill()
+        await process.wait()
+
+
+def stored_turns(database: Path, channel_id: int) -> int:
+    """Turns of a channel committed to the SQLite file (read-only, from outside the bot process)."""
+    with contextlib.closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True)) as conn:
+        return conn.execute("SELECT COUNT(*) FROM turns WHERE channel_id = ?", (channel_id,)).fetchone()[0]
+
+
+async def test_memory_survives_sigkill_and_restart(emulator: DiscordEmulator, vlm: VLMServer, tmp_path: Path) -> None:
+    database = tmp_path / "glimpse.db"
+    env = {
+        **os.environ,
+        **bot_environment(emulator, vlm, f"sqlite:///{database}"),
+        "PYTHONPATH": str(REPO),
+        "LOG_LEVEL": "INFO",
+    }
+    log = tmp_path / "bot.log"
+    alice, general = emulator.user("alice"), emulator.channel("general")
+    mention = f"<@{emulator.bot_user.id}>"
+    first_answer = "A plain red rectangle. Codeword noted: PELICAN."
+    vlm.script(Script(text=first_answer, chunk_size=len(first_answer)))
+
+    async with bot_process(env, tmp_path, log) as first:
+        await emulator.wait_until_connected(timeout=STARTUP_TIMEOUT)
+        asked = await emulator.post_message(
+            alice, general, f"{mention} the codeword is PELICAN; what is this?", attachments=[RED]
+        )
+        reply = await emulator.wait_for_message(general, after=asked, timeout=ANSWER_TIMEOUT)
+        await emulator.wait_for_content(reply, lambda text: first_answer in text, timeout=ANSWER_TIMEOUT)
+        # the answer is on screen; once the exchange is committed, the process dies without any cleanup
+        await vlm.wait_for(lambda: stored_turns(database, general.id) == 2)
+        first.send_signal(signal.SIGKILL)
+        assert await first.wait() == -signal.SIGKILL
+    await emulator.wait_for(lambda: not emulator.gateway.connected_sessions, what="first bot gone")
+
+    vlm.script("It was red, and the codeword is PELICAN.")
+    async with bot_process(env, tmp_path, log) as second:
+        await emulator.wait_until_connected(timeout=STARTUP_TIMEOUT)
+        asked = await emulator.post_message(alice, general, f"{mention} what colour, and which codeword?")
+        reply = await emulator.wait_for_message(general, after=asked, timeout=ANSWER_TIMEOUT)
+        [_, request] = await vlm.wait_for_requests(2)
+        await emulator.wait_for_content(reply, lambda text: "PELICAN" in text, timeout=ANSWER_TIMEOUT)
+        assert second.returncode is None, log.read_text()
+
+    assert [(m.role, m.text, m.images) for m in history_of(request)] == [
+        ("user", "alice: the codeword is PELICAN; what is this?", (SIZE[RED],)),
+        ("assistant", first_answer, ()),
+        ("user", "alice: what colour, and which codeword?", ()),
+    ], log.read_text()
+    assert len(emulator.gateway.identify_payloads) == 2
+    assert emulator.rate_limits == [] and emulator.unknown_routes == []
