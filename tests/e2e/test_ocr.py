@@ -347,3 +347,20 @@ async def test_a_spoilered_image_gets_a_spoilered_transcription(
     original = interaction.original
     assert original is not None
     assert await final(emulator, original, lambda c: c == "||The butler did it||")
+
+
+async def test_extract_text_reads_at_most_four_images_and_says_so(
+    bot: Glimpse, emulator: DiscordEmulator, vlm: VLMServer
+) -> None:
+    vlm.respond_with(lambda request: Script(text="Sign", chunk_size=100))
+    bob, alice, channel = emulator.user("bob"), emulator.user("alice"), emulator.channel("general")
+    page = text_page(["Sign"])[0]
+    posted = await emulator.post_message(bob, channel, "", attachments=[(f"{n}.png", page) for n in range(5)])
+    interaction = await emulator.use_message_command(alice, posted, "Extract text")
+    last = await emulator.wait_for(lambda: len(interaction.followups) == 3 and interaction.followups[-1])
+    content = await final(emulator, last, lambda c: "-# I read" in c)
+
+    assert content == "-# Image 4 of 4: 3.png\n" + in_code_block("Sign") + "\n-# I read the first 4 of 5 images."
+    assert len(vlm.completions) == 4
+    assert interaction.original is not None
+    assert_clean_discord(emulator, interaction.original, *interaction.followups)
