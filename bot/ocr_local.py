@@ -83,18 +83,20 @@ class LocalOcrEngine:
     # --- availability -------------------------------------------------------------------------------
 
     def _check(self) -> None:
+        # Marked checked only once the answer is known: a thread asking meanwhile checks for itself
+        # instead of reading "available" from a check still under way.
         if self._checked:
             return
-        self._checked = True
         try:
             importlib.import_module("tesserocr")
         except ImportError as error:
             self._problem = f"The offline OCR engine is not installed ({error}); {INSTALL_HINT}."
-            return
-        self._datapath = find_tessdata(self.lang, self._explicit_dir)
-        if self._datapath is None:
-            self._problem = (f"The offline OCR engine has no '{self.lang}' language data; {INSTALL_HINT} "
-                             "(or apt-get install tesseract-ocr-eng).")
+        else:
+            self._datapath = find_tessdata(self.lang, self._explicit_dir)
+            if self._datapath is None:
+                self._problem = (f"The offline OCR engine has no '{self.lang}' language data; {INSTALL_HINT} "
+                                 "(or apt-get install tesseract-ocr-eng).")
+        self._checked = True
 
     def available(self) -> bool:
         self._check()
