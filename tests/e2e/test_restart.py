@@ -1,8 +1,9 @@
 """Memory survives a crash: `python -m bot` killed with SIGKILL after answering, then started again.
 
 The bot runs as a real subprocess against the in-process Discord emulator and VLM server, with its
-SQLite file in the test's tmp_path. Nothing is closed gracefully: the second process must find the
-first one's turns (and image bytes) in the file.
+store in the test's tmp_path (SQLite) or in a real redis-server (skipped with a reason where none is
+installed). Nothing is closed gracefully: the second process must find the first one's turns and
+image bytes in the store.
 """
 
 from __future__ import annotations
@@ -11,17 +12,18 @@ import asyncio
 import contextlib
 import os
 import signal
-import sqlite3
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
+from bot.store import open_store
 from tests.e2e.conftest import bot_environment
 from tests.e2e.test_conversation import RED, SIZE, history_of
 from tests.fakes.discord import DiscordEmulator
 from tests.fakes.vlm import Script, VLMServer
+from tests.store.conftest import redis_url, store_url  # noqa: F401  (fixtures: a fresh SQLite file or Redis db)
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -45,17 +47,31 @@ async def bot_process(env: dict[str, str], workdir: Path, log: Path) -> AsyncIte
         await process.wait()
 
 
-def stored_turns(database: Path, channel_id: int) -> int:
-    """Turns of a channel committed to the SQLite file (read-only, from outside the bot process)."""
-    with contextlib.closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True)) as conn:
-        return conn.execute("SELECT COUNT(*) FROM turns WHERE channel_id = ?", (channel_id,)).fetchone()[0]
+async def wait_for_turns(url: str, channel_id: int, count: int, timeout: float = 10.0) -> None:  # noqa: ASYNC109
+    """Wait until ``count`` turns of the channel are committed to the store at ``url``.
+
+    Read through a second connection from this process, as another bot process would. The bot edits
+    its final answer into Discord before it stores the exchange and signals nothing across processes
+    when it has, so this polls (every 20 ms, up to a deadline) as the fakes' own waits do.
+    """
+    store = await open_store(url)
+    try:
+        async with asyncio.timeout(timeout):
+            while len(await store.history(channel_id)) < count:  # noqa: ASYNC110  (no event crosses processes)
+                await asyncio.sleep(0.02)
+    finally:
+        await store.close()
 
 
-async def test_memory_survives_sigkill_and_restart(emulator: DiscordEmulator, vlm: VLMServer, tmp_path: Path) -> None:
-    database = tmp_path / "glimpse.db"
+async def test_memory_survives_sigkill_and_restart(
+    emulator: DiscordEmulator,
+    vlm: VLMServer,
+    tmp_path: Path,
+    store_url: str,  # noqa: F811  (the fixture imported above)
+) -> None:
     env = {
         **os.environ,
-        **bot_environment(emulator, vlm, f"sqlite:///{database}"),
+        **bot_environment(emulator, vlm, store_url),
         "PYTHONPATH": str(REPO),
         "LOG_LEVEL": "INFO",
     }
@@ -73,7 +89,7 @@ async def test_memory_survives_sigkill_and_restart(emulator: DiscordEmulator, vl
         reply = await emulator.wait_for_message(general, after=asked, timeout=ANSWER_TIMEOUT)
         await emulator.wait_for_content(reply, lambda text: first_answer in text, timeout=ANSWER_TIMEOUT)
         # the answer is on screen; once the exchange is committed, the process dies without any cleanup
-        await vlm.wait_for(lambda: stored_turns(database, general.id) == 2)
+        await wait_for_turns(store_url, general.id, 2)
         first.send_signal(signal.SIGKILL)
         assert await first.wait() == -signal.SIGKILL
     await emulator.wait_for(lambda: not emulator.gateway.connected_sessions, what="first bot gone")
