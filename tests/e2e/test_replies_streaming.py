@@ -6,6 +6,10 @@ the assertions are on every revision the emulator recorded.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+import pytest
+
 from bot.client import Glimpse
 from tests.e2e.helpers import (  # noqa: F401  (the fixtures: scaled Discord limits, bot paced to match)
     DISCORD_LIMIT,
@@ -20,7 +24,7 @@ from tests.e2e.helpers import (  # noqa: F401  (the fixtures: scaled Discord lim
     reply_chain,
     reply_to,
 )
-from tests.fakes.discord import DiscordEmulator
+from tests.fakes.discord import DiscordEmulator, Message
 from tests.fakes.vlm import RecordedRequest, Script, VLMServer
 
 CHANNEL_WRITES = ("/channels/{channel_id}/messages", "/channels/{channel_id}/messages/{message_id}")
@@ -36,37 +40,54 @@ def long_answer() -> str:
     return f"{prose}\n\n{long_code}\n\nRun it with:\n\n{short_code}\n\n{outro}"
 
 
+async def start_reply(emulator: DiscordEmulator, entry: str, *, name: str = "code.png") -> Callable[[], list[Message]]:
+    """bob asks for a description through ``entry``; returns what shows the reply's messages, in order."""
+    bob = emulator.user("bob")
+    if entry == "channel":
+        posted = await emulator.post_message(bob, emulator.channel("images"), "", attachments=[(name, png())])
+        first = await reply_to(emulator, posted)
+        return lambda: reply_chain(emulator, first)
+    interaction = await emulator.run_slash_command(
+        bob, emulator.channel("general"), "describe", {"image": (name, png())}
+    )
+    original = await emulator.wait_for(lambda: interaction.original)
+    return lambda: [original, *interaction.followups]
+
+
+ENTRIES = pytest.mark.parametrize("entry", ["channel", "slash"])
+
+
+@ENTRIES
 async def test_long_answer_continues_in_messages_with_balanced_code_fences(
-    glimpse: Glimpse, emulator: DiscordEmulator, vlm: VLMServer
+    glimpse: Glimpse, emulator: DiscordEmulator, vlm: VLMServer, entry: str
 ) -> None:
     answer = long_answer()
     assert 4900 <= len(answer) <= 5100
     step = 1000
     vlm.script(Script(text=answer, chunk_size=step, gated=True))
-    bob, images = emulator.user("bob"), emulator.channel("images")
 
-    posted = await emulator.post_message(bob, images, "explain", attachments=[("code.png", png())])
-    first = await reply_to(emulator, posted)
+    messages = await start_reply(emulator, entry)
     [request] = await vlm.wait_for_requests(1)
     for end in range(step, len(answer), step):
         # One chunk at a time, each shown before the next: the reply passes through many states.
         await vlm.release(1)
         tail = answer[end - 40 : end - 20]
-        await emulator.wait_for(lambda tail=tail: any(tail in m.content for m in reply_chain(emulator, first)))
+        await emulator.wait_for(lambda tail=tail: any(tail in m.content for m in messages()))
     await release_until_done(vlm, [request])
 
     def complete() -> bool:
         try:
-            return rejoin([m.content for m in reply_chain(emulator, first)], answer) == answer
+            return rejoin([m.content for m in messages()], answer) == answer
         except AssertionError:  # not there yet
             return False
 
     await emulator.wait_for(complete)
 
-    chain = reply_chain(emulator, first)
+    chain = messages()
     assert len(chain) == 3  # 5,000 characters: two continuation messages
-    assert emulator.bot_messages(images) == chain  # each continuation replies to the one before
-    revisions = [content for message in chain for content in message.history]
+    channel = emulator.world.channels[chain[0].channel_id]
+    assert emulator.bot_messages(channel) == chain  # nothing else was posted
+    revisions = [content for message in chain for content in message.history if content]
     assert len(revisions) > 2 * len(chain)  # intermediate states were shown, not only the final one
     for content in revisions:
         assert len(content) <= DISCORD_LIMIT
@@ -123,14 +144,14 @@ async def wait_until_closed(vlm: VLMServer, request: RecordedRequest) -> None:
     await vlm.wait_for(lambda: request.outcome != "pending")
 
 
+@ENTRIES
 async def test_deleting_the_reply_while_it_streams_cancels_the_model_request(
-    glimpse: Glimpse, emulator: DiscordEmulator, vlm: VLMServer
+    glimpse: Glimpse, emulator: DiscordEmulator, vlm: VLMServer, entry: str
 ) -> None:
     pieces = ("The first words ", "and some more ", "that nobody will see.")
     vlm.script(Script(chunks=pieces, gated=True))
-    alice, bob, images = emulator.user("alice"), emulator.user("bob"), emulator.channel("images")
-    posted = await emulator.post_message(bob, images, "", attachments=[("a.png", png())])
-    reply = await reply_to(emulator, posted)
+    messages = await start_reply(emulator, entry)
+    [reply] = messages()
     [request] = await vlm.wait_for_requests(1)
     await vlm.release(1)
     await emulator.wait_for_content(reply, lambda text: text == pieces[0])
@@ -140,12 +161,12 @@ async def test_deleting_the_reply_while_it_streams_cancels_the_model_request(
     await wait_until_closed(vlm, request)
 
     assert request.outcome == "client_disconnected" and request.chunks_sent == 2
-    assert reply.history == [PLACEHOLDER, pieces[0]]
-    assert emulator.bot_messages(images) == []  # no error message posted instead
+    assert reply.history[-2:] == [PLACEHOLDER, pieces[0]]
+    channel = emulator.world.channels[reply.channel_id]
+    assert emulator.bot_messages(channel) == []  # no error message posted instead
 
-    later = await emulator.post_message(alice, images, "", attachments=[("b.png", png())])
-    again = await reply_to(emulator, later)
-    await emulator.wait_for_content(again, lambda text: text == "I see 1 image.")  # the bot carries on
+    later = await start_reply(emulator, entry, name="later.png")
+    await emulator.wait_for(lambda: [m.content for m in later()] == ["I see 1 image."])  # the bot carries on
 
 
 async def test_user_deleting_their_message_before_the_reply_breaks_nothing(
