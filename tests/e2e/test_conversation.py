@@ -424,3 +424,39 @@ async def test_a_redelivered_message_is_answered_once_and_stored_once(talk: Talk
     ]
     assert "4 messages with 1 images" in await talk.command(alice, general, "context")
     assert_clean(emulator)
+
+
+async def test_a_mention_replying_to_someones_image_asks_about_that_image(
+    talk: Talk, emulator: DiscordEmulator
+) -> None:
+    bob, carol, general = emulator.user("bob"), emulator.user("carol"), emulator.channel("general")
+    await talk.ask(carol, general, "what is this?", attachments=[RED], answer="A red rectangle.")
+    shared = await emulator.post_message(bob, general, "my wallpaper", attachments=[BLUE])
+    await emulator.post_message(bob, general, "and a second one", attachments=[GREEN])
+
+    _, request = await talk.ask(carol, general, "what colour is it?", reply_to=shared, answer="Blue.")
+
+    assert [(m.text, m.images) for m in history_of(request)] == [
+        ("carol: what is this?", (SIZE[RED],)),
+        ("A red rectangle.", ()),
+        ("carol: what colour is it?", (SIZE[BLUE],)),  # the replied-to image, not the newer green one
+    ]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="ImageRef does not remember that an image was a spoiler, so a follow-up about a SPOILER_ image "
+    "answers in the clear (bot/conversation.py ImageRef, cogs/chat.py ask)",
+)
+async def test_a_follow_up_about_a_spoiler_image_stays_behind_spoiler_bars(
+    talk: Talk, emulator: DiscordEmulator
+) -> None:
+    bob, general = emulator.user("bob"), emulator.channel("general")
+    hidden = ("SPOILER_ending.png", RED[1])
+    first, _ = await talk.ask(bob, general, "what happens here?", attachments=[hidden], answer="The hero wins.")
+    assert first.content.startswith("||")
+
+    follow_up, request = await talk.ask(bob, general, "and who loses?", answer="The villain loses.")
+
+    assert history_of(request)[0].images == (SIZE[RED],)  # the spoiler image went again
+    assert follow_up.content.startswith("||") and "The villain loses." in follow_up.content
