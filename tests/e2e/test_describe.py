@@ -20,6 +20,7 @@ from tests.e2e.helpers import (  # noqa: F401  (the fixtures: scaled Discord lim
 from tests.fakes.discord import DiscordEmulator, Message
 from tests.fakes.vlm import Script, VLMServer
 
+ZWSP = "\u200b"
 DEFERRED = 5
 MESSAGE = 4
 
@@ -87,6 +88,22 @@ async def test_spoiler_image_is_described_inside_spoiler_bars(
     assert len(reply.history) == 1 + len(pieces)
     assert_grows_into(reply.history, answer, wrap=("||", "||"))
     assert_clean(emulator, reply)
+
+
+async def test_spoiler_description_cannot_close_its_spoiler_early(
+    glimpse: Glimpse, emulator: DiscordEmulator, vlm: VLMServer
+) -> None:
+    answer = "A door sign that reads || EXIT || in red, and a pipe | alone."
+    vlm.script(Script(text=answer, chunk_size=7))
+    bob, images = emulator.user("bob"), emulator.channel("images")
+
+    posted = await emulator.post_message(bob, images, "", attachments=[("SPOILER_sign.png", png())])
+    reply = await reply_to(emulator, posted)
+    content = await emulator.wait_for_content(reply, lambda text: text.endswith("alone.||"))
+
+    inner = content.removeprefix("||").removesuffix("||")
+    assert "||" not in inner  # the model's own bars cannot end the spoiler
+    assert inner.replace(ZWSP, "") == answer  # and nothing visible changed
 
 
 async def test_mention_with_images_answers_the_question(
