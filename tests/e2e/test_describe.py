@@ -6,6 +6,8 @@ what the provider would receive.
 
 from __future__ import annotations
 
+import pytest
+
 from bot.client import Glimpse
 from tests.e2e.helpers import (  # noqa: F401  (the fixtures: scaled Discord limits, bot paced to match)
     PLACEHOLDER,
@@ -146,6 +148,32 @@ async def test_mention_in_describe_channel_gets_one_answer_to_the_question(
     assert emulator.bot_messages(images) == [reply]
     [request] = vlm.completions
     assert any(question in text for text in request.texts)
+
+
+@pytest.mark.parametrize("describe_first", [False, True], ids=["cogs as loaded", "describe cog first"])
+async def test_reply_to_the_bot_with_an_image_in_describe_channel_is_answered_as_a_question(
+    glimpse: Glimpse, emulator: DiscordEmulator, vlm: VLMServer, describe_first: bool
+) -> None:
+    if describe_first:
+        # Which cog hears a message first depends on the order the cogs happen to be loaded in;
+        # the answer must not.
+        glimpse.extra_events["on_message"].sort(key=lambda listener: listener.__qualname__ != "Describe.on_message")
+    vlm.script("A teal square.", "Yes, the navy one is darker.")
+    bob, images = emulator.user("bob"), emulator.channel("images")
+    posted = await emulator.post_message(bob, images, "", attachments=[("teal.png", png())])
+    first = await reply_to(emulator, posted)
+    await emulator.wait_for_content(first, lambda text: text == "A teal square.")
+    question = "and is this one darker?"
+
+    # A reply to the bot (without pinging it) is part of the conversation, not just another image.
+    follow_up = await emulator.reply(
+        bob, first, question, attachments=[("navy.png", png(color="navy"))], mention_author=False
+    )
+    answer = await reply_to(emulator, follow_up)
+    await emulator.wait_for_content(answer, lambda text: text == "Yes, the navy one is darker.")
+
+    assert any(question in text for text in vlm.completions[1].texts)
+    assert [m.reference_id for m in emulator.bot_messages(images)] == [posted.id, follow_up.id]
 
 
 async def test_slash_describe_streams_into_the_original_response(
