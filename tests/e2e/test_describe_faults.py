@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from bot.client import Glimpse
+from bot.images import MAX_INPUT_BYTES
 from bot.vision import REASONS
 from tests.e2e.helpers import (  # noqa: F401  (the fixtures: scaled Discord limits, bot paced to match)
     PLACEHOLDER,
@@ -119,8 +120,9 @@ async def test_answer_cut_at_the_length_limit_gets_a_note(
     [
         (("broken.png", truncated_png(), "image/png"), "damaged"),
         (("layers.psd", psd(), "image/vnd.adobe.photoshop"), "PSD"),
+        (("huge.png", b"\x89PNG\r\n\x1a\n" + bytes(MAX_INPUT_BYTES), "image/png"), "25 MB"),
     ],
-    ids=["truncated PNG", "PSD"],
+    ids=["truncated PNG", "PSD", "over 25 MB"],
 )
 async def test_unusable_image_gets_a_short_reason_and_no_model_request(
     glimpse: Glimpse, emulator: DiscordEmulator, vlm: VLMServer, file: tuple[str, bytes, str], says: str
@@ -134,6 +136,8 @@ async def test_unusable_image_gets_a_short_reason_and_no_model_request(
     assert "\n" not in content and len(reason) < 200, reason
     assert not any(word in reason for word in ("Traceback", "Error", "PIL", "Exception")), reason
     assert vlm.completions == []
+    if len(file[1]) > MAX_INPUT_BYTES:
+        assert emulator.cdn.downloads == []  # too big to use: never even downloaded
 
 
 async def test_unusable_image_beside_a_good_one_is_skipped_with_a_note(
