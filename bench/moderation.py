@@ -8,8 +8,10 @@ and slightly cropped (1-5 % per side), among images that are never reposted.
 It prints (1) the hash distances of copies and of distinct images, with the copy acceptance and
 false matches for a grid of thresholds (how ``phash.LOOKUP_DISTANCE``/``CONFIRM_DISTANCE`` were
 chosen), (2) the cache hit rate and false matches on the post stream with the chosen thresholds,
-(3) image tokens per check at the default policy (low detail). Images checked per minute need the
-bot against the fake VLM server and are measured separately (see bench/README.md).
+(3) image tokens per check at the default policy (low detail), (4) images checked per minute: the
+real ``ModerationService`` (image worker, SQLite store, verdict cache, its model lane, the real
+openai client) against the fake VLM server on 127.0.0.1, once with an instant model and once with a
+simulated model latency (``--latency``), every post of a stream submitted at once (a burst).
 """
 
 from __future__ import annotations
@@ -18,12 +20,14 @@ import argparse
 import asyncio
 import io
 import itertools
+import json
 import logging
 import os
 import platform
 import random
 import statistics
 import sys
+import tempfile
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
@@ -230,9 +234,7 @@ def threshold_table(stream: Sequence[Post], fingerprints: Sequence[ImageFingerpr
 # --- (2) the cache on the stream ------------------------------------------------------------------
 
 
-async def cache_run(
-    stream: Sequence[Post], fingerprints: Sequence[ImageFingerprint], *, flagged: bool
-) -> list[str]:
+async def cache_run(stream: Sequence[Post], fingerprints: Sequence[ImageFingerprint], *, flagged: bool) -> list[str]:
     """Each post: cache lookup; on a miss, a stand-in model verdict naming its source is stored
     (all clean or all flagged: clean verdicts are reused only for closer matches)."""
     store = MemoryCacheStore()
@@ -301,6 +303,53 @@ def token_lines(stream: Sequence[Post]) -> list[str]:
     return lines
 
 
+# --- (4) images checked per minute through the real service --------------------------------------
+
+CLEAN_ANSWER = json.dumps({"flagged": False, "categories": [], "severity": 0, "reason": "Nothing wrong.", "rule": None})
+
+
+async def service_run(posts: Sequence[Post], *, latency: float) -> list[str]:
+    """Every post checked by ``ModerationService.check_image`` at the default policy, all submitted at
+    once; the fake model answers a clean verdict after ``latency`` seconds."""
+    from bot.images import ImageWorker
+    from bot.moderation.service import MODEL_LANE, ModerationService
+    from bot.store import open_store
+    from bot.vision import VisionClient
+    from tests.fakes.vlm import Script, VLMServer
+
+    settings = ModerationSettings(watch_all_channels=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        async with VLMServer() as vlm:
+            vlm.respond_with(lambda _: Script(chunks=(CLEAN_ANSWER,), delay=latency))
+            store = await open_store(f"sqlite:///{tmp}/bench.db")
+            vision = VisionClient(api_key=vlm.api_key, base_url=vlm.base_url, model=vlm.model)
+            worker = ImageWorker()
+            service = ModerationService(store=store, vision=vision, images=worker)
+            try:
+                started = time.perf_counter()
+                results = await asyncio.gather(*(service.check_image(1, settings, post.data) for post in posts))
+                elapsed = time.perf_counter() - started
+            finally:
+                worker.close()
+                await vision.aclose()
+                await store.close()
+    asked = [r for r in results if not r.cached and r.prompt_tokens is not None]
+    cached = sum(r.cached for r in results)
+    review = sum(r.verdict.requires_review for r in results)
+    lines = [
+        f"Model latency {latency:.2f} s, model lane {MODEL_LANE}: {len(posts)} posts in {elapsed:.1f} s = "
+        f"**{60 * len(posts) / elapsed:.0f} images per minute**; {len(asked)} model requests, "
+        f"{cached} answered from the cache ({100 * cached / len(posts):.0f} %), {review} needs-review",
+    ]
+    if asked:
+        lines.append(
+            f"  prompt tokens per model request (fake server's count: Qwen image rule, text estimated): "
+            f"mean {statistics.mean(r.prompt_tokens or 0 for r in asked):.0f}, "
+            f"completion {statistics.mean(r.completion_tokens or 0 for r in asked):.0f}"
+        )
+    return lines
+
+
 def machine_line() -> str:
     cpu = platform.processor() or platform.machine()
     try:
@@ -319,8 +368,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=6)
     parser.add_argument("--per-kind", type=int, default=25, help="reposted originals per image kind")
     parser.add_argument("--singles", type=int, default=10, help="never-reposted images per kind")
+    parser.add_argument("--latency", type=float, default=1.0, help="simulated model latency (s) for run (4)")
+    parser.add_argument("--latency-per-kind", type=int, default=5, help="reposted originals per kind, run (4)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
+    for noisy in ("httpx", "httpx2", "bot.vision"):  # one line per request otherwise
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     log.info("Machine: %s", machine_line())
     started = time.perf_counter()
     stream = build_stream(args.seed, args.per_kind, args.singles)
@@ -340,6 +393,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         for line in asyncio.run(cache_run(stream, fingerprints, flagged=flagged)):
             log.info("%s", line)
     for line in token_lines(stream):
+        log.info("%s", line)
+    for line in asyncio.run(service_run(stream, latency=0.0)):
+        log.info("%s", line)
+    small = build_stream(args.seed + 1, args.latency_per_kind, max(1, args.latency_per_kind // 2))
+    for line in asyncio.run(service_run(small, latency=args.latency)):
         log.info("%s", line)
 
 

@@ -17,9 +17,9 @@ from typing import Any
 
 from bot.attachments import AttachmentLike
 from bot.images import MAX_INPUT_BYTES, ImageRejected, ImageWorker, PreparedImage
-from bot.moderation.cache import VerdictCache
+from bot.moderation.cache import CLEAN_CONFIRM_DISTANCE, VerdictCache
 from bot.moderation.config import ModerationSettings, ModerationSettingsError
-from bot.moderation.phash import ImageFingerprint, fingerprint, hash_to_hex
+from bot.moderation.phash import LOOKUP_DISTANCE, ImageFingerprint, fingerprint, hash_to_hex
 from bot.moderation.policy import Decision, MissingPermissionNotices
 from bot.moderation.prompt import (
     MODERATION_MAX_TOKENS,
@@ -98,6 +98,8 @@ class ModerationService:
         self.response_format = response_format
         self._model_lane = asyncio.Semaphore(model_lane)
         self._image_lane = asyncio.Semaphore(image_lane)
+        # Checks waiting for the model, per (guild, policy): near-identical images join them.
+        self._in_flight: dict[tuple[int, str], list[tuple[ImageFingerprint, asyncio.Future[Verdict | None]]]] = {}
         self._clock = clock
 
     # -- settings ------------------------------------------------------------------------------------
@@ -161,10 +163,28 @@ class ModerationService:
                 "moderation cache hit in guild %s (%d/%d bits)", guild_id, hit.lookup_distance, hit.confirm_distance
             )
             return CheckResult(hit.verdict, image, fp, cached=True)
-        messages = build_moderation_messages(image.content_part(), rules=settings.rules, categories=settings.categories)
-        async with self._model_lane:
-            verdict, usage = await self._ask(messages, settings)
-        await self.cache.put(guild_id, settings, fp, verdict)
+        scope = (guild_id, settings.policy_fingerprint())
+        shared = await self._in_flight_verdict(scope, fp)
+        if shared is not None:
+            return CheckResult(shared, image, fp, cached=True)
+        pending: asyncio.Future[Verdict | None] = asyncio.get_running_loop().create_future()
+        entry = (fp, pending)
+        self._in_flight.setdefault(scope, []).append(entry)
+        verdict: Verdict | None = None
+        try:
+            messages = build_moderation_messages(
+                image.content_part(), rules=settings.rules, categories=settings.categories
+            )
+            async with self._model_lane:
+                verdict, usage = await self._ask(messages, settings)
+            await self.cache.put(guild_id, settings, fp, verdict)
+        finally:
+            pending.set_result(verdict)
+            waiting = self._in_flight[scope]
+            waiting.remove(entry)
+            if not waiting:
+                del self._in_flight[scope]
+        assert verdict is not None  # set unless the model call raised
         return CheckResult(
             verdict,
             image,
@@ -172,6 +192,19 @@ class ModerationService:
             prompt_tokens=usage[0] if usage else None,
             completion_tokens=usage[1] if usage else None,
         )
+
+    async def _in_flight_verdict(self, scope: tuple[int, str], fp: ImageFingerprint) -> Verdict | None:
+        """The verdict of a check of a (very) near-identical image already waiting for the model, so a
+        burst of reposts costs one request; ``None`` when there is none or it gave no usable verdict."""
+        for other, pending in self._in_flight.get(scope, []):
+            lookup, confirm = fp.distance(other)
+            # The verdict is not known yet: demand the closeness required for reusing a clean one.
+            if lookup <= LOOKUP_DISTANCE and confirm <= CLEAN_CONFIRM_DISTANCE:
+                verdict = await asyncio.shield(pending)
+                if verdict is not None and not verdict.requires_review:
+                    return verdict
+                return None
+        return None
 
     async def _ask(
         self, messages: list[dict[str, Any]], settings: ModerationSettings
