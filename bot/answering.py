@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from bot.replies import LiveReply, ReplyDeleted
@@ -35,8 +35,13 @@ async def stream_answer(
     notes: Sequence[str] = (),
     temperature: float | None = None,
     max_tokens: int | None = None,
+    remember: Callable[[Answer], Awaitable[None]] | None = None,
 ) -> Answer | None:
-    """Stream the model's answer into ``reply``; return it, or None when it failed (already shown)."""
+    """Stream the model's answer into ``reply``; return it, or None when it failed (already shown).
+
+    ``remember`` stores a complete answer *before* the final edit shows it complete, so an answer that
+    a user saw finished is never missing from memory, even if the bot is killed right after.
+    """
     stream = vision.stream(messages, temperature=temperature, max_tokens=max_tokens)
     try:
         text = await reply.stream(stream)
@@ -50,17 +55,14 @@ async def stream_answer(
     except Exception:
         log.exception("Answer failed")
         await stream.aclose()
-        await _fail_quietly(reply, INTERNAL_ERROR)
+        await reply.fail(INTERNAL_ERROR)  # never raises: replies log their own Discord errors
         return None
     all_notes = list(notes)
     if stream.finish_reason == "length":
         all_notes.append(CUT_SHORT)
+    answer = Answer(text=text, usage=stream.usage, finish_reason=stream.finish_reason)
+    if remember is not None and text.strip():
+        await remember(answer)
     await reply.finish(note_lines(all_notes))
-    return Answer(text=text, usage=stream.usage, finish_reason=stream.finish_reason)
+    return answer
 
-
-async def _fail_quietly(reply: LiveReply, reason: str) -> None:
-    try:
-        await reply.fail(reason)
-    except Exception:
-        log.warning("Could not show the failure in Discord", exc_info=True)

@@ -111,10 +111,13 @@ class ChatService:
             plan.images_sent,
             plan.tokens,
         )
-        answer = await stream_answer(reply, self.vision, plan.render(sources), notes=notes)
-        if answer is not None:
-            await self.remember(channel_id, question, images, answer.text)
-        return answer
+        return await stream_answer(
+            reply,
+            self.vision,
+            plan.render(sources),
+            notes=notes,
+            remember=lambda answer: self.remember(channel_id, question, images, answer.text),
+        )
 
     async def remember(
         self, channel_id: int, question: Turn, images: Sequence[PreparedImage], answer_text: str

@@ -122,16 +122,20 @@ class Describe(commands.Cog):
                 ],
             },
         ]
-        answer = await stream_answer(reply, self.bot.vision, messages, notes=gathered.notes)
-        if answer is not None:
-            question = user_turn(
-                author_name=getattr(asker, "display_name", str(asker)),
-                author_id=asker.id,
-                text=prompt or shared_text or "(shared an image)",
-                images=gathered.images,
-                message_id=message_id,
-            )
-            await self.bot.chat.remember(sink.channel_id, question, gathered.images, answer.text)
+        question = user_turn(
+            author_name=getattr(asker, "display_name", str(asker)),
+            author_id=asker.id,
+            text=prompt or shared_text or "(shared an image)",
+            images=gathered.images,
+            message_id=message_id,
+        )
+        await stream_answer(
+            reply,
+            self.bot.vision,
+            messages,
+            notes=gathered.notes,
+            remember=lambda answer: self.bot.chat.remember(sink.channel_id, question, gathered.images, answer.text),
+        )
 
 
 async def setup(bot: Glimpse) -> None:

@@ -140,6 +140,8 @@ class Talk:
         reply = await self.emulator.wait_for_message(channel, after=posted)
         await self.vlm.wait_for_requests(requests + 1)
         await self.stored.wait(stored + 1)
+        if answer is not None:  # the exchange is stored first, then the final edit shows it complete
+            await self.emulator.wait_for_content(reply, lambda text: answer in text)
         return reply, self.vlm.completions[requests]
 
     async def ask(self, author: User, channel: Channel, text: str, **kwargs: Any) -> tuple[Message, RecordedRequest]:
@@ -279,7 +281,7 @@ async def test_a_question_without_an_image_looks_at_the_image_posted_above(
 
     [question] = history_of(request)
     assert (question.text, question.images) == ("carol: what colour is the picture above?", (SIZE[GREEN],))
-    assert "bob posted above" in reply.content  # the note says whose image it looked at
+    await emulator.wait_for_content(reply, lambda text: "bob posted above" in text)  # whose image it looked at
     assert_clean(emulator)
 
 
