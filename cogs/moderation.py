@@ -9,6 +9,7 @@ a restart; every click is checked against the clicker's own permissions.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import io
 import logging
 import time
@@ -209,6 +210,8 @@ class Moderation(commands.Cog):
         self._locks: OrderedDict[int, asyncio.Lock] = OrderedDict()
         # Actions taken in this process per entry: a second click may carry a stale message snapshot.
         self._clicked: OrderedDict[int, set[ButtonAction]] = OrderedDict()
+        # (guild, channel) -> the bot's cached permission bits when Discord refused an automatic delete.
+        self._refused: dict[tuple[int, int], int] = {}
         self.menu = app_commands.ContextMenu(name="Check image", callback=self.check_image_menu)
         self.menu.guild_only = True
         self.menu.default_permissions = discord.Permissions(manage_messages=True)
@@ -252,7 +255,7 @@ class Moderation(commands.Cog):
         deleted = timed_out = False
         if worst is not None:
             me = guild.me
-            can_delete = me is not None and message.channel.permissions_for(me).manage_messages  # type: ignore[union-attr]
+            can_delete = me is not None and self._may_delete(message, me)
             can_timeout = me is not None and me.guild_permissions.moderate_members
             decision = decide(worst.verdict, settings, bot_can_delete=can_delete, bot_can_timeout=can_timeout)
             self.service.notices.restored(
@@ -263,7 +266,7 @@ class Moderation(commands.Cog):
                     if ok
                 ],
             )
-            deleted, timed_out = await self._act(message, decision)
+            decision, deleted, timed_out = await self._act(message, decision)
             await self.service.record_decision(
                 guild.id, worst.verdict, decision, deleted=deleted, timed_out=timed_out, **ids
             )
@@ -283,8 +286,9 @@ class Moderation(commands.Cog):
         if worst is not None:
             await self._report_missing(log_channel, message, decision)
 
-    async def _act(self, message: discord.Message, decision: Decision) -> tuple[bool, bool]:
-        """Carry out the decided automatic actions; returns (deleted, timed out)."""
+    async def _act(self, message: discord.Message, decision: Decision) -> tuple[Decision, bool, bool]:
+        """Carry out the decided automatic actions; returns (decision, deleted, timed out). A delete
+        refused for lack of permission (a stale permission cache) counts as a missing permission."""
         deleted = timed_out = False
         reason = "Glimpse image moderation (automatic, as configured by the server)"
         if decision.delete:
@@ -293,6 +297,12 @@ class Moderation(commands.Cog):
                 deleted = True
             except discord.NotFound:
                 deleted = True  # someone was faster
+            except discord.Forbidden:
+                if message.guild is not None and message.guild.me is not None:
+                    key = (message.guild.id, message.channel.id)
+                    self._refused[key] = message.channel.permissions_for(message.guild.me).value  # type: ignore[union-attr]
+                missing = decision.missing | {Permission.MANAGE_MESSAGES}
+                decision = dataclasses.replace(decision, delete=False, missing=missing)
             except discord.HTTPException:
                 log.warning("Could not delete message %s", message.id, exc_info=True)
         if decision.timeout_seconds is not None and isinstance(message.author, discord.Member):
@@ -301,7 +311,14 @@ class Moderation(commands.Cog):
                 timed_out = True
             except discord.HTTPException:
                 log.warning("Could not time out member %s", message.author.id, exc_info=True)
-        return deleted, timed_out
+        return decision, deleted, timed_out
+
+    def _may_delete(self, message: discord.Message, me: discord.Member) -> bool:
+        """Manage Messages as far as the cache knows, unless Discord refused a delete here while the
+        cached permissions were exactly these (then it is not tried again until they change)."""
+        permissions = message.channel.permissions_for(me)  # type: ignore[union-attr]
+        refused = self._refused.get((me.guild.id, message.channel.id))
+        return permissions.manage_messages and refused != permissions.value
 
     @staticmethod
     def _action_line(decision: Decision, *, deleted: bool, timed_out: bool) -> str:

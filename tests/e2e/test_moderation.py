@@ -463,3 +463,22 @@ async def test_moderation_never_enters_conversation_memory(
     assert "moderation" not in chat_request.prompt.lower() and "fake Nitro" not in chat_request.prompt
     history = await glimpse.store.history(general.id)
     assert all("fake Nitro" not in turn.text and "moderation" not in turn.text.lower() for turn in history)
+
+
+async def test_permission_lost_while_running_is_reported_once_and_not_retried(
+    glimpse: Glimpse, emulator: DiscordEmulator, vlm: VLMServer
+) -> None:
+    await setup_moderation(emulator, medium="delete")
+    # No gateway event tells the bot: its cached permissions still include Manage Messages.
+    emulator.set_bot_permissions(BOT_DEFAULT & ~Perm.MANAGE_MESSAGES)
+    vlm.script(verdict(SCAM), verdict(SCAM | {"reason": "Another fake giveaway."}))
+    first = await post_image(emulator, "bob", picture(21))
+    entry = await next_entry(emulator)
+    await post_image(emulator, "bob", picture(22))
+    await next_entry(emulator, after=entry)
+    log_channel = emulator.channel("mod-log")
+    notices = await emulator.wait_for(
+        lambda: [m for m in emulator.bot_messages(log_channel) if "Manage Messages" in m.content]
+    )
+    assert len(notices) == 1 and not first.deleted
+    assert [r.status for r in deletes(emulator)] == [403]  # tried once, then no more
