@@ -100,7 +100,9 @@ async def use_vision(glimpse: Glimpse, vlm: VLMServer, **options: Any) -> Vision
     """Replace the bot's vision client (e.g. with short timeouts) by one on the same VLM server.
 
     The bot has no settings for timeouts or backoff, so faults that would take seconds with the
-    defaults are tested with a client built here; ``model`` may be overridden too.
+    defaults are tested with a client built here; ``model`` may be overridden too. Describe and chat
+    look the client up on every request; a service that captured it at start (moderation) keeps the
+    old, now closed, one, so tests of such services need another way in.
     """
     options.setdefault("model", glimpse.settings.vlm_model)
     client = VisionClient(api_key=vlm.api_key, base_url=vlm.base_url, **options)
