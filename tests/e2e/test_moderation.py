@@ -392,7 +392,9 @@ async def test_setup_rules_modal_and_show(glimpse: Glimpse, emulator: DiscordEmu
     )
 
     vlm.respond_with(by_purpose(verdict(CLEAN)))
-    await post_image(emulator, "bob", picture(15), channel="images")  # every channel is watched now
+    posted = await post_image(emulator, "bob", picture(15), channel="images")  # every channel is watched now
+    reply = await emulator.wait_for_message(emulator.channel("images"), after=posted)  # the alt text
+    await emulator.wait_for_content(reply, lambda text: "Some shapes." in text)
     await vlm.wait_for(lambda: len(moderation_requests(vlm)) == 1)
     [request] = moderation_requests(vlm)
     assert "No crypto giveaways, ever." in request.prompt and "- spam:" not in request.prompt
