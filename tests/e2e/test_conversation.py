@@ -79,9 +79,10 @@ def history_of(request: RecordedRequest) -> list[SentMessage]:
 class StoredExchanges:
     """Counts exchanges the chat service finished storing, so a test can wait for one to be stored.
 
-    The bot edits its final answer into Discord *before* it stores the exchange, so "the answer is on
-    screen" does not yet mean "the next question will see it". Wrapping ``ChatService.remember`` (and
-    calling through) is the one observation point that covers both chat answers and descriptions.
+    A live edit can show the whole answer before the exchange is stored (the store write comes just
+    before the *final* edit), so "the answer is on screen" does not yet mean "the next question will
+    see it". Wrapping ``ChatService.remember`` (and calling through) is the one observation point that
+    covers both chat answers and descriptions.
     """
 
     def __init__(self, chat: ChatService) -> None:
@@ -263,8 +264,8 @@ async def test_ask_command_continues_the_channel_conversation(talk: Talk, emulat
         ("A red rectangle.", ()),
         ("carol: and this?", (SIZE[GREEN],)),
     ]
-    assert not interaction.ephemeral
-    assert "Green, and the earlier one was red." in interaction.original_history[-1]
+    assert not interaction.ephemeral and interaction.original is not None
+    await emulator.wait_for_content(interaction.original, lambda text: "Green, and the earlier one was red." in text)
     assert_clean(emulator)
 
 
@@ -313,7 +314,7 @@ async def test_a_follow_up_on_an_auto_described_image_sees_the_image_and_its_des
     posted = await emulator.post_message(bob, images, "my wallpaper", attachments=[GREEN])
     described = await emulator.wait_for_message(images, after=posted)
     await talk.stored.wait(1)
-    assert description in described.content
+    await emulator.wait_for_content(described, lambda text: description in text)
 
     _, follow_up = await talk.ask(carol, images, "is there anything written on it?", answer="No text at all.")
 

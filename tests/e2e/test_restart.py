@@ -50,9 +50,9 @@ async def bot_process(env: dict[str, str], workdir: Path, log: Path) -> AsyncIte
 async def wait_for_turns(url: str, channel_id: int, count: int, timeout: float = 10.0) -> None:  # noqa: ASYNC109
     """Wait until ``count`` turns of the channel are committed to the store at ``url``.
 
-    Read through a second connection from this process, as another bot process would. The bot edits
-    its final answer into Discord before it stores the exchange and signals nothing across processes
-    when it has, so this polls (every 20 ms, up to a deadline) as the fakes' own waits do.
+    Read through a second connection from this process, as another bot process would. A live edit
+    can show the whole answer before the exchange is stored, and nothing signals a commit across
+    processes, so this polls (every 20 ms, up to a deadline) as the fakes' own waits do.
     """
     store = await open_store(url)
     try:
