@@ -26,6 +26,9 @@ log = logging.getLogger(__name__)
 EXTENSIONS = tuple(f"cogs.{module.name}" for module in pkgutil.iter_modules(cogs.__path__))
 """Every module in `cogs/` is a feature; each ends with `async def setup(bot)`."""
 PURGE_EVERY_SECONDS = 3600
+SHUTDOWN_GRACE_SECONDS = 10.0
+# The tasks discord.py runs event handlers, app commands and component callbacks in (by their names).
+HANDLER_TASKS = ("discord.py: on_", "CommandTree-invoker", "discord-ui-view-dispatch")
 
 
 class Glimpse(commands.Bot):
@@ -94,6 +97,7 @@ class Glimpse(commands.Bot):
             await asyncio.sleep(PURGE_EVERY_SECONDS)
 
     async def close(self) -> None:
+        await self._let_handlers_finish()
         await super().close()
         if hasattr(self, "_purger"):
             self._purger.cancel()
@@ -105,6 +109,26 @@ class Glimpse(commands.Bot):
             self.images.close()
         if hasattr(self, "store"):
             await self.store.close()
+
+    async def _let_handlers_finish(self) -> None:
+        """On shutdown, give answers in progress a moment to finish and be stored, then cancel the rest.
+
+        Without this, closing the store under a running answer loses that exchange from memory.
+        """
+        current = asyncio.current_task()
+        running = [
+            task
+            for task in asyncio.all_tasks()
+            if task is not current and not task.done() and task.get_name().startswith(HANDLER_TASKS)
+        ]
+        if not running:
+            return
+        log.info("Waiting up to %.0f s for %d answers in progress", SHUTDOWN_GRACE_SECONDS, len(running))
+        _, late = await asyncio.wait(running, timeout=SHUTDOWN_GRACE_SECONDS)
+        for task in late:
+            task.cancel()
+        if late:
+            await asyncio.wait(late, timeout=1.0)
 
     async def on_command_error(self, context: commands.Context[Glimpse], error: commands.CommandError) -> None:
         # Every mention starts like a text command; questions for the chat cog are not errors.
