@@ -27,7 +27,8 @@ def test_every_problem_names_its_variable() -> None:
     with pytest.raises(SettingsError) as caught:
         Settings.from_env(env)
     text = "\n".join(caught.value.problems)
-    for name in ("DISCORD_TOKEN", "VLM_API_KEY", "MAX_IMAGES_PER_REQUEST", "DESCRIBE_CHANNEL_IDS", "DISCORD_GATEWAY_URL"):
+    names = ("DISCORD_TOKEN", "VLM_API_KEY", "MAX_IMAGES_PER_REQUEST", "DESCRIBE_CHANNEL_IDS", "DISCORD_GATEWAY_URL")
+    for name in names:
         assert name in text
 
 
