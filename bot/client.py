@@ -16,6 +16,7 @@ import cogs
 from bot.chat import ChatService
 from bot.conversation import MemoryLimits
 from bot.images import ImageWorker
+from bot.moderation.service import ModerationService
 from bot.pacing import ChannelPacer
 from bot.settings import Settings
 from bot.store import Store, StoreOptions, open_store
@@ -39,6 +40,7 @@ class Glimpse(commands.Bot):
     pacer: ChannelPacer
     store: Store
     chat: ChatService
+    moderation: ModerationService
 
     def __init__(self, settings: Settings, *, message_content: bool = True, sync_commands: bool = False) -> None:
         intents = discord.Intents.default()
@@ -68,6 +70,7 @@ class Glimpse(commands.Bot):
         self.pacer = ChannelPacer()
         self.store = await open_store(settings.store_url, StoreOptions.from_settings(settings))
         self.chat = ChatService(self.store, self.vision, MemoryLimits.from_settings(settings))
+        self.moderation = ModerationService(store=self.store, vision=self.vision, images=self.images)
         self._purger = asyncio.create_task(self._purge_forever(), name="glimpse-retention")
         for extension in EXTENSIONS:
             await self.load_extension(extension)

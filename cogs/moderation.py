@@ -40,7 +40,7 @@ from bot.moderation import (
 )
 from bot.moderation.config import MAX_RULES_CHARS, Action
 from bot.moderation.policy import format_duration
-from bot.moderation.service import MAX_IMAGES_PER_MESSAGE, CheckResult, ModerationService
+from bot.moderation.service import MAX_IMAGES_PER_MESSAGE, CheckResult
 from bot.moderation.stats import WINDOWS_DAYS, format_summary, summarize
 
 if TYPE_CHECKING:
@@ -203,9 +203,9 @@ class Moderation(commands.Cog):
         default_permissions=discord.Permissions(manage_messages=True),
     )
 
-    def __init__(self, bot: Glimpse, service: ModerationService) -> None:
+    def __init__(self, bot: Glimpse) -> None:
         self.bot = bot
-        self.service = service
+        self.service = bot.moderation
         self.seen = SeenMessages()
         self._locks: OrderedDict[int, asyncio.Lock] = OrderedDict()
         # Actions taken in this process per entry: a second click may carry a stale message snapshot.
@@ -721,6 +721,5 @@ def check_embeds(results: Sequence[CheckResult]) -> list[discord.Embed]:
 
 
 async def setup(bot: Glimpse) -> None:
-    service = ModerationService(store=bot.store, vision=bot.vision, images=bot.images)
     bot.add_dynamic_items(ModLogButton)
-    await bot.add_cog(Moderation(bot, service))
+    await bot.add_cog(Moderation(bot))
