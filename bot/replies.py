@@ -22,7 +22,8 @@ Typical use in a cog::
 
 Errors raised by the delta iterator reach the caller unchanged (after the editor has stopped), so
 the caller decides what to say with :meth:`LiveReply.fail`. ``finish`` and ``fail`` never raise
-Discord errors: they log them and add an error line where Discord still lets them.
+Discord errors: they log them and add an error line where Discord still lets them. Neither they nor
+the editor raise when the connection to Discord is gone (the bot is closing): that is logged at INFO.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from collections.abc import AsyncIterable, AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
+import aiohttp
 import discord
 
 from bot.pacing import ChannelPacer
@@ -49,6 +51,9 @@ WARNING = "⚠️"
 PREVIEW_CHARS = 1500
 # Consecutive failed edits after which the editor stops trying until the final edit.
 _MAX_EDIT_FAILURES = 3
+# What a request raises once the bot is closing: a dropped connection, or RuntimeError("Session is
+# closed") from aiohttp when discord.py's HTTP session was closed while the request waited its turn.
+CONNECTION_LOST: tuple[type[Exception], ...] = (aiohttp.ClientError, RuntimeError)
 
 
 class ReplyDeleted(Exception):
@@ -380,12 +385,14 @@ class LiveReply:
         except ReplyDeleted:
             self._deleted.set()
             log.info("live reply deleted before its final edit")
+        except CONNECTION_LOST as exc:
+            log.info("live reply: no connection to Discord for the final edit (%r)", exc)
         except discord.HTTPException as exc:
             log.warning("live reply: final edit refused (%s %s)", exc.status, exc.text)
             if not self._shown:
                 return
             line = f"{WARNING} Discord refused to show the rest of this answer."
-            with contextlib.suppress(ReplyDeleted, discord.HTTPException):
+            with contextlib.suppress(ReplyDeleted, discord.HTTPException, *CONNECTION_LOST):
                 await self._sync_all(_Target(self._with_line(self._shown, line)))
 
     # -- the editor ------------------------------------------------------------------------
@@ -416,6 +423,12 @@ class LiveReply:
                     return  # leave it to the final edit
                 self._changed.set()
                 continue
+            except CONNECTION_LOST as exc:
+                log.info("live reply: no connection to Discord (%r), the editor stops", exc)
+                return
+            except Exception:  # a background task: never leave an exception unretrieved
+                log.exception("live reply: the editor failed; the final edit decides")
+                return
             failures = 0
             if done and self._next_index(self._live_target()) is not None:
                 self._changed.set()

@@ -344,6 +344,27 @@ def test_a_transient_discord_error_does_not_lose_the_final_text() -> None:
     assert sink.messages == ["One two three four five six seven. " * 20]
 
 
+def test_a_closed_discord_session_ends_the_editor_and_the_final_edit_quietly(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    closed = RuntimeError("Session is closed")  # what aiohttp raises once the bot has closed
+
+    async def main() -> tuple[LiveReply, RecordingSink, asyncio.Task[None] | None]:
+        sink = RecordingSink(errors={2: closed, 3: closed, 4: closed})
+        reply = LiveReply(sink, _pacer())
+        text = await reply.stream(Deltas(_tokens("Words keep coming. " * 10))())
+        assert text == "Words keep coming. " * 10
+        await reply.finish()  # does not raise either
+        return reply, sink, reply._editor
+
+    with caplog.at_level("INFO", logger="bot.replies"):
+        reply, sink, editor = run_virtual(main)
+    assert editor is not None and editor.done() and editor.exception() is None
+    assert len(sink.ops) == 4  # the editor stopped at its failed edit; the final edit was tried once
+    assert [r.levelname for r in caplog.records if "no connection to Discord" in r.getMessage()] == ["INFO", "INFO"]
+    assert not reply.deleted
+
+
 def test_cancelling_the_stream_closes_the_iterator_and_stops_the_editor() -> None:
     async def main() -> tuple[Deltas, RecordingSink, int]:
         sink = RecordingSink()
