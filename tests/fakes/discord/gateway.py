@@ -26,6 +26,7 @@ _log = logging.getLogger(__name__)
 
 JSON = dict[str, Any]
 
+GUILDS = 1 << 0
 GUILD_MEMBERS = 1 << 1
 GUILD_PRESENCES = 1 << 8
 GUILD_MESSAGES = 1 << 9

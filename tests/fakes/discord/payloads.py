@@ -42,6 +42,11 @@ def role(r: Role) -> JSON:
     }
 
 
+def role_update(r: Role) -> JSON:
+    """GUILD_ROLE_UPDATE's ``d`` (discord.py: ``parse_guild_role_update``)."""
+    return {"guild_id": str(r.guild_id), "role": role(r)}
+
+
 def member(m: Member, *, with_user: bool = True, permissions: Perm | None = None) -> JSON:
     data: JSON = {
         "roles": [str(r) for r in m.role_ids],

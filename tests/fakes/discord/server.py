@@ -11,7 +11,7 @@ import base64
 import contextlib
 import logging
 import secrets
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, TypeVar
@@ -19,16 +19,17 @@ from typing import Any, TypeVar
 import yarl
 from aiohttp import web
 
+from . import payloads
 from .actions import Actions
 from .cdn import Cdn
-from .gateway import Gateway, GatewayConfig
+from .gateway import GUILDS, Gateway, GatewayConfig
 from .interactions import InteractionConfig, Interactions
 from .messages import Messages
 from .ratelimit import RateLimitConfig, RateLimiter
 from .records import MentionRecord, Recorder, RequestRecord
 from .rest import RestApi
 from .standard import standard_world
-from .state import Channel, Guild, Message, Perm, User, World
+from .state import NO_PERMISSIONS, Channel, Guild, Message, Perm, Role, User, World
 
 _log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -79,6 +80,7 @@ class DiscordEmulator(Actions):
             lambda: self.config.gateway.message_content_granted,
         )
         self._runner: web.AppRunner | None = None
+        self._background: set[asyncio.Task[None]] = set()
         self.port = 0
 
     # ---- lifecycle ------------------------------------------------------------------------
@@ -95,6 +97,8 @@ class DiscordEmulator(Actions):
         _log.info("Discord emulator listening on %s", self.base_url)
 
     async def close(self) -> None:
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
         if self._runner is not None:
             await self.gateway.shutdown()
             await self._runner.cleanup()
@@ -203,8 +207,76 @@ class DiscordEmulator(Actions):
     def dm(self, user: User) -> Channel:
         return self.world.dm_channel(user)
 
-    def set_bot_permissions(self, permissions: Perm, guild: Guild | None = None) -> None:
-        self.world.set_bot_permissions(guild or self.guild(), permissions)
+    def set_bot_permissions(
+        self, permissions: Perm, guild: Guild | None = None, *, dispatch: bool = True
+    ) -> asyncio.Task[None] | None:
+        """Replace the permissions of the bot's managed role and send GUILD_ROLE_UPDATE, as Discord does.
+
+        Synchronous, so it also works before the bot runs. Returns the task sending the event (None
+        when nothing is sent); the bot's cache changes once discord.py has read it, so wait on the
+        bot's side (``await emulator.wait_for(lambda: not me.guild_permissions.manage_messages)``).
+        ``dispatch=False`` sends nothing: the bot keeps acting on its cached permissions, as in the
+        moment before the event reaches it.
+        """
+        roles = self.world.set_bot_permissions(guild or self.guild(), permissions)
+        if not dispatch or not roles:
+            return None
+        return self._in_background(
+            *(
+                self.gateway.dispatch(
+                    "GUILD_ROLE_UPDATE", payloads.role_update(r), guild_id=r.guild_id, intent=GUILDS
+                )
+                for r in roles
+            )
+        )
+
+    def set_overwrite(
+        self,
+        channel: Channel,
+        target: Role | User,
+        *,
+        allow: Perm = NO_PERMISSIONS,
+        deny: Perm = NO_PERMISSIONS,
+        dispatch: bool = True,
+    ) -> asyncio.Task[None] | None:
+        """Set (both zero: remove) ``target``'s permission overwrite on ``channel`` and send CHANNEL_UPDATE.
+
+        Returns the sending task like :meth:`set_bot_permissions`; ``dispatch=False`` sends nothing.
+        """
+        self.world.overwrite(channel, target, allow=allow, deny=deny)
+        if not dispatch:
+            return None
+        data = payloads.channel(channel, self.world)
+        return self._in_background(
+            self.gateway.dispatch("CHANNEL_UPDATE", data, guild_id=channel.guild_id, intent=GUILDS)
+        )
+
+    def set_components(self, message: Message, components: list[dict[str, Any]]) -> None:
+        """Replace what Discord stores as ``message``'s components, with no event and no revision.
+
+        For a message as it was sent earlier (e.g. by another build of the bot): a bot-authored
+        message in one guild whose button ``custom_id`` names another guild, then ``click_button``.
+        Discord only delivers custom_ids present on the message, so this is how such a click is made.
+        """
+        message.components = [dict(c) for c in components]
+
+    def _in_background(self, *sends: Coroutine[Any, Any, None]) -> asyncio.Task[None] | None:
+        """Run ``sends`` in order in a task kept until done (awaited on :meth:`close`)."""
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:  # no loop, so no bot session to tell
+            for send in sends:
+                send.close()
+            return None
+
+        async def run() -> None:
+            for send in sends:
+                await send
+
+        task = asyncio.create_task(run())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        return task
 
     # ---- records --------------------------------------------------------------------------
 

@@ -319,11 +319,14 @@ class World:
         self.channels[channel.id] = channel
         return channel
 
-    def set_bot_permissions(self, guild: Guild, permissions: Perm) -> None:
-        """Replace the permissions of the bot's managed role (e.g. to drop Manage Messages)."""
-        for role in self.roles_of(guild, self.bot.id):
-            if role.managed:
-                role.permissions = Perm(permissions)
+    def set_bot_permissions(self, guild: Guild, permissions: Perm) -> list[Role]:
+        """Replace the permissions of the bot's managed role (e.g. to drop Manage Messages).
+
+        Returns the roles that changed (for the GUILD_ROLE_UPDATE the emulator dispatches)."""
+        changed = [r for r in self.roles_of(guild, self.bot.id) if r.managed and r.permissions != permissions]
+        for role in changed:
+            role.permissions = Perm(permissions)
+        return changed
 
     def overwrite(
         self,
@@ -333,8 +336,13 @@ class World:
         allow: Perm = NO_PERMISSIONS,
         deny: Perm = NO_PERMISSIONS,
     ) -> None:
+        """Set ``target``'s overwrite on ``channel`` (Discord keeps one per target: a second one replaces it).
+
+        Both zero removes it."""
         kind = 0 if isinstance(target, Role) else 1
-        channel.overwrites.append(Overwrite(target.id, kind, Perm(allow), Perm(deny)))
+        channel.overwrites = [o for o in channel.overwrites if (o.target_id, o.kind) != (target.id, kind)]
+        if allow or deny:
+            channel.overwrites.append(Overwrite(target.id, kind, Perm(allow), Perm(deny)))
 
     # ---- lookups --------------------------------------------------------------------------
 
