@@ -122,14 +122,12 @@ class ChatService:
     async def remember(
         self, channel_id: int, question: Turn, images: Sequence[PreparedImage], answer_text: str
     ) -> None:
-        """Store a finished exchange: the question (with its images) then the bot's answer."""
+        """Store a finished exchange: the question (with its images) and the bot's answer, in one write
+        (a crash cannot leave the question unanswered, and nothing can come between the two)."""
+        answer = Turn(role="assistant", author_name="Glimpse", author_id=0, text=answer_text, created_at=time.time())
         try:
-            if not await self.store.append_turn(channel_id, question, images):
-                return  # a redelivered event: the exchange is already remembered
-            await self.store.append_turn(
-                channel_id,
-                Turn(role="assistant", author_name="Glimpse", author_id=0, text=answer_text, created_at=time.time()),
-            )
+            if not await self.store.append_exchange(channel_id, question, answer, images):
+                log.info("Message %s was redelivered; its exchange is already remembered", question.message_id)
         except Exception:
             # The answer is already on screen; losing its memory must not turn into an error message.
             log.exception("Could not store the exchange for channel %s", channel_id)

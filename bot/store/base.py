@@ -140,6 +140,17 @@ def check_images(turn: Turn, images: Iterable[ImageBlob]) -> list[ImageBlob]:
     return blobs
 
 
+def check_exchange(question: Turn, answer: Turn) -> None:
+    """An exchange is a user's question followed by the bot's answer."""
+    if question.role != "user" or answer.role != "assistant":
+        raise ValueError("an exchange is a user turn followed by an assistant turn")
+
+
+class DuplicateAnswerError(ValueError):
+    """An exchange's answer carries a message id already stored as an answer in the channel, while
+    its question is new: a caller bug (a redelivery repeats the question too), so nothing is stored."""
+
+
 class Store(ABC):
     """Async storage for conversations, images, guild settings, the audit trail and a TTL cache.
 
@@ -169,6 +180,19 @@ class Store(ABC):
         A redelivery is a turn with the same (role, ``message_id``) already stored in the channel.
         Turns without ``message_id`` are never de-duplicated. ``images`` need only hold bytes the
         store may not have yet; every one must be referenced by ``turn.images``.
+        """
+
+    @abstractmethod
+    async def append_exchange(
+        self, channel_id: int, question: Turn, answer: Turn, images: Iterable[ImageBlob] = ()
+    ) -> bool:
+        """Append a user's ``question`` (with ``images``' bytes, as in :meth:`append_turn`) and the
+        bot's ``answer`` as one atomic write: both or neither are stored, and nothing another writer
+        appends to the channel can come between them.
+
+        ``False`` (and nothing stored) when the question is a redelivery, as in :meth:`append_turn`.
+        Raises :class:`DuplicateAnswerError` (storing nothing) if only the answer's message id is
+        already stored.
         """
 
     @abstractmethod

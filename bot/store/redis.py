@@ -13,10 +13,11 @@ Keys (all under ``glimpse:``)::
     cachep:{ns}         HASH   key -> "{phash}:{expires_at}" for near-duplicate search
 
 Every conversation write is one Lua script, so appends are atomic and ordered (in order of
-completion), a redelivered message is dropped, and reference sets never drift. TTLs (the retention,
-refreshed on each write and on image reads) do the expiry; :meth:`RedisStore.purge` also trims turns
-older than the cut-off from channels that stay active. The scripts build key names from the prefix,
-which is fine for a single Redis server (not Redis Cluster).
+completion), a question and its answer are pushed together (adjacent), a redelivered message is
+dropped, and reference sets never drift. TTLs (the retention, refreshed on each write and on image
+reads) do the expiry; :meth:`RedisStore.purge` also trims turns older than the cut-off from channels
+that stay active. The scripts build key names from the prefix, which is fine for a single Redis
+server (not Redis Cluster).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import redis.asyncio as aioredis
 
@@ -33,11 +34,13 @@ from bot.conversation import Turn
 from bot.store.base import (
     AuditRecord,
     CacheHit,
+    DuplicateAnswerError,
     ImageBlob,
     JSONDict,
     Store,
     StoreOptions,
     StoreStats,
+    check_exchange,
     check_images,
     hamming,
     turn_from_json,
@@ -70,28 +73,46 @@ local function reconcile()
 end
 """
 
-# KEYS: turns, seen, chimgs. ARGV: prefix, channel, dedup member or '', created_at, turn JSON,
-# keep, ttl, number of referenced hashes n, the n hashes, then (hash, bytes) pairs to store.
+# Appends m turns at once (adjacent; a question and its answer). Nothing is written unless every turn
+# is new: returns 0 if the first turn is a redelivery, -1 if a later one is, 1 when stored.
+# KEYS: turns, seen, chimgs. ARGV: prefix, channel, keep, ttl, m, number of referenced hashes n, then
+# per turn (dedup member or '', created_at, turn JSON), the n hashes, then (hash, bytes) pairs to store.
 _APPEND = """
 local prefix, channel = ARGV[1], ARGV[2]
-local keep, ttl, n = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
+local keep, ttl, m, n = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+local hashes = 7 + 3 * m
 """ + _RECONCILE + """
-if ARGV[3] ~= '' then
-  if redis.call('ZADD', KEYS[2], 'NX', ARGV[4], ARGV[3]) == 0 then return 0 end
+for t = 0, m - 1 do
+  local member = ARGV[7 + 3 * t]
+  if member ~= '' and redis.call('ZSCORE', KEYS[2], member) then
+    if t == 0 then return 0 end
+    return -1
+  end
+end
+local pushed, deduped = {}, false
+for t = 0, m - 1 do
+  local member = ARGV[7 + 3 * t]
+  if member ~= '' then
+    redis.call('ZADD', KEYS[2], ARGV[8 + 3 * t], member)
+    deduped = true
+  end
+  pushed[#pushed + 1] = ARGV[9 + 3 * t]
+end
+if deduped then
   redis.call('ZREMRANGEBYRANK', KEYS[2], 0, -(4 * keep) - 1)
   redis.call('EXPIRE', KEYS[2], ttl)
 end
-for i = 9 + n, #ARGV, 2 do
+for i = hashes + n, #ARGV, 2 do
   redis.call('SET', prefix .. 'img:' .. ARGV[i], ARGV[i + 1], 'NX')
 end
-for i = 9, 8 + n do
+for i = hashes, hashes + n - 1 do
   local sha = ARGV[i]
   redis.call('SADD', KEYS[3], sha)
   redis.call('SADD', prefix .. 'imgrefs:' .. sha, channel)
   redis.call('EXPIRE', prefix .. 'imgrefs:' .. sha, ttl)
   redis.call('EXPIRE', prefix .. 'img:' .. sha, ttl)
 end
-redis.call('RPUSH', KEYS[1], ARGV[5])
+redis.call('RPUSH', KEYS[1], unpack(pushed))
 if redis.call('LLEN', KEYS[1]) > keep then
   redis.call('LTRIM', KEYS[1], -keep, -1)
   reconcile()
@@ -169,23 +190,34 @@ class RedisStore(Store):
     # -- conversation -------------------------------------------------------------------------------
 
     async def append_turn(self, channel_id: int, turn: Turn, images: Iterable[ImageBlob] = ()) -> bool:
-        blobs = check_images(turn, images)
-        hashes = list(dict.fromkeys(ref.sha256 for ref in turn.images))
+        return await self._append_turns(channel_id, [turn], check_images(turn, images))
+
+    async def append_exchange(
+        self, channel_id: int, question: Turn, answer: Turn, images: Iterable[ImageBlob] = ()
+    ) -> bool:
+        check_exchange(question, answer)
+        return await self._append_turns(channel_id, [question, answer], check_images(question, images))
+
+    async def _append_turns(self, channel_id: int, turns: Sequence[Turn], blobs: Sequence[ImageBlob]) -> bool:
+        hashes = list(dict.fromkeys(ref.sha256 for turn in turns for ref in turn.images))
         args: list[str | bytes | float | int] = [
             self._prefix,
             channel_id,
-            "" if turn.message_id is None else f"{turn.role}:{turn.message_id}",
-            turn.created_at,
-            turn_to_json(turn),
             self._options.keep_turns,
             _ttl(self._options.retention_seconds),
+            len(turns),
             len(hashes),
-            *hashes,
         ]
+        for turn in turns:
+            member = "" if turn.message_id is None else f"{turn.role}:{turn.message_id}"
+            args += [member, turn.created_at, turn_to_json(turn)]
+        args += hashes
         for blob in {blob.sha256: blob for blob in blobs}.values():
             args += [blob.sha256, blob.data]
-        added = await self._append(keys=self._channel_keys(channel_id), args=args)
-        return bool(added)
+        added = int(await self._append(keys=self._channel_keys(channel_id), args=args))
+        if added < 0:
+            raise DuplicateAnswerError("a later turn of the exchange is already stored")
+        return added == 1
 
     async def history(
         self, channel_id: int, *, limit: int | None = None, newer_than: float | None = None

@@ -2,7 +2,8 @@
 
 One connection per process; an asyncio lock makes each public call one transaction, so concurrent
 coroutines never interleave inside one. Other processes on the same file are serialized by SQLite
-itself (``BEGIN IMMEDIATE`` + ``busy_timeout``). Turn order is the row id; a UNIQUE constraint on
+itself (``BEGIN IMMEDIATE`` + ``busy_timeout``). Turn order is the row id (a question and its
+answer are inserted in one transaction, so they are adjacent); a UNIQUE constraint on
 (channel, role, Discord message id) turns a redelivered event into a no-op. Image bytes live once per
 content hash in ``images``; ``turn_images`` records who references them, and images nobody references
 any more are deleted when turns go (forget, purge, trimming).
@@ -26,11 +27,13 @@ from bot.store.base import (
     AuditKey,
     AuditRecord,
     CacheHit,
+    DuplicateAnswerError,
     ImageBlob,
     JSONDict,
     Store,
     StoreOptions,
     StoreStats,
+    check_exchange,
     check_images,
     hamming,
     refs_from_json,
@@ -185,25 +188,26 @@ class SQLiteStore(Store):
     # -- conversation -------------------------------------------------------------------------------
 
     async def append_turn(self, channel_id: int, turn: Turn, images: Iterable[ImageBlob] = ()) -> bool:
-        blobs = check_images(turn, images)
+        return await self._append(channel_id, [turn], check_images(turn, images))
+
+    async def append_exchange(
+        self, channel_id: int, question: Turn, answer: Turn, images: Iterable[ImageBlob] = ()
+    ) -> bool:
+        check_exchange(question, answer)
+        return await self._append(channel_id, [question, answer], check_images(question, images))
+
+    async def _append(self, channel_id: int, turns: Sequence[Turn], blobs: Sequence[ImageBlob]) -> bool:
+        """Insert ``turns`` in one transaction (consecutive row ids); ``False`` if the first is a
+        redelivery. A later turn's duplicate message id rolls everything back."""
         async with self._transaction() as conn:
-            cursor = await conn.execute(
-                f"INSERT INTO turns (channel_id, {_TURN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-                " ON CONFLICT DO NOTHING",
-                (
-                    channel_id,
-                    turn.role,
-                    turn.author_name,
-                    turn.author_id,
-                    turn.text,
-                    refs_to_json(turn.images),
-                    turn.created_at,
-                    turn.message_id,
-                ),
-            )
-            if cursor.rowcount == 0:
-                return False
-            turn_id = cursor.lastrowid
+            turn_ids: list[int] = []
+            for index, turn in enumerate(turns):
+                turn_id = await _insert_turn(conn, channel_id, turn)
+                if turn_id is None:
+                    if index == 0:
+                        return False
+                    raise DuplicateAnswerError(f"{turn.role} message {turn.message_id} is already stored")
+                turn_ids.append(turn_id)
             now = time.time()
             await conn.executemany(
                 "INSERT INTO images (sha256, data, created_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
@@ -211,7 +215,11 @@ class SQLiteStore(Store):
             )
             await conn.executemany(
                 "INSERT INTO turn_images (turn_id, position, sha256) VALUES (?, ?, ?)",
-                [(turn_id, position, ref.sha256) for position, ref in enumerate(turn.images)],
+                [
+                    (turn_id, position, ref.sha256)
+                    for turn_id, turn in zip(turn_ids, turns, strict=True)
+                    for position, ref in enumerate(turn.images)
+                ],
             )
             trimmed = await conn.execute_fetchall(
                 "DELETE FROM turns WHERE channel_id = ? AND id <= (SELECT id FROM turns"
@@ -408,6 +416,25 @@ async def _migrate(conn: aiosqlite.Connection) -> None:
             if conn.in_transaction:
                 await conn.execute("ROLLBACK")
             raise
+
+
+async def _insert_turn(conn: aiosqlite.Connection, channel_id: int, turn: Turn) -> int | None:
+    """Insert one turn; its row id, or ``None`` if its (role, message id) is already in the channel."""
+    cursor = await conn.execute(
+        f"INSERT INTO turns (channel_id, {_TURN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+        " ON CONFLICT DO NOTHING",
+        (
+            channel_id,
+            turn.role,
+            turn.author_name,
+            turn.author_id,
+            turn.text,
+            refs_to_json(turn.images),
+            turn.created_at,
+            turn.message_id,
+        ),
+    )
+    return cursor.lastrowid if cursor.rowcount else None
 
 
 def _hashes(rows: Iterable[sqlite3.Row | tuple[str]]) -> list[str]:

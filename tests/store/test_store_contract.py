@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from bot.conversation import ImageRef, Turn
-from bot.store import AuditRecord, Store, StoreOptions, open_store, sqlite_path
+from bot.store import AuditRecord, DuplicateAnswerError, Store, StoreOptions, open_store, sqlite_path
 from bot.store.sqlite import MIGRATIONS, SchemaTooNewError
 
 CHANNEL = 111
@@ -114,6 +114,53 @@ async def test_concurrent_redelivery_stores_one_turn(store: Store) -> None:
     assert results.count(True) == 1
     assert len(await store.history(CHANNEL)) == 1
     assert (await store.stats()).images == 1
+
+
+async def test_concurrent_exchanges_keep_every_answer_right_after_its_question(store: Store) -> None:
+    async def exchange(n: int) -> bool:
+        attached = (image(n % 3),) if n % 2 else ()
+        return await store.append_exchange(CHANNEL, turn(n, *attached), turn(n, role="assistant"), attached)
+
+    assert await asyncio.gather(*(exchange(n) for n in range(30))) == [True] * 30
+    history = await store.history(CHANNEL)
+    assert len(history) == 60
+    assert sorted(t.author_id for t in history[::2]) == list(range(30))
+    for question, answer in zip(history[::2], history[1::2], strict=True):
+        assert (question.role, answer.role) == ("user", "assistant")
+        assert answer.author_id == question.author_id, "another writer came between a question and its answer"
+    assert (await store.stats()).images == 3
+
+
+async def test_a_redelivered_exchange_stores_nothing(store: Store) -> None:
+    assert await store.append_exchange(CHANNEL, turn(1, image(1)), turn(1, role="assistant", mid=None), [image(1)])
+    before = await store.history(CHANNEL)
+
+    # the same question again (with another answer, even another image's bytes): nothing changes
+    again = turn(1, image(1), image(2))
+    assert not await store.append_exchange(CHANNEL, again, turn(9, role="assistant", mid=None), [image(2)])
+    results = await asyncio.gather(*(
+        store.append_exchange(CHANNEL, turn(2), turn(2, role="assistant", mid=None)) for _ in range(10)
+    ))
+    assert results.count(True) == 1
+    history = await store.history(CHANNEL)
+    assert history[:2] == before
+    assert [(t.role, t.author_id) for t in history] == [("user", 1), ("assistant", 1), ("user", 2), ("assistant", 2)]
+    assert await store.get_images([image(2).sha256]) == {}
+    # a single-turn append sees the exchange's message ids too
+    assert not await store.append_turn(CHANNEL, turn(1))
+
+
+async def test_an_exchange_is_all_or_nothing(store: Store) -> None:
+    assert await store.append_turn(CHANNEL, turn(5, role="assistant"))
+    with pytest.raises(DuplicateAnswerError):
+        await store.append_exchange(CHANNEL, turn(6, image(6)), turn(5, role="assistant"), [image(6)])
+    with pytest.raises(ValueError, match="not referenced"):
+        await store.append_exchange(CHANNEL, turn(7), turn(7, role="assistant"), [image(7)])
+    with pytest.raises(ValueError, match="user turn followed by an assistant"):
+        await store.append_exchange(CHANNEL, turn(8, role="assistant"), turn(8))
+    assert [(t.role, t.author_id) for t in await store.history(CHANNEL)] == [("assistant", 5)]
+    assert await store.get_images([image(6).sha256, image(7).sha256]) == {}
+    assert await store.append_exchange(CHANNEL, turn(6, image(6)), turn(6, role="assistant"), [image(6)])
 
 
 async def test_same_image_is_stored_once(store: Store) -> None:
