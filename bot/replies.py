@@ -267,13 +267,14 @@ class LiveReply:
             raise error
         return self.text
 
-    async def finish(self, note: str | None = None) -> None:
+    async def finish(self, note: str | None = None, *, empty_text: str = EMPTY_ANSWER) -> None:
         """Final edit(s): the messages show exactly ``split_message`` of the text (in the wrap), the
-        optional ``note`` on a line of its own at the end; or the preview and the attachment."""
+        optional ``note`` on a line of its own at the end; or the preview and the attachment.
+        A blank text is shown as ``empty_text`` (plain, outside the wrap), the note under it."""
         await self._halt_editor()
         if self.deleted:
             return
-        await self._settle(self._final_target(note))
+        await self._settle(self._final_target(note, empty_text))
 
     async def fail(self, reason: str) -> None:
         """Keep the partial text and add ``⚠️ reason`` on a line of its own."""
@@ -297,10 +298,10 @@ class LiveReply:
             return _Target([self._preview(line or f"… {len(text):,} characters so far")])
         return _Target(self._with_line(chunks, line))
 
-    def _final_target(self, note: str | None) -> _Target:
+    def _final_target(self, note: str | None, empty_text: str) -> _Target:
         text = self.text
         if not text.strip():
-            return _Target(self._with_line([EMPTY_ANSWER], note))
+            return _Target(self._with_line([empty_text[: self._limit]], note))
         chunks = render_live(text, limit=self._limit, wrap=self._wrap, final=True)
         if self._overflow == "attach" and len(chunks) > 1:
             line = f"The full text ({len(text):,} characters) is attached as {self._attachment_name}."

@@ -214,7 +214,7 @@ async def _transcribe_one(
     )
     await reply.start()
     if source.data is None:
-        await _fail(reply, source.problem or INTERNAL_ERROR)
+        await reply.fail(source.problem or INTERNAL_ERROR)
         return None
     try:
         outcome = await _read(reply, source.data, options, services)
@@ -222,25 +222,22 @@ async def _transcribe_one(
         raise
     except VisionError as error:
         log.info("OCR model request failed (%s): %s", error.kind, error.detail or error.reason)
-        await _fail(reply, error.reason)
+        await reply.fail(error.reason)
         return None
     except ImageRejected as rejected:
-        await _fail(reply, rejected.reason)
+        await reply.fail(rejected.reason)
         return None
     except OcrError as error:
-        await _fail(reply, str(error))
+        await reply.fail(str(error))
         return None
     except Exception:
         log.exception("OCR failed")
-        await _fail(reply, INTERNAL_ERROR)
+        await reply.fail(INTERNAL_ERROR)
         return None
     outcome.notes.extend(notes)
     note = note_lines(outcome.notes)
     log.info("OCR read %s with the %s engine: %d characters", source.name, outcome.engine, len(outcome.text))
-    if outcome.text.strip():
-        await reply.finish(note)
-    else:
-        await _show(sink, services.pacer, NO_TEXT_MESSAGE + (f"\n{note}" if note else ""))
+    await reply.finish(note, empty_text=NO_TEXT_MESSAGE)
     return OcrResult(outcome.text, outcome.engine, note)
 
 
@@ -275,8 +272,9 @@ async def _read_with_model(reply: LiveReply, data: bytes, options: OcrOptions, s
         return _empty_means_no_text(stream)
 
     transcript = TiledTranscript()
-    deltas = stream_transcription(start, images, language=options.language, layout=options.layout,
-                                  transcript=transcript)
+    deltas = stream_transcription(
+        start, images, language=options.language, layout=options.layout, transcript=transcript
+    )
     try:
         await reply.stream(deltas)
     finally:
@@ -305,22 +303,3 @@ async def _read_offline(reply: LiveReply, data: bytes, services: OcrServices) ->
             yield text
 
     return await reply.stream(whole())
-
-
-async def _fail(reply: LiveReply, reason: str) -> None:
-    """Show ``reason`` on the reply; a failure to do so (the bot shutting down) is only logged."""
-    try:
-        await reply.fail(reason)
-    except Exception:
-        log.warning("Could not show an OCR failure in Discord", exc_info=True)
-
-
-async def _show(sink: SectionSink, pacer: ChannelPacer, content: str) -> None:
-    """Replace the reply's message with a plain line (the live reply has nothing to show)."""
-    try:
-        async with pacer.slot(sink.channel_id):
-            await sink.edit(0, content)
-    except discord.NotFound:
-        log.info("OCR reply deleted before its final edit")
-    except discord.HTTPException as error:
-        log.warning("OCR reply: final edit refused (%s %s)", error.status, error.text)

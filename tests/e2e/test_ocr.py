@@ -272,6 +272,19 @@ async def test_engine_local_reads_a_text_image_offline(bot: Glimpse, emulator: D
 
 
 @needs_offline_engine
+async def test_no_text_read_offline_says_so_with_the_engine_note_under_it(
+    bot: Glimpse, emulator: DiscordEmulator, vlm: VLMServer
+) -> None:
+    blank = png(Image.new("RGB", (640, 480), "white"))
+    interaction = await run_ocr(emulator, blank, engine="local")
+    original = interaction.original
+    assert original is not None
+    content = await final(emulator, original, lambda c: "offline OCR engine" in c)
+    assert content == f"{NO_TEXT_MESSAGE}\n-# Read by the offline OCR engine (Tesseract)."
+    assert_clean_discord(emulator, original)
+
+
+@needs_offline_engine
 async def test_a_failing_model_service_falls_back_to_the_offline_engine(
     bot: Glimpse, emulator: DiscordEmulator, vlm: VLMServer
 ) -> None:

@@ -332,6 +332,18 @@ def test_empty_answer_says_so_and_note_goes_on_the_last_line() -> None:
     assert noted.messages == ["||A cat on a mat.||\nUsed the first 2 of 3 images."]
 
 
+def test_an_empty_answer_can_be_said_in_the_callers_words() -> None:
+    async def main() -> RecordingSink:
+        sink = RecordingSink()
+        reply = LiveReply(sink, _pacer(), wrap=Wrap.CODE, overflow="attach")
+        await reply.stream(Deltas([" ", "\n"])())
+        await reply.finish("-# Read offline.", empty_text="No readable text found.")
+        return sink
+
+    # Plain words, not an empty code block; the note still goes under them.
+    assert run_virtual(main).messages == ["No readable text found.\n-# Read offline."]
+
+
 def test_a_transient_discord_error_does_not_lose_the_final_text() -> None:
     async def main() -> RecordingSink:
         sink = RecordingSink(errors={2: _http_error(discord.DiscordServerError, 503)})
