@@ -1,5 +1,10 @@
 """Moderation core: categories, per-guild settings, prompt, strict verdicts, policy, image hashes,
-verdict cache and button IDs. Nothing here imports discord; ``cogs/moderation.py`` stays thin."""
+verdict cache, button IDs and the service. None of these import discord.
+
+The Discord-facing modules are imported by name, never from here: ``watch`` (a posted message from
+check to mod-log), ``enforce`` (the bot's automatic actions), ``entry`` (the mod-log entry),
+``buttons`` (the persistent buttons and what a click does) and ``panels`` (command replies), so
+``cogs/moderation.py`` is only wiring."""
 
 from bot.moderation.action_ids import (
     ACTION_ID_PATTERN,

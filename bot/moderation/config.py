@@ -120,6 +120,45 @@ class ModerationSettings:
         """A copy with some fields changed, validated again."""
         return dataclasses.replace(self, **changes)
 
+    def updated(
+        self,
+        *,
+        mod_log_channel_id: int | None = None,
+        watch_all_channels: bool | None = None,
+        add_channel_id: int | None = None,
+        remove_channel_id: int | None = None,
+        flag: Category | None = None,
+        ignore: Category | None = None,
+        actions: Mapping[int, Action | None] | None = None,
+        timeout_seconds: int | None = None,
+        detail: Detail | None = None,
+    ) -> ModerationSettings:
+        """The changes of one `/moderation setup`: ``None`` keeps a setting; validated again."""
+        changes: dict[str, Any] = {}
+        if mod_log_channel_id is not None:
+            changes["mod_log_channel_id"] = mod_log_channel_id
+        if watch_all_channels is not None:
+            changes["watch_all_channels"] = watch_all_channels
+        channels = set(self.watched_channel_ids)
+        if add_channel_id is not None:
+            channels.add(add_channel_id)
+        if remove_channel_id is not None:
+            channels.discard(remove_channel_id)
+        categories = set(self.categories)
+        if flag is not None:
+            categories.add(flag)
+        if ignore is not None:
+            categories.discard(ignore)
+        merged = dict(self.actions)
+        merged.update({severity: a for severity, a in (actions or {}).items() if a is not None})
+        if timeout_seconds is not None:
+            changes["timeout_seconds"] = timeout_seconds
+        if detail is not None:
+            changes["detail"] = detail
+        return self.replace(
+            watched_channel_ids=frozenset(channels), categories=frozenset(categories), actions=merged, **changes
+        )
+
     def policy_fingerprint(self) -> str:
         """Changes whenever a cached verdict would no longer be valid (rules, categories, detail)."""
         material = "\x1f".join([self.rules, ",".join(sorted(self.categories)), self.detail])

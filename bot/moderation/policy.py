@@ -41,13 +41,13 @@ class Decision:
             done.append(f"author timed out for {format_duration(self.timeout_seconds)}")
         text = "Automatic action: " + (", ".join(done) if done else "none (logged only)")
         if self.missing:
-            names = ", ".join(_PERMISSION_NAMES[p] for p in sorted(self.missing))
+            names = ", ".join(PERMISSION_NAMES[p] for p in sorted(self.missing))
             wanted = self.configured.label.lower() if self.configured else "act"
             text += f". Could not fully {wanted}: the bot lacks {names}"
         return text + "."
 
 
-_PERMISSION_NAMES = {
+PERMISSION_NAMES = {
     Permission.MANAGE_MESSAGES: "Manage Messages",
     Permission.MODERATE_MEMBERS: "Timeout Members",
 }
@@ -102,6 +102,21 @@ class MissingPermissionNotices:
         reported = self._reported.get(guild_id)
         if reported:
             reported -= set(present)
+
+
+class RefusedDeletes:
+    """Channels where Discord refused an automatic delete although the bot's cached permissions
+    allowed it (a stale cache): no delete is tried there again until those cached permissions change."""
+
+    def __init__(self) -> None:
+        # (guild, channel) -> the bot's cached permission bits when the delete was refused.
+        self._refused: dict[tuple[int, int], int] = {}
+
+    def refused(self, guild_id: int, channel_id: int, permission_bits: int) -> None:
+        self._refused[(guild_id, channel_id)] = permission_bits
+
+    def may_try(self, guild_id: int, channel_id: int, permission_bits: int) -> bool:
+        return self._refused.get((guild_id, channel_id)) != permission_bits
 
 
 def format_duration(seconds: int) -> str:

@@ -11,16 +11,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from bot.attachments import AttachmentLike
+from bot.attachments import AttachmentLike, image_attachments
 from bot.images import MAX_INPUT_BYTES, ImageRejected, ImageWorker, PreparedImage
 from bot.moderation.cache import CLEAN_CONFIRM_DISTANCE, VerdictCache
 from bot.moderation.config import ModerationSettings, ModerationSettingsError
+from bot.moderation.ledger import EntryLedger
 from bot.moderation.phash import LOOKUP_DISTANCE, ImageFingerprint, fingerprint, hash_to_hex
-from bot.moderation.policy import Decision, MissingPermissionNotices
+from bot.moderation.policy import Decision, MissingPermissionNotices, RefusedDeletes
 from bot.moderation.prompt import (
     MODERATION_MAX_TOKENS,
     MODERATION_TEMPERATURE,
@@ -94,7 +95,10 @@ class ModerationService:
         self.vision = vision
         self.images = images
         self.cache = VerdictCache(store, clock=clock)
+        # Per-process memory of the Discord side (reported permissions, refused deletes, clicks).
         self.notices = MissingPermissionNotices()
+        self.refused_deletes = RefusedDeletes()
+        self.entries = EntryLedger()
         self.response_format = response_format
         self._model_lane = asyncio.Semaphore(model_lane)
         self._image_lane = asyncio.Semaphore(image_lane)
@@ -119,6 +123,13 @@ class ModerationService:
         await self.store.set_guild_settings(guild_id, SETTINGS_KEY, settings.to_dict())
 
     # -- checks --------------------------------------------------------------------------------------
+
+    async def check_attachments(
+        self, guild_id: int, settings: ModerationSettings, attachments: Sequence[AttachmentLike]
+    ) -> list[CheckResult]:
+        """Check a message's image attachments (the first :data:`MAX_IMAGES_PER_MESSAGE`) concurrently."""
+        images = image_attachments(attachments)[:MAX_IMAGES_PER_MESSAGE]
+        return list(await asyncio.gather(*(self.check_attachment(guild_id, settings, a) for a in images)))
 
     async def check_attachment(
         self, guild_id: int, settings: ModerationSettings, attachment: AttachmentLike
