@@ -18,6 +18,16 @@ from bot.images import MAX_INPUT_BYTES, Detail, ImageRejected, ImageWorker, Prep
 log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".webp", ".bmp", ".jfif")
+TOO_LARGE = f"That file is too large; the limit is {MAX_INPUT_BYTES // 2**20} MB."
+NOT_DOWNLOADED = "I could not download it (was the message deleted?)."
+
+
+class DownloadFailed(Exception):
+    """An attachment that could not be fetched; ``reason`` is a sentence to show the user."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 class AttachmentLike(Protocol):
@@ -67,18 +77,23 @@ async def gather_images(
     return result
 
 
-async def _prepare(attachment: AttachmentLike, worker: ImageWorker, detail: Detail) -> PreparedImage | str:
+async def download(attachment: AttachmentLike) -> bytes:
+    """The attachment's bytes, fetched at once (its URL expires); a file over the byte limit is not
+    fetched at all. Raises :class:`DownloadFailed` with a reason to show."""
     if attachment.size > MAX_INPUT_BYTES:
-        return f"it is larger than {MAX_INPUT_BYTES // (1024 * 1024)} MB."
+        raise DownloadFailed(TOO_LARGE)
     try:
-        data = await attachment.read()
-    except Exception:  # discord.HTTPException / NotFound: deleted or expired; no discord import here
+        return await attachment.read()
+    except Exception as error:  # discord.HTTPException / NotFound: deleted or expired; no discord import here
         log.warning("Could not download attachment %r", attachment.filename, exc_info=True)
-        return "I could not download it (was the message deleted?)."
+        raise DownloadFailed(NOT_DOWNLOADED) from error
+
+
+async def _prepare(attachment: AttachmentLike, worker: ImageWorker, detail: Detail) -> PreparedImage | str:
     try:
-        return await worker.prepare(data, detail=detail)
-    except ImageRejected as rejected:
-        return rejected.reason
+        return await worker.prepare(await download(attachment), detail=detail)
+    except (DownloadFailed, ImageRejected) as refused:
+        return refused.reason
 
 
 def _safe_name(filename: str) -> str:

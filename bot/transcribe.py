@@ -25,8 +25,8 @@ import discord
 
 from bot import image_codec
 from bot.answering import CUT_SHORT, INTERNAL_ERROR, note_lines
-from bot.attachments import AttachmentLike
-from bot.images import MAX_INPUT_BYTES, ImageRejected, ImageWorker
+from bot.attachments import AttachmentLike, DownloadFailed, download
+from bot.images import ImageRejected, ImageWorker
 from bot.ocr import (
     NO_TEXT_MESSAGE,
     EngineName,
@@ -161,7 +161,7 @@ async def transcribe_attachments(
     """
     notes = [TOO_MANY.format(limit=MAX_IMAGES, count=len(attachments))] if len(attachments) > MAX_IMAGES else []
     # Attachment URLs are signed and expire: fetch them all now, read them one by one.
-    sources = await asyncio.gather(*(download(a) for a in attachments[:MAX_IMAGES]))
+    sources = await asyncio.gather(*(_fetch(a) for a in attachments[:MAX_IMAGES]))
     results: list[OcrResult | None] = []
     for index, source in enumerate(sources):
         header = _header(index, len(sources), source.name) if len(sources) > 1 else None
@@ -177,18 +177,13 @@ async def transcribe_attachments(
     return results
 
 
-async def download(attachment: AttachmentLike) -> Source:
-    """The attachment's bytes, or a plain reason why not (too large to fetch, gone)."""
-    name = attachment.filename
-    spoiler = attachment.is_spoiler()
-    if attachment.size > MAX_INPUT_BYTES:
-        problem = f"That file is too large; the limit is {MAX_INPUT_BYTES // 2**20} MB."
-        return Source(name, problem=problem, spoiler=spoiler)
+async def _fetch(attachment: AttachmentLike) -> Source:
+    """The attachment's bytes, or the plain reason why not (too large to fetch, gone)."""
+    name, spoiler = attachment.filename, attachment.is_spoiler()
     try:
-        return Source(name, data=await attachment.read(), spoiler=spoiler)
-    except discord.HTTPException:
-        log.warning("Could not download attachment %r", name, exc_info=True)
-        return Source(name, problem="I could not download it (was the message deleted?).", spoiler=spoiler)
+        return Source(name, data=await download(attachment), spoiler=spoiler)
+    except DownloadFailed as failed:
+        return Source(name, problem=failed.reason, spoiler=spoiler)
 
 
 def _header(index: int, count: int, name: str) -> str:

@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 
 from bot.client import Glimpse
-from bot.images import prepare_text_images
+from bot.images import MAX_INPUT_BYTES, prepare_text_images
 from bot.ocr import NO_TEXT_MESSAGE, build_ocr_messages, clean_transcription
 from bot.ocr_local import LocalOcrEngine
 from bot.pacing import ChannelPacer
@@ -206,6 +206,19 @@ async def test_no_readable_text_is_said_plainly(bot: Glimpse, emulator: DiscordE
     original = interaction.original
     assert original is not None
     assert await final(emulator, original, lambda content: content == NO_TEXT_MESSAGE)
+    assert_clean_discord(emulator, original)
+
+
+async def test_an_image_over_the_byte_limit_is_refused_without_being_downloaded(
+    bot: Glimpse, emulator: DiscordEmulator, vlm: VLMServer
+) -> None:
+    huge = b"\x89PNG\r\n\x1a\n" + bytes(MAX_INPUT_BYTES)
+    interaction = await run_ocr(emulator, huge, name="huge.png")
+    original = interaction.original
+    assert original is not None
+    content = await final(emulator, original, lambda c: "⚠️" in c)
+    assert content == f"⚠️ That file is too large; the limit is {MAX_INPUT_BYTES // 2**20} MB."
+    assert emulator.cdn.downloads == [] and vlm.completions == []
     assert_clean_discord(emulator, original)
 
 

@@ -1,16 +1,62 @@
-"""The pieces of one OCR request that need no bot: file names, sections, the empty-answer rule, and how
-the OCR stream releases text (the end-to-end behaviour is in ``tests/e2e/test_ocr.py``)."""
+"""The pieces of one OCR request that need no bot: downloads, file names, sections, the empty-answer rule,
+and how the OCR stream releases text (the end-to-end behaviour is in ``tests/e2e/test_ocr.py``)."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
 import pytest
 
+from bot.attachments import DownloadFailed, download
+from bot.images import MAX_INPUT_BYTES
 from bot.ocr import SEAM_LINES, TiledTranscript
 from bot.transcribe import SectionSink, _empty_means_no_text, text_file_name
 from bot.vision import VisionError
 from tests.unit.text_images import sample_lines
+
+
+@dataclass
+class FakeAttachment:
+    """Shaped like ``discord.Attachment``; ``read`` returns ``data`` or raises ``error``."""
+
+    size: int
+    data: bytes = b""
+    error: Exception | None = None
+    filename: str = "a.png"
+    content_type: str | None = "image/png"
+    reads: int = 0
+
+    async def read(self) -> bytes:
+        self.reads += 1
+        if self.error is not None:
+            raise self.error
+        return self.data
+
+    def is_spoiler(self) -> bool:
+        return False
+
+
+async def test_download_reads_the_attachment() -> None:
+    attachment = FakeAttachment(size=3, data=b"png")
+    assert await download(attachment) == b"png"
+    assert attachment.reads == 1
+
+
+async def test_download_refuses_a_file_over_the_limit_without_fetching_it() -> None:
+    attachment = FakeAttachment(size=MAX_INPUT_BYTES + 1)
+    with pytest.raises(DownloadFailed) as failed:
+        await download(attachment)
+    assert failed.value.reason == f"That file is too large; the limit is {MAX_INPUT_BYTES // 2**20} MB."
+    assert attachment.reads == 0
+
+
+async def test_download_failure_is_a_plain_reason() -> None:
+    attachment = FakeAttachment(size=3, error=ConnectionResetError("gone"))
+    with pytest.raises(DownloadFailed) as failed:
+        await download(attachment)
+    assert failed.value.reason == "I could not download it (was the message deleted?)."
+    assert isinstance(failed.value.__cause__, ConnectionResetError)
 
 
 @pytest.mark.parametrize(
