@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from bot.attachments import AttachmentLike, image_attachments
+from bot.attachments import AttachmentLike, DownloadFailed, download, image_attachments
 from bot.images import MAX_INPUT_BYTES, ImageRejected, ImageWorker, PreparedImage
 from bot.moderation.cache import CLEAN_CONFIRM_DISTANCE, VerdictCache
 from bot.moderation.config import ModerationSettings, ModerationSettingsError
@@ -135,13 +135,12 @@ class ModerationService:
         self, guild_id: int, settings: ModerationSettings, attachment: AttachmentLike
     ) -> CheckResult:
         """Download and check one attachment; whatever goes wrong ends as a needs-review verdict."""
-        if attachment.size > MAX_INPUT_BYTES:
+        if attachment.size > MAX_INPUT_BYTES:  # refused here too, so it never waits for a lane slot
             return CheckResult(Verdict.needs_review(f"the file is larger than {MAX_INPUT_BYTES // 2**20} MB"))
         async with self._image_lane:
             try:
-                data = await attachment.read()
-            except Exception:  # discord.HTTPException / NotFound: deleted or expired
-                log.warning("Could not download attachment %r for moderation", attachment.filename, exc_info=True)
+                data = await download(attachment)
+            except DownloadFailed:
                 return CheckResult(Verdict.needs_review("the image could not be downloaded"))
             try:
                 image, fp = await self._prepare(data, settings)
