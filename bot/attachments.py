@@ -44,7 +44,13 @@ class AttachmentLike(Protocol):
 class GatheredImages:
     images: list[PreparedImage] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
-    spoiler: bool = False
+    spoilers: list[bool] = field(default_factory=list)
+    """Per image (same order as ``images``): whether it came from a spoiler attachment."""
+
+    @property
+    def spoiler(self) -> bool:
+        """Whether any prepared image came from a spoiler attachment."""
+        return any(self.spoilers)
 
 
 def is_image(attachment: AttachmentLike) -> bool:
@@ -71,7 +77,7 @@ async def gather_images(
     for attachment, outcome in zip(candidates, outcomes, strict=True):
         if isinstance(outcome, PreparedImage):
             result.images.append(outcome)
-            result.spoiler = result.spoiler or attachment.is_spoiler()
+            result.spoilers.append(attachment.is_spoiler())
         else:
             result.notes.append(f"Skipped `{_safe_name(attachment.filename)}`: {outcome}")
     return result

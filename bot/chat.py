@@ -19,6 +19,7 @@ from bot.conversation import (
     MemoryLimits,
     Turn,
     current_session,
+    may_reveal_spoiler,
     plan_request,
     summarize,
 )
@@ -59,14 +60,25 @@ class ChatService:
         self.seen = SeenMessages()
 
     async def history(self, channel_id: int) -> list[Turn]:
-        return await self.store.history(channel_id, limit=self.limits.max_turns)
+        """The turns a question may draw on: the newest ``max_turns``, and the one before them so that
+        :meth:`spoiler_in_memory` sees which images the oldest answer among them was about.
+
+        Read it once per question and pass it to :meth:`answer`: the reply's wrap, chosen before the
+        request is planned, then matches what the request holds.
+        """
+        return await self.store.history(channel_id, limit=self.limits.max_turns + 1)
+
+    def spoiler_in_memory(self, history: Sequence[Turn]) -> bool:
+        """Whether an answer planned from ``history`` may show a spoiler image or what was said about one."""
+        return may_reveal_spoiler(history, limits=self.limits, now=time.time())
 
     async def context(self, channel_id: int) -> ContextSummary:
-        """What the next question in this channel would be answered with (the current session)."""
-        turns = await self.history(channel_id)
+        """The remembered turns the next question here would be answered with (at most ``max_turns``
+        of the current session; the token budget may leave out more)."""
+        turns = await self.store.history(channel_id, limit=self.limits.max_turns)
         return summarize(current_session(turns, idle_seconds=self.limits.idle_seconds, now=time.time()))
 
-    async def image_horizon(self, channel_id: int) -> int:
+    async def image_horizon(self, channel_id: int, history: Sequence[Turn] | None = None) -> int:
         """The snowflake after which "the image above" may look for images in the channel (0: anywhere).
 
         Images posted up to the newest remembered turn with images are already in memory (the
@@ -74,7 +86,7 @@ class ChatService:
         images from before a ``/forget`` must stay forgotten. Message ids and interaction ids are
         both snowflakes, so they order by Discord's clock whatever the bot's clock says.
         """
-        turns = await self.history(channel_id)
+        turns = await self.history(channel_id) if history is None else history
         remembered = max((turn.message_id or 0 for turn in turns if turn.images), default=0)
         marker = await self.store.cache_get(FORGOTTEN, str(channel_id))
         return max(remembered, int(marker["snowflake"]) if marker else 0)
@@ -96,10 +108,13 @@ class ChatService:
         images: Sequence[PreparedImage],
         reply: LiveReply,
         *,
+        history: Sequence[Turn] | None = None,
         notes: Sequence[str] = (),
     ) -> Answer | None:
-        """Answer ``question`` (whose ``images`` are the prepared ``images``) in the light of memory."""
-        history = await self.history(channel_id)
+        """Answer ``question`` (whose ``images`` are the prepared ``images``) in the light of memory:
+        ``history`` as read by :meth:`history` when the question arrived (read now if not given)."""
+        if history is None:
+            history = await self.history(channel_id)
         plan = plan_request(system_prompt=CHAT_SYSTEM, history=history, current=question, limits=self.limits)
         sources: dict[str, PreparedImage | bytes] = {image.sha256: image for image in images}
         stored = await self.store.get_images(h for h in plan.image_hashes if h not in sources)
@@ -139,13 +154,17 @@ def user_turn(
     author_id: int,
     text: str,
     images: Sequence[PreparedImage] = (),
+    spoilers: Sequence[bool] = (),
     message_id: int | None = None,
 ) -> Turn:
+    """A user's question; ``spoilers`` flags each of ``images`` that came from a spoiler attachment
+    (none when empty)."""
+    flags = list(spoilers) or [False] * len(images)
     return Turn(
         role="user",
         author_name=author_name,
         author_id=author_id,
         text=text,
-        images=tuple(ImageRef.of(image) for image in images),
+        images=tuple(ImageRef.of(image, spoiler=flag) for image, flag in zip(images, flags, strict=True)),
         message_id=message_id,
     )

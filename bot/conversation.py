@@ -83,7 +83,11 @@ class HasContentPart(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class ImageRef:
-    """A reference to a prepared image kept in the store by content hash."""
+    """A reference to a prepared image kept in the store by content hash.
+
+    ``spoiler``: the image was posted as a spoiler (a ``SPOILER_`` attachment), so every answer that
+    sends it, or an earlier answer about it, goes behind spoiler bars (see :func:`may_reveal_spoiler`).
+    """
 
     sha256: str
     mime: str
@@ -91,9 +95,10 @@ class ImageRef:
     height: int
     tokens: int
     detail: str = "auto"
+    spoiler: bool = False
 
     @classmethod
-    def of(cls, image: ImageLike) -> ImageRef:
+    def of(cls, image: ImageLike, *, spoiler: bool = False) -> ImageRef:
         """The reference to a prepared image (anything with the :class:`ImageLike` attributes)."""
         return cls(
             sha256=image.sha256,
@@ -102,6 +107,7 @@ class ImageRef:
             height=image.height,
             tokens=image.tokens,
             detail=getattr(image, "detail", "auto"),
+            spoiler=spoiler,
         )
 
 
@@ -237,10 +243,8 @@ def _image_part(ref: ImageRef, source: ImageSource) -> dict[str, Any]:
     if isinstance(source, HasContentPart):
         return source.content_part()
     if isinstance(source, bytes):
-        url = f"data:{ref.mime};base64,{base64.b64encode(source).decode('ascii')}"
-    else:
-        url = source
-    return {"type": "image_url", "image_url": {"url": url, "detail": ref.detail}}
+        source = f"data:{ref.mime};base64,{base64.b64encode(source).decode('ascii')}"
+    return {"type": "image_url", "image_url": {"url": source, "detail": ref.detail}}
 
 
 def _clean_name(name: str) -> str:
@@ -397,6 +401,23 @@ def current_session(turns: Sequence[Turn], *, idle_seconds: float, now: float) -
             return turns[index + 1 :]
         newer = turns[index].created_at
     return turns
+
+
+def may_reveal_spoiler(history: Sequence[Turn], *, limits: MemoryLimits, now: float) -> bool:
+    """Whether a request planned from ``history`` (oldest first) at ``now`` or later may send a spoiler
+    image, or text about one, so that its answer belongs behind spoiler bars.
+
+    Conservative, so that the reply's wrap can be chosen before the request is planned: every turn a
+    plan may take counts (the newest ``max_turns`` of the current session), even one the token budget
+    will leave out, and a later ``now`` only shortens the session. The oldest of those turns may be an
+    answer about the images of the questions just before it, which count too when ``history`` holds them.
+    """
+    session = current_session(history, idle_seconds=limits.idle_seconds, now=now)
+    start = len(history) - min(len(session), limits.max_turns)
+    if start < len(history) and history[start].role == "assistant":
+        while start > 0 and history[start - 1].role == "user":
+            start -= 1
+    return any(image.spoiler for turn in history[start:] for image in turn.images)
 
 
 def _message_cost(message: PlannedMessage) -> int:

@@ -101,7 +101,8 @@ class Chat(commands.Cog):
         )
         log.info("User %s cleared the memory of channel %s", interaction.user.id, interaction.channel_id)
         await interaction.response.send_message(
-            f"Done: I forgot this channel's conversation ({removed} remembered messages and their images).",
+            f"Done: I forgot this channel's conversation: {_count(removed, 'stored message')}"
+            " (older ones too), and their images.",
             ephemeral=True,
         )
 
@@ -109,14 +110,16 @@ class Chat(commands.Cog):
     async def context_command(self, interaction: discord.Interaction) -> None:
         assert interaction.channel_id is not None
         summary = await self.bot.chat.context(interaction.channel_id)
+        limits = self.bot.chat.limits
         if not summary.turns:
-            text = "I remember nothing of this channel yet."
+            text = "I remember nothing of this channel's current conversation."
         else:
             age = timedelta(seconds=round(summary.age_seconds()))
             text = (
-                f"I remember {summary.turns} messages with {summary.images} images from the last {age} "
-                f"(about {summary.tokens:,} tokens). I send at most {self.bot.chat.limits.max_turns} "
-                f"messages and {self.bot.chat.limits.max_tokens:,} tokens of it with each question."
+                f"For the next question here I would use {_count(summary.turns, 'remembered message')} "
+                f"with {_count(summary.images, 'image')} from the last {age} (about {summary.tokens:,} "
+                f"tokens; at most {limits.max_turns} messages and {limits.max_tokens:,} tokens go with "
+                "each question, so the oldest may be left out)."
             )
         await interaction.response.send_message(text, ephemeral=True)
 
@@ -135,11 +138,13 @@ class Chat(commands.Cog):
         limit = settings.max_images_per_request
         notes: list[str] = []
         channel_id = getattr(channel, "id", 0)
+        history = await self.bot.chat.history(channel_id)  # one read: the wrap and the request agree
         if not image_attachments(attachments):
             window = timedelta(minutes=settings.recent_image_minutes)
-            horizon = await self.bot.chat.image_horizon(channel_id)
+            horizon = await self.bot.chat.image_horizon(channel_id, history)
             attachments, notes = await self._images_above(channel, window, after_id=horizon)
         spoiler = any(a.is_spoiler() for a in image_attachments(attachments)[:limit])
+        spoiler = spoiler or self.bot.chat.spoiler_in_memory(history)
         reply = LiveReply(sink, self.bot.pacer, wrap=Wrap.SPOILER if spoiler else None)
         await reply.start()
         gathered = await gather_images(attachments, self.bot.images, limit=limit)
@@ -148,9 +153,12 @@ class Chat(commands.Cog):
             author_id=author.id,
             text=text or "(no text)",
             images=gathered.images,
+            spoilers=gathered.spoilers,
             message_id=message_id,
         )
-        await self.bot.chat.answer(channel_id, question, gathered.images, reply, notes=notes + gathered.notes)
+        await self.bot.chat.answer(
+            channel_id, question, gathered.images, reply, history=history, notes=notes + gathered.notes
+        )
 
     async def _images_above(
         self, channel: discord.abc.Messageable, window: timedelta, *, after_id: int
@@ -168,6 +176,10 @@ class Chat(commands.Cog):
         except discord.HTTPException:
             log.info("Cannot read the history of channel %s", getattr(channel, "id", "?"))
         return [], []
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}" + ("" if number == 1 else "s")
 
 
 async def setup(bot: Glimpse) -> None:

@@ -127,6 +127,7 @@ class Describe(commands.Cog):
             author_id=asker.id,
             text=prompt or shared_text or "(shared an image)",
             images=gathered.images,
+            spoilers=gathered.spoilers,
             message_id=message_id,
         )
         await stream_answer(

@@ -337,16 +337,16 @@ async def test_forget_needs_manage_messages_and_then_the_old_turns_are_gone(
     await talk.ask(bob, general, "the codeword is PELICAN; what is this?", attachments=[RED], answer="A red rectangle.")
 
     context = await talk.command(bob, general, "context")
-    assert "2 messages with 1 images" in context
+    assert "use 2 remembered messages with 1 image " in context
 
     refused = await talk.command(bob, general, "forget")
     assert "Manage Messages" in refused
     _, kept = await talk.ask(bob, general, "what was the codeword?", answer="PELICAN.")
     assert "PELICAN" in request_text(kept)
-    assert "4 messages with 1 images" in await talk.command(bob, general, "context")
+    assert "4 remembered messages with 1 image " in await talk.command(bob, general, "context")
 
     done = await talk.command(alice, general, "forget")
-    assert "forgot" in done and "4 remembered messages" in done
+    assert "forgot" in done and "4 stored messages" in done
     assert "remember nothing" in await talk.command(bob, general, "context")
 
     _, after = await talk.ask(
@@ -401,7 +401,7 @@ async def test_a_failed_answer_stores_nothing(
         "First answer.",
         "alice: what was the codeword?",
     ]
-    assert "4 messages" in await talk.command(alice, general, "context")
+    assert "4 remembered messages" in await talk.command(alice, general, "context")
 
 
 async def test_a_redelivered_message_is_answered_once_and_stored_once(talk: Talk, emulator: DiscordEmulator) -> None:
@@ -425,7 +425,7 @@ async def test_a_redelivered_message_is_answered_once_and_stored_once(talk: Talk
         "A red rectangle.",
         "alice: and now?",
     ]
-    assert "4 messages with 1 images" in await talk.command(alice, general, "context")
+    assert "4 remembered messages with 1 image " in await talk.command(alice, general, "context")
     assert_clean(emulator)
 
 
@@ -446,15 +446,10 @@ async def test_a_mention_replying_to_someones_image_asks_about_that_image(
     ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ImageRef does not remember that an image was a spoiler, so a follow-up about a SPOILER_ image "
-    "answers in the clear (bot/conversation.py ImageRef, cogs/chat.py ask)",
-)
 async def test_a_follow_up_about_a_spoiler_image_stays_behind_spoiler_bars(
     talk: Talk, emulator: DiscordEmulator
 ) -> None:
-    bob, general = emulator.user("bob"), emulator.channel("general")
+    alice, bob, general = emulator.user("alice"), emulator.user("bob"), emulator.channel("general")
     hidden = ("SPOILER_ending.png", RED[1])
     first, _ = await talk.ask(bob, general, "what happens here?", attachments=[hidden], answer="The hero wins.")
     assert first.content.startswith("||")
@@ -463,3 +458,26 @@ async def test_a_follow_up_about_a_spoiler_image_stays_behind_spoiler_bars(
 
     assert history_of(request)[0].images == (SIZE[RED],)  # the spoiler image went again
     assert follow_up.content.startswith("||") and "The villain loses." in follow_up.content
+
+    # once the spoiler is forgotten, answers are in the clear again
+    assert "forgot" in await talk.command(alice, general, "forget")
+    clear, _ = await talk.ask(bob, general, "what is 2 + 2?", answer="Four.")
+    assert clear.content.startswith("Four.")
+    assert_clean(emulator)
+
+
+async def test_a_follow_up_about_an_auto_described_spoiler_image_stays_behind_spoiler_bars(
+    talk: Talk, emulator: DiscordEmulator
+) -> None:
+    bob, carol, images = emulator.user("bob"), emulator.user("carol"), emulator.channel("images")
+    talk.vlm.script("A plain green rectangle.")
+    posted = await emulator.post_message(bob, images, "no peeking", attachments=[("SPOILER_wall.png", GREEN[1])])
+    described = await emulator.wait_for_message(images, after=posted)
+    await talk.stored.wait(1)
+    await emulator.wait_for_content(described, lambda text: text.startswith("||") and "green" in text)
+
+    follow_up, request = await talk.ask(carol, images, "what colour was it?", answer="Green.")
+
+    assert [m.images for m in history_of(request)] == [(SIZE[GREEN],), (), ()]
+    assert follow_up.content.startswith("||") and "Green." in follow_up.content
+    assert_clean(emulator)

@@ -115,3 +115,15 @@ async def test_the_newest_images_are_sent_and_older_ones_become_their_descriptio
     assert request.parsed is not None
     assert request.parsed.prompt_tokens <= MAX_TOKENS
     assert sum(image.tokens for image in request.images) == sum(image_tokens(w, h) for w, h in SIZES[-MAX_IMAGES:])
+
+
+async def test_context_counts_what_the_next_question_uses_and_forget_counts_what_is_stored(
+    talk: Talk, emulator: DiscordEmulator
+) -> None:
+    alice, general = emulator.user("alice"), emulator.channel("general")
+    for index in range(4):
+        await talk.ask(alice, general, f"question {index}", answer=f"answer {index}.")
+
+    context = await talk.command(alice, general, "context")
+    assert f"use {MAX_TURNS} remembered messages" in context and f"at most {MAX_TURNS} messages" in context
+    assert "forgot" in (done := await talk.command(alice, general, "forget")) and "8 stored messages" in done

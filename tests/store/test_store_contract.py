@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import sqlite3
 import time
 from collections.abc import Awaitable, Callable
@@ -11,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import redis
 
 from bot.conversation import ImageRef, Turn
 from bot.store import AuditRecord, DuplicateAnswerError, Store, StoreOptions, open_store, sqlite_path
@@ -161,6 +163,38 @@ async def test_an_exchange_is_all_or_nothing(store: Store) -> None:
     assert [(t.role, t.author_id) for t in await store.history(CHANNEL)] == [("assistant", 5)]
     assert await store.get_images([image(6).sha256, image(7).sha256]) == {}
     assert await store.append_exchange(CHANNEL, turn(6, image(6)), turn(6, role="assistant"), [image(6)])
+
+
+OLD_TURN = {  # a turn as stored before ImageRef had ``spoiler``
+    "role": "user", "author_name": "bob", "author_id": 3, "text": "old", "created_at": T0, "message_id": 3,
+    "images": [{"sha256": "ab" * 32, "mime": "image/jpeg", "width": 64, "height": 48, "tokens": 85, "detail": "low"}],
+}
+
+
+def store_old_turn(store_url: str, channel_id: int) -> None:
+    """Write :data:`OLD_TURN` the way the previous code did, behind the store's back."""
+    if store_url.startswith("sqlite"):
+        with sqlite3.connect(sqlite_path(store_url)) as conn:
+            conn.execute(
+                "INSERT INTO turns (channel_id, role, author_name, author_id, text, images, created_at, message_id)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (channel_id, "user", "bob", 3, "old", json.dumps(OLD_TURN["images"]), T0, 3),
+            )
+    else:
+        with redis.Redis.from_url(store_url) as client:
+            client.rpush(f"glimpse:turns:{channel_id}", json.dumps(OLD_TURN))
+
+
+async def test_spoiler_flags_are_kept_and_turns_stored_without_them_still_load(store: Store, store_url: str) -> None:
+    question = Turn("user", "bob", 1, "no peeking", (ImageRef.of(image(1), spoiler=True), ImageRef.of(image(2))),
+                    created_at=T0, message_id=1)
+    assert await store.append_exchange(CHANNEL, question, turn(1, role="assistant"), [image(1), image(2)])
+    assert (await store.history(CHANNEL))[0] == question
+    assert [i.spoiler for i in question.images] == [True, False]
+
+    store_old_turn(store_url, OTHER)
+    [old] = await store.history(OTHER)
+    assert old.images == (ImageRef("ab" * 32, "image/jpeg", 64, 48, 85, "low", spoiler=False),)
 
 
 async def test_same_image_is_stored_once(store: Store) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pytest
@@ -17,6 +17,7 @@ from bot.conversation import (
     Turn,
     current_session,
     estimate_text_tokens,
+    may_reveal_spoiler,
     plan_request,
     recent_images,
     summarize,
@@ -276,6 +277,37 @@ def test_turn_validation() -> None:
     with pytest.raises(ValueError, match="user turn"):
         plan_request(system_prompt="", history=[], current=bot("x", at=NOW), limits=MemoryLimits())
     assert Turn("user", "a", 1, "x", [ref(1)]).images == (ref(1),)  # type: ignore[arg-type]
+
+
+def test_a_spoiler_image_within_reach_of_a_plan_calls_for_spoiler_bars() -> None:
+    hidden = replace(ref(1), spoiler=True)
+    history = [
+        user("who wins?", hidden, at=NOW - 100), bot("The hero wins.", at=NOW - 99),
+        user("thanks", at=NOW - 50), bot("You are welcome.", at=NOW - 49),
+    ]
+    limits = MemoryLimits(max_turns=4, max_images_per_request=0, idle_seconds=600)
+    assert may_reveal_spoiler(history, limits=limits, now=NOW)
+    # the plan indeed describes the spoiler image (and its answer) in text, though it sends no image
+    plan = plan_request(system_prompt=SYSTEM, history=history, current=user("?", at=NOW), limits=limits, now=NOW)
+    assert plan.messages[1].text == "Alice: who wins?\n[image: The hero wins.]" and plan.images_sent == 0
+
+    # the oldest turn in reach is the answer about the spoiler: that counts too
+    edge = [*history, user("more", at=NOW - 40)]
+    assert may_reveal_spoiler(edge, limits=limits, now=NOW)
+    assert [m.text for m in plan_request(system_prompt=SYSTEM, history=edge, current=user("?", at=NOW),
+                                         limits=limits, now=NOW).messages[1:2]] == ["The hero wins."]
+    # out of reach: beyond the turn limit, after an idle gap, or no memory used at all
+    assert not may_reveal_spoiler([*edge, bot("ok", at=NOW - 39)], limits=limits, now=NOW)
+    assert not may_reveal_spoiler(history, limits=limits, now=NOW + 1000)
+    assert not may_reveal_spoiler(history, limits=replace(limits, max_turns=0), now=NOW)
+    assert not may_reveal_spoiler([replace(t, images=(ref(1),)) if t.images else t for t in history],
+                                  limits=limits, now=NOW)
+
+
+def test_image_refs_carry_the_spoiler_flag() -> None:
+    prepared = FakePrepared(b"hidden")
+    assert ImageRef.of(prepared, spoiler=True).spoiler
+    assert not ImageRef.of(prepared).spoiler
 
 
 def test_recent_images_newest_first_within_window() -> None:
