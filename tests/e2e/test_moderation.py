@@ -472,7 +472,7 @@ async def test_permission_lost_while_running_is_reported_once_and_not_retried(
 ) -> None:
     await setup_moderation(emulator, medium="delete")
     # No gateway event tells the bot: its cached permissions still include Manage Messages.
-    emulator.set_bot_permissions(BOT_DEFAULT & ~Perm.MANAGE_MESSAGES)
+    emulator.set_bot_permissions(BOT_DEFAULT & ~Perm.MANAGE_MESSAGES, dispatch=False)
     vlm.script(verdict(SCAM), verdict(SCAM | {"reason": "Another fake giveaway."}))
     first = await post_image(emulator, "bob", picture(21))
     entry = await next_entry(emulator)

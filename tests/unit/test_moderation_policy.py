@@ -19,6 +19,7 @@ from bot.moderation import (
     Verdict,
     decide,
 )
+from bot.moderation.policy import RefusedDeletes
 
 SCAM = Verdict(True, (Category.SCAM,), 2, "Fake giveaway.", "No scams.")
 
@@ -106,6 +107,25 @@ def test_direct_construction_and_replace_are_validated_too() -> None:
     with pytest.raises(ModerationSettingsError):
         settings.replace(timeout_seconds=0)
     assert settings.replace(rules="  Be kind.  ").rules == "Be kind."
+
+
+def test_setup_changes_keep_what_is_not_given() -> None:
+    current = ModerationSettings(watched_channel_ids=frozenset({1, 2}), mod_log_channel_id=9, rules="Be kind.")
+    updated = current.updated(
+        add_channel_id=3,
+        remove_channel_id=1,
+        ignore=Category.SPAM,
+        actions={1: None, 2: Action.DELETE, 3: None},
+        timeout_seconds=600,
+    )
+    assert updated.watched_channel_ids == {2, 3} and updated.mod_log_channel_id == 9 and updated.rules == "Be kind."
+    assert Category.SPAM not in updated.categories and updated.categories == ALL_CATEGORIES - {Category.SPAM}
+    assert updated.actions == {1: current.actions[1], 2: Action.DELETE, 3: current.actions[3]}
+    assert updated.timeout_seconds == 600 and updated.detail == current.detail
+    assert current.updated() == current
+    assert updated.updated(flag=Category.SPAM, watch_all_channels=True).categories == ALL_CATEGORIES
+    with pytest.raises(ModerationSettingsError):
+        current.updated(timeout_seconds=0)
 
 
 def test_settings_are_immutable() -> None:
@@ -222,3 +242,12 @@ def test_missing_permissions_are_reported_once_until_restored() -> None:
     assert notices.to_report(2, both) == both  # per guild
     notices.restored(1, {Permission.MANAGE_MESSAGES})
     assert notices.to_report(1, both) == {Permission.MANAGE_MESSAGES}
+
+
+def test_a_refused_delete_is_not_retried_until_the_cached_permissions_change() -> None:
+    refused = RefusedDeletes()
+    assert refused.may_try(1, 10, 0b1010)
+    refused.refused(1, 10, 0b1010)
+    assert not refused.may_try(1, 10, 0b1010)
+    assert refused.may_try(1, 10, 0b1110)  # the permissions changed: worth one more try
+    assert refused.may_try(1, 11, 0b1010) and refused.may_try(2, 10, 0b1010)  # other channels and guilds
