@@ -24,6 +24,9 @@ Budget rules (see :func:`plan_request`):
   said about it: ``[image: <the assistant's next reply, truncated>]``. An image sent once is not sent
   again for an older turn (e.g. "the image above" re-attached to the current turn).
 * User turns are prefixed with the author's display name (``"Alice: ..."``).
+* Spoilers: an image posted as a spoiler keeps ``ImageRef.spoiler``; :func:`may_reveal_spoiler` tells,
+  before planning, whether the answer must go behind spoiler bars (the image, or what was said about
+  it, may be in the request).
 
 Images only belong to user turns (an OpenAI-compatible API takes image parts in user messages only):
 an auto-description is stored as a user turn with the image followed by an assistant turn with the text.
