@@ -22,12 +22,8 @@ TOO_LARGE = f"That file is too large; the limit is {MAX_INPUT_BYTES // 2**20} MB
 NOT_DOWNLOADED = "I could not download it (was the message deleted?)."
 
 
-class DownloadFailed(Exception):
-    """An attachment that could not be fetched; ``reason`` is a sentence to show the user."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
+class DownloadFailed(ImageRejected):
+    """The attachment could not be fetched (too large, or gone); ``reason`` is a sentence for the user."""
 
 
 class AttachmentLike(Protocol):
@@ -98,7 +94,7 @@ async def download(attachment: AttachmentLike) -> bytes:
 async def _prepare(attachment: AttachmentLike, worker: ImageWorker, detail: Detail) -> PreparedImage | str:
     try:
         return await worker.prepare(await download(attachment), detail=detail)
-    except (DownloadFailed, ImageRejected) as refused:
+    except ImageRejected as refused:  # DownloadFailed too
         return refused.reason
 
 
