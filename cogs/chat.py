@@ -11,6 +11,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.addressing import addresses_bot
 from bot.attachments import AttachmentLike, gather_images, image_attachments
 from bot.chat import user_turn
 from bot.replies import InteractionSink, LiveReply, MessageSink, ReplySink
@@ -29,22 +30,13 @@ class Chat(commands.Cog):
     def __init__(self, bot: Glimpse) -> None:
         self.bot = bot
 
-    def _addressed(self, message: discord.Message) -> bool:
-        """A DM, a mention of the bot, or a reply to one of the bot's messages."""
-        if message.guild is None:
-            return True
-        if self.bot.user in message.mentions:
-            return True
-        ref = message.reference.resolved if message.reference else None
-        return isinstance(ref, discord.Message) and ref.author == self.bot.user
-
     def _question_text(self, message: discord.Message) -> str:
         assert self.bot.user is not None
         return re.sub(rf"<@!?{self.bot.user.id}>", "", message.content).strip()
 
     @commands.Cog.listener()
     async def on_message(self, message: discord.Message) -> None:
-        if message.author.bot or not self._addressed(message):
+        if message.author.bot or not addresses_bot(message, self.bot.user):
             return
         if self._is_owner_command(message) or not self.bot.chat.seen.claim(message.id):
             return

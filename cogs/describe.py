@@ -10,6 +10,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.addressing import addresses_bot
 from bot.answering import stream_answer
 from bot.attachments import AttachmentLike, gather_images, image_attachments
 from bot.chat import user_turn
@@ -39,18 +40,11 @@ class Describe(commands.Cog):
         watched = self.bot.settings.describe_channel_ids
         return getattr(channel, "id", None) in watched or getattr(channel, "parent_id", None) in watched
 
-    def _addressed_to_bot(self, message: discord.Message) -> bool:
-        """A mention of the bot or a reply to one of its messages (pinging it or not)."""
-        if self.bot.user in message.mentions:
-            return True
-        ref = message.reference.resolved if message.reference else None
-        return isinstance(ref, discord.Message) and ref.author == self.bot.user
-
     @commands.Cog.listener()
     async def on_message(self, message: discord.Message) -> None:
         if message.author.bot or not self._is_describe_channel(message.channel):
             return
-        if self._addressed_to_bot(message):
+        if addresses_bot(message, self.bot.user):
             return  # a question for the bot: the chat cog answers it
         if image_attachments(message.attachments) and self.bot.chat.seen.claim(message.id):
             await self.describe(

@@ -28,6 +28,7 @@ def editors() -> set[asyncio.Task[object]]:
     return {t for t in asyncio.all_tasks() if t.get_name() == "live-reply-editor" and not t.done()}
 
 
+@pytest.mark.filterwarnings("ignore:coroutine 'Client._run_event' was never awaited:RuntimeWarning")  # discord.py's own
 async def test_closing_the_bot_while_an_edit_waits_out_a_429_ends_the_editor_quietly(
     glimpse: Glimpse,
     emulator: DiscordEmulator,
