@@ -171,8 +171,9 @@ class LiveReply:
     ``overflow``: a text longer than one message continues in further messages (``"continue"``),
     or stays one message with a preview and the whole text attached as ``attachment_name``
     (``"attach"``). ``min_interval``: the least time between two requests of this reply (default:
-    the pacer's steady interval, so one reply alone edits evenly instead of in bursts); the first
-    edit with text ignores it, so the first words appear as soon as they arrive.
+    the pacer's window over ``rate - 1``, so one reply alone edits evenly instead of in bursts and
+    keeps one slot free for the final edit); the first edit with text ignores it, so the first words
+    appear as soon as they arrive.
     """
 
     def __init__(
@@ -196,7 +197,10 @@ class LiveReply:
         self._placeholder = placeholder
         self._limit = limit
         self._preview_chars = min(preview_chars, limit)
-        self._min_interval = pacer.interval if min_interval is None else min_interval
+        # Live edits use all but one slot of the channel's window; the spare one lets the final edit
+        # show the complete answer the moment it is done instead of a slot later.
+        steady = pacer.window / max(pacer.rate - 1, 1)
+        self._min_interval = steady if min_interval is None else min_interval
         self._parts: list[str] = []
         self._shown: list[str] = []  # what each message shows now, as last sent successfully
         self._attached = False
