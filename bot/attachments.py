@@ -61,10 +61,20 @@ def image_attachments(attachments: Sequence[AttachmentLike]) -> list[AttachmentL
 
 
 async def gather_images(
-    attachments: Sequence[AttachmentLike], worker: ImageWorker, *, limit: int, detail: Detail = "auto"
+    attachments: Sequence[AttachmentLike],
+    worker: ImageWorker,
+    *,
+    limit: int,
+    detail: Detail = "auto",
+    chosen: bool = False,
 ) -> GatheredImages:
-    """Download and prepare up to ``limit`` images concurrently; refusals become notes, not errors."""
-    candidates = image_attachments(attachments)
+    """Download and prepare up to ``limit`` images concurrently; refusals become notes, not errors.
+
+    ``chosen``: the user picked these files as images (``/describe``), so each one is tried whatever
+    its declared type, and a file that is no image gets a note naming it; otherwise (a message's
+    attachments) files that do not claim to be images are left out silently.
+    """
+    candidates = list(attachments) if chosen else image_attachments(attachments)
     result = GatheredImages()
     if len(candidates) > limit:
         result.notes.append(f"I looked at the first {limit} of {len(candidates)} images (the limit per request).")

@@ -60,6 +60,22 @@ class ReplyDeleted(Exception):
     """The reply (or the interaction it answers) no longer exists; the stream was stopped."""
 
 
+def can_post_in(channel: object) -> bool:
+    """Whether the bot may post in ``channel``, judged from its cached permissions (DMs: always).
+
+    Checked before work that would end in a message nobody can see: a 403 costs nothing to avoid,
+    and Discord bans clients that pile up invalid (401/403/429) requests.
+    """
+    guild = getattr(channel, "guild", None)
+    if guild is None or not isinstance(channel, discord.abc.GuildChannel | discord.Thread):
+        return True
+    permissions = channel.permissions_for(guild.me)
+    in_thread = isinstance(channel, discord.Thread)
+    return permissions.view_channel and (
+        permissions.send_messages_in_threads if in_thread else permissions.send_messages
+    )
+
+
 class ReplySink(Protocol):
     """Where a live reply's messages go; message ``index`` 0 is the first (the placeholder)."""
 

@@ -16,7 +16,7 @@ from bot.attachments import AttachmentLike, gather_images, image_attachments
 from bot.chat import user_turn
 from bot.images import Detail
 from bot.prompts import ALT_TEXT_SYSTEM, describe_request
-from bot.replies import InteractionSink, LiveReply, MessageSink, ReplySink
+from bot.replies import InteractionSink, LiveReply, MessageSink, ReplyDeleted, ReplySink, can_post_in
 from bot.textsplit import Wrap
 
 if TYPE_CHECKING:
@@ -47,6 +47,9 @@ class Describe(commands.Cog):
         if addresses_bot(message, self.bot.user):
             return  # a question for the bot: the chat cog answers it
         if image_attachments(message.attachments) and self.bot.chat.seen.claim(message.id):
+            if not can_post_in(message.channel):
+                log.warning("No permission to post in channel %s; its images are not described", message.channel.id)
+                return
             await self.describe(
                 MessageSink(message), message.attachments, asker=message.author, message_id=message.id,
                 shared_text=message.content,
@@ -71,7 +74,7 @@ class Describe(commands.Cog):
         attachments = [a for a in (image, image2) if a is not None]
         await self.describe(
             InteractionSink(interaction), attachments, asker=interaction.user, message_id=interaction.id,
-            prompt=prompt, detail=detail,
+            prompt=prompt, detail=detail, chosen=True,
         )
 
     async def describe_message(self, interaction: discord.Interaction, message: discord.Message) -> None:
@@ -93,16 +96,23 @@ class Describe(commands.Cog):
         prompt: str | None = None,
         detail: Detail = "auto",
         shared_text: str = "",
+        chosen: bool = False,
     ) -> None:
         """Placeholder at once, then download, prepare and stream the description into it.
 
+        ``chosen``: the user picked ``attachments`` as images (see :func:`gather_images`).
         The exchange becomes part of the channel's conversation, so follow-up questions can refer to it.
         """
         limit = self.bot.settings.max_images_per_request
-        spoiler = any(a.is_spoiler() for a in image_attachments(attachments)[:limit])
+        candidates = list(attachments) if chosen else image_attachments(attachments)
+        spoiler = any(a.is_spoiler() for a in candidates[:limit])
         reply = LiveReply(sink, self.bot.pacer, wrap=Wrap.SPOILER if spoiler else None)
-        await reply.start()
-        gathered = await gather_images(attachments, self.bot.images, limit=limit, detail=detail)
+        try:
+            await reply.start()
+        except (ReplyDeleted, discord.Forbidden) as error:  # gone, or the cached permissions were stale
+            log.warning("Cannot reply in channel %s (%s); nothing described", sink.channel_id, error)
+            return
+        gathered = await gather_images(attachments, self.bot.images, limit=limit, detail=detail, chosen=chosen)
         if not gathered.images:
             await reply.fail(" ".join(gathered.notes) or NO_IMAGES)
             return
