@@ -81,16 +81,39 @@ def done_actions(message: discord.Message | None) -> set[ButtonAction]:
     return done
 
 
-def required_permission(action: ButtonAction, permissions: discord.Permissions) -> tuple[str, bool]:
-    """(the permission a button needs, by name; whether ``permissions`` include it)."""
+def required_permission(
+    action: ButtonAction, in_channel: discord.Permissions | None, server_wide: discord.Permissions
+) -> tuple[str, bool]:
+    """(the permission a button needs, by name; whether the clicker has it). ``in_channel``: their
+    permissions in the flagged message's channel (``None``: unknown, so nothing channel-bound is
+    allowed); ``server_wide``: their server permissions. Timeout Members is a server-wide permission
+    (Discord ignores it in channel overwrites), so only ``server_wide`` counts for it."""
+    manage_messages = in_channel is not None and in_channel.manage_messages
     return {
-        ButtonAction.DELETE: ("Manage Messages", permissions.manage_messages),
-        ButtonAction.TIMEOUT: ("Timeout Members", permissions.moderate_members),
+        ButtonAction.DELETE: ("Manage Messages", manage_messages),
+        ButtonAction.TIMEOUT: ("Timeout Members", server_wide.moderate_members),
         ButtonAction.DISMISS: (
             "Manage Messages or Timeout Members",
-            permissions.manage_messages or permissions.moderate_members,
+            manage_messages or server_wide.moderate_members,
         ),
     }[action]
+
+
+async def channel_permissions(
+    guild: discord.Guild, channel_id: int, member: discord.Member
+) -> discord.Permissions | None:
+    """``member``'s permissions in a channel or thread of ``guild``, looked up when it is not cached
+    (discord.py forgets archived threads); ``None`` when it cannot be found."""
+    channel = guild.get_channel_or_thread(channel_id)
+    if channel is None:
+        try:
+            channel = await guild.fetch_channel(channel_id)
+        except discord.HTTPException:
+            return None
+    try:
+        return channel.permissions_for(member)
+    except discord.ClientException:  # a thread whose parent channel is not cached
+        return None
 
 
 async def on_click(interaction: discord.Interaction, ref: ActionRef, service: ModerationService) -> None:
@@ -99,10 +122,15 @@ async def on_click(interaction: discord.Interaction, ref: ActionRef, service: Mo
     if guild is None or guild.id != ref.guild_id or not isinstance(interaction.user, discord.Member):
         await interaction.response.send_message("This button belongs to another server.", ephemeral=True)
         return
-    # The clicker's permissions in the flagged message's channel (else where they clicked).
-    channel = guild.get_channel_or_thread(ref.channel_id)
-    permissions = channel.permissions_for(interaction.user) if channel is not None else interaction.permissions
-    name, allowed = required_permission(ref.action, permissions)
+    # Judged in the flagged message's channel, never in the mod-log channel where the button is.
+    permissions = await channel_permissions(guild, ref.channel_id, interaction.user)
+    name, allowed = required_permission(ref.action, permissions, interaction.user.guild_permissions)
+    if permissions is None and ref.action is ButtonAction.DELETE:
+        await interaction.response.send_message(
+            "I cannot find that message's channel any more, so I cannot check your permissions there.",
+            ephemeral=True,
+        )
+        return
     if not allowed:
         await interaction.response.send_message(f"You need the {name} permission for that.", ephemeral=True)
         return
