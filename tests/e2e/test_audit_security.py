@@ -4,12 +4,21 @@ hostile images in a watched channel end as a plain "needs review", never a crash
 
 from __future__ import annotations
 
+import json
+import logging
+from pathlib import Path
+
+import pytest
+import redis
+
 from bot.client import Glimpse
 from bot.moderation import ButtonAction
+from tests.e2e.conftest import bot_environment
 from tests.e2e.test_moderation import (
     SCAM,
     click,
     deletes,
+    field,
     moderation_requests,
     next_entry,
     picture,
@@ -19,8 +28,9 @@ from tests.e2e.test_moderation import (
     verdict,
 )
 from tests.fakes.discord import DiscordEmulator, Perm
-from tests.fakes.discord.state import Role
-from tests.fakes.vlm import VLMServer
+from tests.fakes.discord.state import BOT_DEFAULT, Role
+from tests.fakes.vlm import Script, VLMServer
+from tests.store.conftest import redis_url  # noqa: F401  (the fixture)
 
 COMMANDS_ROUTE = "/applications/{application_id}/commands"
 
@@ -155,3 +165,128 @@ async def test_a_thread_missing_from_the_cache_is_looked_up_not_guessed(
     refused = await click(emulator, "alice", entry, ButtonAction.DELETE)
     assert refused.ephemeral and "Manage Messages" in refused.original.content
     assert deletes(emulator) == [] and not posted.deleted
+
+
+# --- (a) nothing the bot sends pings anyone ------------------------------------------------------
+
+PINGS = "@everyone @here <@&{role}> <@{user}>"
+
+
+async def test_hostile_text_everywhere_pings_nobody(
+    glimpse: Glimpse, emulator: DiscordEmulator, vlm: VLMServer
+) -> None:
+    """Mentions in a display name, a file name, the rules, a verdict's reason and rule, a description and
+    a chat answer: every send, edit, interaction response and followup the bot makes pings nobody."""
+    alice, carol = emulator.user("alice"), emulator.user("carol")
+    pings = PINGS.format(role=role(emulator, "Moderator").id, user=alice.id)
+    carol.global_name = carol.name = "@everyone"
+    hostile = SCAM | {"reason": f"{pings} says the image.", "rule": f"Rule {pings}"}
+    vlm.respond_with(lambda r: verdict(hostile) if "moderation classifier" in r.prompt else f"{pings} a cat.")
+
+    await setup_moderation(emulator, watch="all channels", medium="delete")
+    general = emulator.channel("general")
+    opened = await emulator.run_slash_command(alice, general, "moderation setup", {"edit_rules": True})
+    await emulator.wait_for_response(opened)
+    submitted = await emulator.submit_modal(alice, opened, {"moderation-rules": f"1. Never {pings}."})
+    await emulator.wait_for_response(submitted)
+    emulator.set_bot_permissions(BOT_DEFAULT & ~Perm.MANAGE_MESSAGES)  # so the missing-permission notice is sent
+    await emulator.wait_for(lambda: not glimpse.guilds[0].me.guild_permissions.manage_messages)
+
+    images = emulator.channel("images")
+    posted = await emulator.post_message(carol, images, pings, attachments=[(f"{pings}.png", picture(110))])
+    entry = await next_entry(emulator)
+    await emulator.wait_for_message(emulator.channel("mod-log"), lambda m: "Manage Messages" in m.content)
+    description = await emulator.wait_for_message(images, after=posted)
+    await emulator.wait_for_content(description, lambda text: "a cat" in text)
+    checked = await emulator.use_message_command(alice, posted, "Check image")
+    await emulator.wait_for(lambda: checked.followups, what="the check's followup")
+    shown = await emulator.run_slash_command(alice, images, "moderation show")
+    await emulator.wait_for_response(shown)
+    asked = await emulator.post_message(carol, images, f"<@{emulator.bot_user.id}> {pings}")
+    answer = await emulator.wait_for_message(images, after=asked)
+    await emulator.wait_for_content(answer, lambda text: "a cat" in text)
+    await click(emulator, "alice", entry, ButtonAction.DISMISS)
+    await emulator.wait_for(lambda: entry.edit_count >= 1)
+
+    bot = emulator.bot_user
+    sent = [r for r in emulator.records.mentions if emulator.world.messages[r.message_id].author is bot]
+    assert len(sent) >= 8, sent  # entry, its edit, notice, description + edits, check, show, answer
+    pinging = [r for r in sent if r.pinged_anyone]
+    assert pinging == [], [emulator.world.messages[r.message_id] for r in pinging]
+    assert "@everyone" in "".join(m.content for m in emulator.bot_messages(images))  # the text itself arrived
+
+
+# --- (b) secrets stay secret ---------------------------------------------------------------------
+
+
+def redis_dump(url: str) -> bytes:
+    """Every key and value in the Redis database, read by type (DUMP would compress them)."""
+    parts: list[bytes] = []
+    with redis.Redis.from_url(url) as client:
+        for key in client.scan_iter():
+            parts.append(key)
+            kind = client.type(key)
+            if kind == b"string":
+                parts.append(client.get(key) or b"")
+            elif kind == b"hash":
+                parts.extend(k + v for k, v in client.hgetall(key).items())
+            elif kind == b"list":
+                parts.extend(client.lrange(key, 0, -1))
+            elif kind == b"set":
+                parts.extend(client.smembers(key))
+            elif kind == b"zset":
+                parts.extend(member for member, _ in client.zrange(key, 0, -1, withscores=True))
+            else:
+                raise AssertionError(f"unexpected Redis type {kind!r} for {key!r}")
+    return b"\n".join(parts)
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def store_location(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'data' / 'glimpse.db'}"
+    url: str = request.getfixturevalue("redis_url")
+    with redis.Redis.from_url(url) as client:
+        client.flushdb()
+    return url
+
+
+async def test_secrets_never_reach_logs_messages_or_the_store(
+    emulator: DiscordEmulator,
+    vlm: VLMServer,
+    store_location: str,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A run in which the provider quotes the API key in its 401 (for moderation and for chat), with
+    everything logged at DEBUG: neither the Discord token nor the model API key appears
+    in any log line, anything sent to Discord, or the stored data."""
+    env = bot_environment(emulator, vlm, store_location)
+    token, key = env["DISCORD_TOKEN"], env["VLM_API_KEY"]
+    echo = f"Incorrect API key provided: {key}."
+    caplog.set_level(logging.DEBUG)
+    async with running_bot(emulator, env):
+        await setup_moderation(emulator)
+        vlm.script(Script.error(401, echo))
+        await post_image(emulator, "bob", picture(120))
+        entry = await next_entry(emulator)
+        assert "Needs human review" in field(entry, "Verdict")
+        vlm.script(Script.error(401, echo), "A teal square.")
+        general, bot_id = emulator.channel("general"), emulator.bot_user.id
+        for question in ("what is this?", "and now?"):
+            asked = await emulator.post_message(emulator.user("alice"), general, f"<@{bot_id}> {question}")
+            answer = await emulator.wait_for_message(general, after=asked)
+            await emulator.wait_for(lambda answer=answer: answer.content != "…", what="the final answer")
+        await emulator.wait_for(lambda: any("teal" in m.content for m in emulator.bot_messages(general)))
+
+    secrets = (token, key)
+    assert all(s not in caplog.text for s in secrets), "a secret reached a log line"
+    sent = json.dumps([(r.path, r.query, r.headers, r.json) for r in emulator.requests], default=str)
+    sent += "".join(f.data.decode("latin-1") for r in emulator.requests for f in r.files)
+    assert all(s not in sent for s in secrets), "a secret reached Discord"
+    if store_location.startswith("sqlite"):
+        stored = b"".join(p.read_bytes() for p in (tmp_path / "data").iterdir())
+    else:
+        stored = redis_dump(store_location)
+    assert len(stored) > 1000
+    assert all(s.encode() not in stored for s in secrets), "a secret reached the store"

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.logs import REDACTED, RedactSecrets
+from bot.logs import REDACTED, RedactSecrets, setup_logging
 from bot.settings import DEFAULT_VLM_BASE_URL, DEFAULT_VLM_MODEL, Secret, Settings, SettingsError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -72,3 +72,28 @@ def test_starting_without_configuration_names_what_is_missing(tmp_path: Path) ->
     assert "VLM_API_KEY is not set" in done.stderr
     assert ".env.example" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_the_installed_handler_redacts_messages_and_tracebacks(capsys: pytest.CaptureFixture[str]) -> None:
+    """Through the handler `setup_logging` installs: a secret in the message or in an exception's text
+    (a library echoing a header) never reaches the output."""
+    root = logging.getLogger()
+    saved = (list(root.handlers), root.level)
+    secret = "sk-secret-abcdef"
+    try:
+        setup_logging("DEBUG", [Secret(secret)])
+        log = logging.getLogger("test.redaction")
+        log.info("plain %s", secret)
+        try:
+            raise RuntimeError(f"401 for Bearer {secret}")
+        except RuntimeError:
+            log.exception("failed")
+        err = capsys.readouterr().err
+    finally:
+        for handler in list(root.handlers):
+            root.removeHandler(handler)
+        for handler in saved[0]:
+            root.addHandler(handler)
+        root.setLevel(saved[1])
+    assert "plain [redacted]" in err and "401 for Bearer [redacted]" in err
+    assert secret not in err
