@@ -12,6 +12,7 @@ from bot.vision import Usage, VisionClient, VisionError
 log = logging.getLogger(__name__)
 
 CUT_SHORT = "The answer was cut short: it reached the length limit."
+FILTERED = "The model service stopped this answer early (its content filter)."
 INTERNAL_ERROR = "Something went wrong on my side. Please try again in a moment."
 
 
@@ -60,6 +61,8 @@ async def stream_answer(
     all_notes = list(notes)
     if stream.finish_reason == "length":
         all_notes.append(CUT_SHORT)
+    elif stream.finish_reason == "content_filter":  # ends like a normal answer; say it is not one
+        all_notes.append(FILTERED)
     answer = Answer(text=text, usage=stream.usage, finish_reason=stream.finish_reason)
     if remember is not None and text.strip():
         await remember(answer)

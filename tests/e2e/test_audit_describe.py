@@ -17,7 +17,7 @@ from tests.e2e.helpers import (  # noqa: F401  (the fixtures: scaled Discord lim
     warning_line,
 )
 from tests.fakes.discord import DiscordEmulator, Perm
-from tests.fakes.vlm import VLMServer
+from tests.fakes.vlm import Script, VLMServer
 
 
 @pytest.mark.parametrize("cache", ["current", "stale"])
@@ -80,3 +80,16 @@ async def test_slash_describe_reads_an_image_whatever_type_it_was_uploaded_with(
     original = await emulator.wait_for(lambda: interaction.original)
     await emulator.wait_for_content(original, lambda text: text == "A teal rectangle.")
     assert [(i.width, i.height) for i in vlm.completions[0].images] == [(800, 600)]
+
+
+async def test_an_answer_the_provider_filtered_says_it_was_stopped(
+    glimpse: Glimpse, emulator: DiscordEmulator, vlm: VLMServer
+) -> None:
+    """``finish_reason: content_filter`` ends the stream normally; shown bare it would pass for complete."""
+    vlm.script(Script(text="A crowd outside a", finish_reason="content_filter"))
+    posted = await emulator.post_message(emulator.user("bob"), emulator.channel("images"), "",
+                                         attachments=[("crowd.png", png())])
+    reply = await reply_to(emulator, posted)
+    content = await emulator.wait_for_content(reply, lambda text: text.startswith("A crowd outside a\n"))
+
+    assert content == "A crowd outside a\n-# The model service stopped this answer early (its content filter)."
