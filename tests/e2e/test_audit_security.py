@@ -4,14 +4,19 @@ hostile images in a watched channel end as a plain "needs review", never a crash
 
 from __future__ import annotations
 
+import io
 import json
 import logging
+import struct
+import zlib
 from pathlib import Path
 
 import pytest
 import redis
+from PIL import Image
 
 from bot.client import Glimpse
+from bot.images import MAX_INPUT_BYTES
 from bot.moderation import ButtonAction
 from tests.e2e.conftest import bot_environment
 from tests.e2e.test_moderation import (
@@ -290,3 +295,65 @@ async def test_secrets_never_reach_logs_messages_or_the_store(
         stored = redis_dump(store_location)
     assert len(stored) > 1000
     assert all(s.encode() not in stored for s in secrets), "a secret reached the store"
+
+
+# --- (d) hostile images in a watched channel -----------------------------------------------------
+
+
+def png_header_only(width: int, height: int) -> bytes:
+    """A valid PNG signature and IHDR claiming ``width`` x ``height``, with one tiny IDAT."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    pixels = zlib.compress(b"\x00" * 64)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
+
+
+def many_frames_gif(frames: int) -> bytes:
+    images = [Image.new("P", (32, 32), i % 256) for i in range(frames)]
+    buffer = io.BytesIO()
+    images[0].save(buffer, "GIF", save_all=True, append_images=images[1:], duration=20, loop=0)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        (png_header_only(100_000, 100_000), "megapixels"),  # a decompression bomb by its header
+        (png_header_only(60_000, 1_000), "megapixels"),  # over the limit, under Pillow's own
+        (b"\x89PNG\r\n\x1a\n" + b"\x00" * (MAX_INPUT_BYTES + 1), "larger than 25 MB"),
+    ],
+    ids=["bomb", "huge-dimensions", "26-MB"],
+)
+async def test_hostile_images_need_review_without_a_model_call_or_an_action(
+    glimpse: Glimpse, emulator: DiscordEmulator, vlm: VLMServer, data: bytes, reason: str
+) -> None:
+    await setup_moderation(emulator, low="delete_timeout", medium="delete_timeout", high="delete_timeout")
+    posted = await post_image(emulator, "bob", data)
+    entry = await next_entry(emulator)
+    assert "Needs human review" in field(entry, "Verdict") and reason in field(entry, "Verdict")
+    assert not posted.deleted and deletes(emulator) == [] and emulator.records.timeouts == []
+    assert moderation_requests(vlm) == [] and entry.attachments == []
+
+    vlm.script(verdict(SCAM))  # and the bot carries on
+    await post_image(emulator, "bob", picture(130))
+    after = await next_entry(emulator, after=entry)
+    assert "Scam" in field(after, "Verdict")
+
+
+async def test_an_animated_image_with_thousands_of_frames_is_checked_by_its_first_frame(
+    glimpse: Glimpse, emulator: DiscordEmulator, vlm: VLMServer
+) -> None:
+    await setup_moderation(emulator)
+    vlm.script(verdict(SCAM))
+    data = many_frames_gif(3000)
+    posted = await emulator.post_message(
+        emulator.user("bob"), emulator.channel("general"), "", attachments=[("anim.gif", data, "image/gif")]
+    )
+    entry = await next_entry(emulator)
+    assert "Scam" in field(entry, "Verdict")
+    [request] = moderation_requests(vlm)
+    assert len(request.images) == 1 and request.images[0].format in ("PNG", "JPEG")
+    assert not posted.deleted
