@@ -65,6 +65,7 @@ class Glimpse(commands.Bot):
             model=settings.vlm_model,
             first_token_timeout=settings.vlm_first_token_timeout,
             idle_timeout=settings.vlm_idle_timeout,
+            max_concurrency=settings.vlm_max_concurrency,
         )
         self.images = ImageWorker()
         self.pacer = ChannelPacer()

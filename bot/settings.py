@@ -57,6 +57,7 @@ class Settings:
     max_images_per_request: int = 2
     vlm_first_token_timeout: float = 60.0
     vlm_idle_timeout: float = 30.0
+    vlm_max_concurrency: int = 8
     log_level: str = "INFO"
     discord_api_base: str | None = None
     discord_gateway_url: str | None = None
@@ -83,6 +84,7 @@ class Settings:
             max_images_per_request=reader.integer("MAX_IMAGES_PER_REQUEST", 2, low=1, high=10),
             vlm_first_token_timeout=reader.number("VLM_FIRST_TOKEN_TIMEOUT", 60.0, low=0.1, high=600.0),
             vlm_idle_timeout=reader.number("VLM_IDLE_TIMEOUT", 30.0, low=0.1, high=600.0),
+            vlm_max_concurrency=reader.integer("VLM_MAX_CONCURRENCY", 8, low=1, high=256),
             log_level=reader.choice("LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")),
             discord_api_base=reader.optional_url("DISCORD_API_BASE", schemes=("http", "https")),
             discord_gateway_url=reader.optional_url("DISCORD_GATEWAY_URL", schemes=("ws", "wss")),
