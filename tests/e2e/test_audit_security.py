@@ -21,6 +21,7 @@ from bot.moderation import ButtonAction
 from tests.e2e.conftest import bot_environment
 from tests.e2e.test_moderation import (
     SCAM,
+    buttons,
     click,
     deletes,
     field,
@@ -357,3 +358,24 @@ async def test_an_animated_image_with_thousands_of_frames_is_checked_by_its_firs
     [request] = moderation_requests(vlm)
     assert len(request.images) == 1 and request.images[0].format in ("PNG", "JPEG")
     assert not posted.deleted
+
+
+async def test_a_button_naming_another_server_does_nothing(
+    glimpse: Glimpse, emulator: DiscordEmulator, vlm: VLMServer
+) -> None:
+    """A mod-log entry whose button names another server (as another build could have sent): refused."""
+    await setup_moderation(emulator)
+    vlm.script(verdict(SCAM))
+    posted = await post_image(emulator, "bob", picture(140))
+    entry = await next_entry(emulator)
+    other = emulator.channel("lobby")
+    forged = buttons(entry)[ButtonAction.DELETE]["custom_id"].split(":")
+    forged[2] = str(other.guild_id)
+    custom_id = ":".join(forged)
+    row = entry.components[0]
+    emulator.set_components(entry, [{**row, "components": [{**row["components"][0], "custom_id": custom_id}]}])
+
+    refused = await emulator.click_button(emulator.user("alice"), entry, custom_id)
+    await emulator.wait_for_response(refused)
+    assert refused.ephemeral and "another server" in refused.original.content
+    assert deletes(emulator) == [] and not posted.deleted
