@@ -7,6 +7,7 @@ skipped with the reason shown in pytest's summary (``-ra``).
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import socket
 import subprocess
@@ -46,12 +47,13 @@ def _wait_until_ready(url: str, process: subprocess.Popen[bytes]) -> None:
         client.close()
 
 
-@pytest.fixture(scope="session")
-def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+@contextlib.contextmanager
+def redis_server(directory: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """A private redis-server on a free 127.0.0.1 port (no persistence): its URL and its process,
+    stopped on exit if still running. Skips the test where redis-server is not installed."""
     executable = shutil.which("redis-server")
     if executable is None:
         pytest.skip("redis-server not on PATH (apt-get install redis-server): Redis backend not tested")
-    directory: Path = tmp_path_factory.mktemp("redis")
     port = _free_port()
     process = subprocess.Popen(
         [executable, "--bind", "127.0.0.1", "--port", str(port), "--dir", str(directory),
@@ -62,7 +64,7 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     url = f"redis://127.0.0.1:{port}/0"
     try:
         _wait_until_ready(url, process)
-        yield url
+        yield url, process
     finally:
         process.terminate()
         try:
@@ -70,6 +72,12 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with redis_server(tmp_path_factory.mktemp("redis")) as (url, _):
+        yield url
 
 
 @pytest.fixture(params=["sqlite", "redis"])
