@@ -11,6 +11,7 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from bot.answering import Answer, stream_answer
 from bot.conversation import (
@@ -31,8 +32,22 @@ from bot.vision import VisionClient
 
 log = logging.getLogger(__name__)
 
+MEMORY_UNAVAILABLE = "I could not reach my memory just now, so this answer does not use the earlier conversation."
+"""Note under an answer given while the store could not be read (see :meth:`ChatService.recall`)."""
+
 FORGOTTEN = "chat-forgotten"
 """Cache namespace: per channel, the snowflake of its last ``/forget`` (see :meth:`ChatService.image_horizon`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Recall:
+    """What a question may draw on, read once when it arrives (see :meth:`ChatService.recall`)."""
+
+    turns: list[Turn]
+    image_horizon: int
+    """Snowflake after which "the image above" may look (see :meth:`ChatService.image_horizon`)."""
+    available: bool = True
+    """False when the store could not be read: answer without memory, say so, bring in no image."""
 
 
 class SeenMessages:
@@ -78,6 +93,20 @@ class ChatService:
         turns = await self.store.history(channel_id, limit=self.limits.max_turns)
         return summarize(current_session(turns, idle_seconds=self.limits.idle_seconds, now=time.time()))
 
+    async def recall(self, channel_id: int) -> Recall:
+        """The channel's memory for a question: its turns (:meth:`history`) and image horizon.
+
+        A store that cannot be read (a Redis outage, a locked or broken file) must not silence the
+        bot: the question is then answered without memory. No image is brought in from above either,
+        since whether it was forgotten with ``/forget`` cannot be checked.
+        """
+        try:
+            turns = await self.history(channel_id)
+            return Recall(turns, await self.image_horizon(channel_id, turns))
+        except Exception:
+            log.warning("Could not read the memory of channel %s; answering without it", channel_id, exc_info=True)
+            return Recall([], 0, available=False)
+
     async def image_horizon(self, channel_id: int, history: Sequence[Turn] | None = None) -> int:
         """The snowflake after which "the image above" may look for images in the channel (0: anywhere).
 
@@ -112,13 +141,15 @@ class ChatService:
         notes: Sequence[str] = (),
     ) -> Answer | None:
         """Answer ``question`` (whose ``images`` are the prepared ``images``) in the light of memory:
-        ``history`` as read by :meth:`history` when the question arrived (read now if not given)."""
+        ``history`` as read by :meth:`recall` when the question arrived (read now if not given)."""
         if history is None:
             history = await self.history(channel_id)
         plan = plan_request(system_prompt=CHAT_SYSTEM, history=history, current=question, limits=self.limits)
         sources: dict[str, PreparedImage | bytes] = {image.sha256: image for image in images}
-        stored = await self.store.get_images(h for h in plan.image_hashes if h not in sources)
-        sources.update(stored)
+        try:
+            sources.update(await self.store.get_images(h for h in plan.image_hashes if h not in sources))
+        except Exception:  # the plan's render sends a placeholder for each missing image
+            log.warning("Could not read stored images for channel %s", channel_id, exc_info=True)
         log.debug(
             "Request for channel %s: %d history turns, %d images, ~%d tokens",
             channel_id,

@@ -13,7 +13,7 @@ from discord.ext import commands
 
 from bot.addressing import addresses_bot
 from bot.attachments import AttachmentLike, gather_images, image_attachments
-from bot.chat import user_turn
+from bot.chat import MEMORY_UNAVAILABLE, user_turn
 from bot.replies import InteractionSink, LiveReply, MessageSink, ReplySink
 from bot.textsplit import Wrap
 
@@ -130,13 +130,14 @@ class Chat(commands.Cog):
         limit = settings.max_images_per_request
         notes: list[str] = []
         channel_id = getattr(channel, "id", 0)
-        history = await self.bot.chat.history(channel_id)  # one read: the wrap and the request agree
-        if not image_attachments(attachments):
+        memory = await self.bot.chat.recall(channel_id)  # one read: the wrap and the request agree
+        if not memory.available:
+            notes.append(MEMORY_UNAVAILABLE)
+        elif not image_attachments(attachments):
             window = timedelta(minutes=settings.recent_image_minutes)
-            horizon = await self.bot.chat.image_horizon(channel_id, history)
-            attachments, notes = await self._images_above(channel, window, after_id=horizon)
+            attachments, notes = await self._images_above(channel, window, after_id=memory.image_horizon)
         spoiler = any(a.is_spoiler() for a in image_attachments(attachments)[:limit])
-        spoiler = spoiler or self.bot.chat.spoiler_in_memory(history)
+        spoiler = spoiler or self.bot.chat.spoiler_in_memory(memory.turns)
         reply = LiveReply(sink, self.bot.pacer, wrap=Wrap.SPOILER if spoiler else None)
         await reply.start()
         gathered = await gather_images(attachments, self.bot.images, limit=limit)
@@ -149,7 +150,7 @@ class Chat(commands.Cog):
             message_id=message_id,
         )
         await self.bot.chat.answer(
-            channel_id, question, gathered.images, reply, history=history, notes=notes + gathered.notes
+            channel_id, question, gathered.images, reply, history=memory.turns, notes=notes + gathered.notes
         )
 
     async def _images_above(
