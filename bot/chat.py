@@ -19,10 +19,10 @@ from bot.conversation import (
     ImageRef,
     MemoryLimits,
     Turn,
-    current_session,
     may_reveal_spoiler,
     plan_request,
     summarize,
+    turns_in_reach,
 )
 from bot.images import PreparedImage
 from bot.prompts import CHAT_SYSTEM
@@ -75,13 +75,12 @@ class ChatService:
         self.seen = SeenMessages()
 
     async def history(self, channel_id: int) -> list[Turn]:
-        """The turns a question may draw on: the newest ``max_turns``, and the one before them so that
-        :meth:`spoiler_in_memory` sees which images the oldest answer among them was about.
+        """The turns a question may draw on: the newest ``max_turns``.
 
         Read it once per question and pass it to :meth:`answer`: the reply's wrap, chosen before the
         request is planned, then matches what the request holds.
         """
-        return await self.store.history(channel_id, limit=self.limits.max_turns + 1)
+        return await self.store.history(channel_id, limit=self.limits.max_turns)
 
     def spoiler_in_memory(self, history: Sequence[Turn]) -> bool:
         """Whether an answer planned from ``history`` may show a spoiler image or what was said about one."""
@@ -91,7 +90,7 @@ class ChatService:
         """The remembered turns the next question here would be answered with (at most ``max_turns``
         of the current session; the token budget may leave out more)."""
         turns = await self.store.history(channel_id, limit=self.limits.max_turns)
-        return summarize(current_session(turns, idle_seconds=self.limits.idle_seconds, now=time.time()))
+        return summarize(turns_in_reach(turns, limits=self.limits, now=time.time()))
 
     async def recall(self, channel_id: int) -> Recall:
         """The channel's memory for a question: its turns (:meth:`history`) and image horizon.

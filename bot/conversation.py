@@ -18,7 +18,8 @@ Budget rules (see :func:`plan_request`):
   but never below :data:`MIN_CURRENT_CHARS` characters; the plan then reports ``over_budget``.
 * History is taken newest first until ``max_turns`` or the token budget stops it, or until a gap of
   more than ``idle_seconds`` between turns (an idle conversation starts afresh). History stays
-  contiguous: the first turn that does not fit ends it.
+  contiguous: the first turn that does not fit ends it. It starts with a user turn: an answer whose
+  question was left out is left out too (strict chat templates want user/assistant alternation).
 * Images: the current turn's images are sent first (up to ``max_images_per_request``), then the newest
   images of the history. Every other image becomes a text placeholder carrying what the bot already
   said about it: ``[image: <the assistant's next reply, truncated>]``. An image sent once is not sent
@@ -380,6 +381,8 @@ def plan_request(
             break
         as_text += len(turn.images) - len(message.images)
         chosen.append(message)
+    while chosen and chosen[-1].role == "assistant":
+        chosen.pop()  # an answer whose question was left out: history starts with a question
     chosen.reverse()
     tokens = fixed + sum(_message_cost(message) for message in chosen)
     return RequestPlan(
@@ -406,21 +409,26 @@ def current_session(turns: Sequence[Turn], *, idle_seconds: float, now: float) -
     return turns
 
 
+def turns_in_reach(history: Sequence[Turn], *, limits: MemoryLimits, now: float) -> Sequence[Turn]:
+    """The turns of ``history`` (oldest first) a request planned at ``now`` may take: the newest
+    ``max_turns`` of the current session, from its first question on (as :func:`plan_request` takes
+    them before the token budget, which may leave out more of the oldest)."""
+    session = current_session(history, idle_seconds=limits.idle_seconds, now=now)
+    reach = session[len(session) - min(len(session), limits.max_turns) :]
+    skip = next((index for index, turn in enumerate(reach) if turn.role == "user"), len(reach))
+    return reach[skip:]
+
+
 def may_reveal_spoiler(history: Sequence[Turn], *, limits: MemoryLimits, now: float) -> bool:
     """Whether a request planned from ``history`` (oldest first) at ``now`` or later may send a spoiler
     image, or text about one, so that its answer belongs behind spoiler bars.
 
-    Conservative, so that the reply's wrap can be chosen before the request is planned: every turn a
-    plan may take counts (the newest ``max_turns`` of the current session), even one the token budget
-    will leave out, and a later ``now`` only shortens the session. The oldest of those turns may be an
-    answer about the images of the questions just before it, which count too when ``history`` holds them.
+    Conservative, so that the reply's wrap can be chosen before the request is planned: every turn in
+    reach counts (:func:`turns_in_reach`), even one the token budget will leave out, and a later
+    ``now`` only shortens the session. A plan never starts with an answer, so what was said about a
+    spoiler image is in reach only together with the image's own turn.
     """
-    session = current_session(history, idle_seconds=limits.idle_seconds, now=now)
-    start = len(history) - min(len(session), limits.max_turns)
-    if start < len(history) and history[start].role == "assistant":
-        while start > 0 and history[start - 1].role == "user":
-            start -= 1
-    return any(image.spoiler for turn in history[start:] for image in turn.images)
+    return any(image.spoiler for turn in turns_in_reach(history, limits=limits, now=now) for image in turn.images)
 
 
 def _message_cost(message: PlannedMessage) -> int:

@@ -21,6 +21,7 @@ from bot.conversation import (
     plan_request,
     recent_images,
     summarize,
+    turns_in_reach,
 )
 
 NOW = 1_700_000_000.0
@@ -108,6 +109,36 @@ def test_turn_limit_counts_history_turns() -> None:
     assert [m.text for m in plan.messages[1:-1]] == [
         (f"user{i % 3}: " if i % 2 == 0 else "") + history[i].text for i in range(24, 30)
     ]
+
+
+def test_history_never_starts_with_an_answer_whose_question_was_left_out() -> None:
+    """An answer without its question misleads the model, and chat templates that insist on
+    user/assistant alternation refuse a request whose first message after the system is the model's."""
+    history = conversation(30)
+    by_turns = plan_request(
+        system_prompt=SYSTEM, history=history, current=user("hi", at=NOW),
+        limits=MemoryLimits(max_turns=5, max_tokens=100_000), now=NOW,
+    )
+    assert [m.role for m in by_turns.messages] == ["system", "user", "assistant", "user", "assistant", "user"]
+    assert (by_turns.history_turns, by_turns.history_dropped) == (4, 26)
+
+    long_question = [user("q" * 4000, at=NOW - 20), bot("A short answer.", at=NOW - 10)]
+    by_tokens = plan_request(
+        system_prompt=SYSTEM, history=long_question, current=user("hi", at=NOW),
+        limits=MemoryLimits(max_tokens=500), now=NOW,
+    )
+    assert [m.role for m in by_tokens.messages] == ["system", "user"]
+    assert by_tokens.tokens == sum(estimate_text_tokens(m.text) + 4 for m in by_tokens.messages)
+
+
+def test_turns_in_reach_are_what_a_plan_may_take_before_the_token_budget() -> None:
+    history = conversation(30)
+    limits = MemoryLimits(max_turns=5, max_tokens=100_000, idle_seconds=3600)
+    reach = turns_in_reach(history, limits=limits, now=NOW)
+    plan = plan_request(system_prompt=SYSTEM, history=history, current=user("hi", at=NOW), limits=limits, now=NOW)
+    assert list(reach) == history[26:] and plan.history_turns == len(reach)
+    assert turns_in_reach(history, limits=replace(limits, max_turns=1), now=NOW) == []
+    assert turns_in_reach(history, limits=limits, now=NOW + 5000) == []  # idle: a fresh start
 
 
 def test_current_images_come_first_and_history_images_are_described() -> None:
@@ -291,11 +322,13 @@ def test_a_spoiler_image_within_reach_of_a_plan_calls_for_spoiler_bars() -> None
     plan = plan_request(system_prompt=SYSTEM, history=history, current=user("?", at=NOW), limits=limits, now=NOW)
     assert plan.messages[1].text == "Alice: who wins?\n[image: The hero wins.]" and plan.images_sent == 0
 
-    # the oldest turn in reach is the answer about the spoiler: that counts too
+    # the oldest turn in reach is the answer about the spoiler: a plan leaves out an answer without
+    # its question, so neither the image nor what was said about it goes, and no bars are needed
     edge = [*history, user("more", at=NOW - 40)]
-    assert may_reveal_spoiler(edge, limits=limits, now=NOW)
-    assert [m.text for m in plan_request(system_prompt=SYSTEM, history=edge, current=user("?", at=NOW),
-                                         limits=limits, now=NOW).messages[1:2]] == ["The hero wins."]
+    assert not may_reveal_spoiler(edge, limits=limits, now=NOW)
+    edge_plan = plan_request(system_prompt=SYSTEM, history=edge, current=user("?", at=NOW), limits=limits, now=NOW)
+    assert [m.text for m in edge_plan.messages[1:]] == ["Alice: thanks", "You are welcome.", "Alice: more", "Alice: ?"]
+    assert may_reveal_spoiler(edge, limits=replace(limits, max_turns=5), now=NOW)
     # out of reach: beyond the turn limit, after an idle gap, or no memory used at all
     assert not may_reveal_spoiler([*edge, bot("ok", at=NOW - 39)], limits=limits, now=NOW)
     assert not may_reveal_spoiler(history, limits=limits, now=NOW + 1000)
