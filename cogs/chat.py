@@ -10,9 +10,10 @@ from typing import TYPE_CHECKING
 import discord
 from discord import app_commands
 from discord.ext import commands
+from discord.utils import escape_markdown
 
 from bot.addressing import addresses_bot
-from bot.attachments import AttachmentLike, gather_images, image_attachments
+from bot.attachments import AttachmentLike, gather_images, image_attachments, is_image
 from bot.chat import MEMORY_UNAVAILABLE, user_turn
 from bot.replies import InteractionSink, LiveReply, MessageSink, ReplySink
 from bot.textsplit import Wrap
@@ -21,6 +22,8 @@ if TYPE_CHECKING:
     from bot.client import Glimpse
 
 log = logging.getLogger(__name__)
+
+NOT_AN_IMAGE = "Skipped {name}: it is not an image."
 
 HISTORY_LOOKBACK = 25
 """Messages scanned for "the image above" when a question comes without an image."""
@@ -128,14 +131,16 @@ class Chat(commands.Cog):
         """Placeholder at once; then images (attached, or the one posted above) and the answer."""
         settings = self.bot.settings
         limit = settings.max_images_per_request
-        notes: list[str] = []
+        # A file that is not an image is said to be skipped; it does not stand for "the image above".
+        notes = [NOT_AN_IMAGE.format(name=escape_markdown(a.filename[:80])) for a in attachments if not is_image(a)]
         channel_id = getattr(channel, "id", 0)
         memory = await self.bot.chat.recall(channel_id)  # one read: the wrap and the request agree
         if not memory.available:
             notes.append(MEMORY_UNAVAILABLE)
-        elif not image_attachments(attachments):
+        elif not attachments:
             window = timedelta(minutes=settings.recent_image_minutes)
-            attachments, notes = await self._images_above(channel, window, after_id=memory.image_horizon)
+            attachments, above = await self._images_above(channel, window, after_id=memory.image_horizon)
+            notes += above
         spoiler = any(a.is_spoiler() for a in image_attachments(attachments)[:limit])
         spoiler = spoiler or self.bot.chat.spoiler_in_memory(memory.turns)
         reply = LiveReply(sink, self.bot.pacer, wrap=Wrap.SPOILER if spoiler else None)

@@ -109,3 +109,17 @@ async def test_only_the_prepared_image_is_stored_never_the_original(
     assert len(stored) < len(original)
     assert (await glimpse.store.stats()).image_bytes == len(stored)
 
+
+
+async def test_a_file_that_is_not_an_image_is_said_to_be_skipped_not_swapped_for_the_image_above(
+    talk: Talk, emulator: DiscordEmulator
+) -> None:
+    bob, carol, general = emulator.user("bob"), emulator.user("carol"), emulator.channel("general")
+    await emulator.post_message(bob, general, "my wallpaper", attachments=[RED])
+
+    reply, request = await talk.ask(
+        carol, general, "what does this say?", attachments=[("notes.txt", b"hello")], answer="I see no image."
+    )
+    assert [(m.text, m.images) for m in history_of(request)] == [("carol: what does this say?", ())]
+    content = await emulator.wait_for_content(reply, lambda text: "Skipped notes.txt: it is not an image." in text)
+    assert "posted above" not in content
