@@ -168,9 +168,17 @@ class ChatService:
         self, channel_id: int, question: Turn, images: Sequence[PreparedImage], answer_text: str
     ) -> None:
         """Store a finished exchange: the question (with its images) and the bot's answer, in one write
-        (a crash cannot leave the question unanswered, and nothing can come between the two)."""
+        (a crash cannot leave the question unanswered, and nothing can come between the two).
+
+        An exchange whose question came before a ``/forget`` in the channel is not stored: it was
+        answered from the memory that the ``/forget`` cleared."""
         answer = Turn(role="assistant", author_name="Glimpse", author_id=0, text=answer_text, created_at=time.time())
         try:
+            marker = await self.store.cache_get(FORGOTTEN, str(channel_id))
+            if marker and int(marker["snowflake"]) > (question.message_id or 0):
+                log.info("Channel %s was forgotten while message %s was answered; not stored", channel_id,
+                         question.message_id)
+                return
             if not await self.store.append_exchange(channel_id, question, answer, images):
                 log.info("Message %s was redelivered; its exchange is already remembered", question.message_id)
         except Exception:

@@ -368,6 +368,25 @@ async def test_forget_in_a_dm_is_allowed_for_anyone(talk: Talk, emulator: Discor
     assert "PELICAN" not in request_text(after)
 
 
+async def test_an_answer_still_streaming_during_forget_is_not_remembered(
+    talk: Talk, emulator: DiscordEmulator, vlm: VLMServer
+) -> None:
+    alice, general = emulator.user("alice"), emulator.channel("general")
+    answer = "The codeword is PELICAN, noted."
+    vlm.script(Script(text=answer, chunk_size=8, gated=True))
+    asked = await emulator.post_message(alice, general, talk.mention("remember the codeword PELICAN"))
+    reply = await emulator.wait_for_message(general, after=asked)
+    await vlm.wait_for_requests(1)
+
+    assert "forgot" in await talk.command(alice, general, "forget")  # while the answer streams
+    await vlm.release(len(answer))
+    await emulator.wait_for_content(reply, lambda text: answer in text)
+
+    _, after = await talk.ask(alice, general, "what was the codeword?", answer="I don't know.")
+    assert "PELICAN" not in request_text(after), "an exchange answered before /forget must stay forgotten"
+    assert_clean(emulator)
+
+
 # ---- failures and redelivery -----------------------------------------------------------------------
 
 FAILING_500 = Script.error(500, retry_after=0)
