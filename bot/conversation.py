@@ -39,7 +39,7 @@ import base64
 import logging
 import math
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -437,20 +437,6 @@ def _message_cost(message: PlannedMessage) -> int:
         + sum(image.tokens for image in message.images)
         + MESSAGE_OVERHEAD_TOKENS
     )
-
-
-def recent_images(turns: Iterable[Turn], *, since: float, limit: int) -> tuple[ImageRef, ...]:
-    """The newest images posted at or after ``since`` (newest first), for "the image above"."""
-    found: list[ImageRef] = []
-    for turn in sorted(turns, key=lambda t: t.created_at, reverse=True):
-        if turn.created_at < since:
-            break
-        for image in reversed(turn.images):
-            if len(found) >= limit:
-                return tuple(found)
-            if all(image.sha256 != other.sha256 for other in found):
-                found.append(image)
-    return tuple(found)
 
 
 @dataclass(frozen=True, slots=True)

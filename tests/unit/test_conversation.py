@@ -19,7 +19,6 @@ from bot.conversation import (
     estimate_text_tokens,
     may_reveal_spoiler,
     plan_request,
-    recent_images,
     summarize,
     turns_in_reach,
 )
@@ -341,18 +340,6 @@ def test_image_refs_carry_the_spoiler_flag() -> None:
     prepared = FakePrepared(b"hidden")
     assert ImageRef.of(prepared, spoiler=True).spoiler
     assert not ImageRef.of(prepared).spoiler
-
-
-def test_recent_images_newest_first_within_window() -> None:
-    history = [
-        user("", ref(1), at=NOW - 4000),
-        user("", ref(2), ref(3), at=NOW - 100),
-        bot("nice", at=NOW - 90),
-        user("", ref(4), ref(2), at=NOW - 50),
-    ]
-    assert recent_images(history, since=NOW - 1800, limit=3) == (ref(2), ref(4), ref(3))
-    assert recent_images(history, since=NOW - 60, limit=5) == (ref(2), ref(4))
-    assert recent_images(history, since=NOW, limit=5) == ()
 
 
 def test_summary() -> None:
