@@ -38,7 +38,8 @@ from bot.ocr import (
     stream_transcription,
 )
 from bot.pacing import ChannelPacer
-from bot.replies import LiveReply, ReplyDeleted, ReplySink
+from bot.replies import LiveReply, ReplyDeleted
+from bot.sinks import ReplySink
 from bot.textsplit import DISCORD_LIMIT, Wrap
 from bot.vision import VisionClient, VisionError, VisionStream
 

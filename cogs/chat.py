@@ -15,7 +15,8 @@ from discord.utils import escape_markdown
 from bot.addressing import addresses_bot
 from bot.attachments import AttachmentLike, gather_images, image_attachments, is_image
 from bot.chat import MEMORY_UNAVAILABLE, user_turn
-from bot.replies import InteractionSink, LiveReply, MessageSink, ReplySink
+from bot.replies import LiveReply
+from bot.sinks import InteractionSink, MessageSink, ReplySink
 from bot.textsplit import Wrap
 
 if TYPE_CHECKING:

@@ -16,7 +16,8 @@ from bot.attachments import AttachmentLike, gather_images, image_attachments
 from bot.chat import user_turn
 from bot.images import Detail
 from bot.prompts import ALT_TEXT_SYSTEM, describe_request
-from bot.replies import InteractionSink, LiveReply, MessageSink, ReplyDeleted, ReplySink, can_post_in
+from bot.replies import LiveReply, ReplyDeleted
+from bot.sinks import InteractionSink, MessageSink, ReplySink, can_post_in
 from bot.textsplit import Wrap
 
 if TYPE_CHECKING:

@@ -12,7 +12,7 @@ from discord.ext import commands
 
 from bot.attachments import image_attachments
 from bot.ocr_local import LocalOcrEngine
-from bot.replies import InteractionSink
+from bot.sinks import InteractionSink
 from bot.transcribe import OcrOptions, OcrServices, OfflineReader, transcribe_attachments
 
 if TYPE_CHECKING:

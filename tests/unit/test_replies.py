@@ -18,14 +18,8 @@ import discord
 import pytest
 
 from bot.pacing import ChannelPacer
-from bot.replies import (
-    EMPTY_ANSWER,
-    NO_MENTIONS,
-    InteractionSink,
-    LiveReply,
-    MessageSink,
-    ReplyDeleted,
-)
+from bot.replies import EMPTY_ANSWER, LiveReply, ReplyDeleted
+from bot.sinks import NO_MENTIONS, InteractionSink, MessageSink
 from bot.textsplit import FENCE, Wrap, render_live, split_message
 from tests.virtual_time import max_in_window, run_virtual
 

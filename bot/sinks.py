@@ -1,0 +1,124 @@
+"""Where a live reply's messages go: a reply in a channel, or an interaction's response and followups.
+
+Every send and edit here goes out with mentions disabled: the text is the model's, and untrusted.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import discord
+
+NO_MENTIONS = discord.AllowedMentions.none()
+
+
+def can_post_in(channel: object) -> bool:
+    """Whether the bot may post in ``channel``, judged from its cached permissions (DMs: always).
+
+    Checked before work that would end in a message nobody can see: a 403 costs nothing to avoid,
+    and Discord bans clients that pile up invalid (401/403/429) requests.
+    """
+    guild = getattr(channel, "guild", None)
+    if guild is None or not isinstance(channel, discord.abc.GuildChannel | discord.Thread):
+        return True
+    permissions = channel.permissions_for(guild.me)
+    in_thread = isinstance(channel, discord.Thread)
+    return permissions.view_channel and (
+        permissions.send_messages_in_threads if in_thread else permissions.send_messages
+    )
+
+
+class ReplySink(Protocol):
+    """Where a live reply's messages go; message ``index`` 0 is the first (the placeholder)."""
+
+    @property
+    def channel_id(self) -> int: ...
+
+    async def send(self, content: str, *, file: discord.File | None = None) -> None:
+        """Post the next message of the reply."""
+        ...
+
+    async def edit(self, index: int, content: str, *, file: discord.File | None = None) -> None:
+        """Replace the content of message ``index`` (and add ``file`` to it)."""
+        ...
+
+
+def _file_kwargs(file: discord.File | None, *, editing: bool) -> dict[str, Any]:
+    """discord.py takes ``file=`` on sends and ``attachments=`` on edits, and rejects ``None``."""
+    if file is None:
+        return {}
+    return {"attachments": [file]} if editing else {"file": file}
+
+
+class MessageSink:
+    """Replies to a :class:`discord.Message`; each continuation replies to the previous chunk."""
+
+    def __init__(self, message: discord.Message) -> None:
+        self._origin = message
+        self._messages: list[discord.Message] = []
+        self.channel_id = message.channel.id
+
+    async def send(self, content: str, *, file: discord.File | None = None) -> None:
+        previous = self._messages[-1] if self._messages else self._origin
+        sent = await self._origin.channel.send(
+            content,
+            # Still post if the message we answer was deleted meanwhile.
+            reference=previous.to_reference(fail_if_not_exists=False),
+            mention_author=False,
+            allowed_mentions=NO_MENTIONS,
+            **_file_kwargs(file, editing=False),
+        )
+        self._messages.append(sent)
+
+    async def edit(self, index: int, content: str, *, file: discord.File | None = None) -> None:
+        message = self._messages[index]
+        self._messages[index] = await message.edit(
+            content=content, allowed_mentions=NO_MENTIONS, **_file_kwargs(file, editing=True)
+        )
+
+
+class InteractionSink:
+    """Answers an interaction: message 0 is the original response, the rest are followups.
+
+    Expects the interaction to be deferred already (``interaction.response.defer(thinking=True)``);
+    if it is not, the first message is sent as the interaction's response.
+    """
+
+    def __init__(self, interaction: discord.Interaction, *, ephemeral: bool = False) -> None:
+        self._interaction = interaction
+        self._ephemeral = ephemeral
+        self._followups: list[discord.WebhookMessage] = []
+        self._sent = 0
+        # Interaction routes are webhook routes; pacing them with the channel is simply conservative.
+        self.channel_id = interaction.channel_id or 0
+
+    async def send(self, content: str, *, file: discord.File | None = None) -> None:
+        interaction = self._interaction
+        if self._sent == 0 and not interaction.response.is_done():
+            await interaction.response.send_message(
+                content,
+                ephemeral=self._ephemeral,
+                allowed_mentions=NO_MENTIONS,
+                **_file_kwargs(file, editing=False),
+            )
+        elif self._sent == 0:
+            await interaction.edit_original_response(
+                content=content, allowed_mentions=NO_MENTIONS, **_file_kwargs(file, editing=True)
+            )
+        else:
+            followup = await interaction.followup.send(
+                content,
+                wait=True,
+                ephemeral=self._ephemeral,
+                allowed_mentions=NO_MENTIONS,
+                **_file_kwargs(file, editing=False),
+            )
+            self._followups.append(followup)
+        self._sent += 1
+
+    async def edit(self, index: int, content: str, *, file: discord.File | None = None) -> None:
+        kwargs = {"content": content, "allowed_mentions": NO_MENTIONS, **_file_kwargs(file, editing=True)}
+        if index == 0:
+            await self._interaction.edit_original_response(**kwargs)
+        else:
+            self._followups[index - 1] = await self._followups[index - 1].edit(**kwargs)
