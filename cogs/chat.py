@@ -16,7 +16,7 @@ from bot.addressing import addresses_bot
 from bot.attachments import AttachmentLike, gather_images, image_attachments, is_image
 from bot.chat import MEMORY_UNAVAILABLE, user_turn
 from bot.replies import LiveReply
-from bot.sinks import InteractionSink, MessageSink, ReplySink
+from bot.sinks import InteractionSink, MessageSink, ReplySink, can_post_in
 from bot.textsplit import Wrap
 
 if TYPE_CHECKING:
@@ -43,6 +43,9 @@ class Chat(commands.Cog):
         if message.author.bot or not addresses_bot(message, self.bot.user):
             return
         if self._is_owner_command(message) or not self.bot.chat.seen.claim(message.id):
+            return
+        if not can_post_in(message.channel):
+            log.warning("Mentioned in channel %s where I may not post; not answering", message.channel.id)
             return
         attachments: list[AttachmentLike] = list(message.attachments)
         ref = message.reference.resolved if message.reference else None
@@ -170,7 +173,7 @@ class Chat(commands.Cog):
             async for earlier in channel.history(limit=HISTORY_LOOKBACK, after=after, oldest_first=False):
                 found = image_attachments(earlier.attachments)
                 if found and earlier.author != self.bot.user:
-                    name = earlier.author.display_name
+                    name = escape_markdown(earlier.author.display_name)
                     return list(found), [f"Looking at the image {name} posted above."]
         except discord.HTTPException:
             log.info("Cannot read the history of channel %s", getattr(channel, "id", "?"))
