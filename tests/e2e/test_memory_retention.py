@@ -22,8 +22,8 @@ from tests.e2e.helpers import (  # noqa: F401  (the fixtures: scaled Discord lim
     paced_like_emulator,
     photo_jpeg,
 )
-from tests.e2e.test_audit_memory import remember, talk  # noqa: F401  (fixture)
 from tests.e2e.test_conversation import RED, Talk, request_text
+from tests.e2e.test_memory_over_time import remember, talk  # noqa: F401  (fixture)
 from tests.fakes.discord import DiscordEmulator
 from tests.fakes.vlm import VLMServer
 from tests.store.conftest import redis_url, store_url  # noqa: F401  (fixtures: a fresh SQLite file or Redis db)

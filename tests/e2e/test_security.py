@@ -1,4 +1,4 @@
-"""Security audit, end to end: nothing the bot sends pings anyone, secrets stay out of logs, messages
+"""Security, end to end: nothing the bot sends pings anyone, secrets stay out of logs, messages
 and storage, privileged actions are checked server-side (overwrites and threads included), and
 hostile images in a watched channel end as a plain "needs review", never a crash or an action."""
 

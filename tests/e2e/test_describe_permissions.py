@@ -1,4 +1,4 @@
-"""Audit of image description end to end: hostile and unlucky cases the entry-point tests do not reach."""
+"""Image description end to end: hostile and unlucky cases the entry-point tests do not reach."""
 
 from __future__ import annotations
 

@@ -19,8 +19,8 @@ from tests.e2e.helpers import (  # noqa: F401  (the fixtures: scaled Discord lim
     emulator_config,
     paced_like_emulator,
 )
-from tests.e2e.test_audit_memory import talk  # noqa: F401  (fixture)
 from tests.e2e.test_conversation import RED, Talk, assert_clean, history_of
+from tests.e2e.test_memory_over_time import talk  # noqa: F401  (fixture)
 from tests.fakes.discord import DiscordEmulator
 from tests.fakes.vlm import VLMServer
 from tests.store.conftest import redis_server

@@ -1,4 +1,4 @@
-"""Audit: threads of a describe channel are described too, and a thread the bot may not post in costs nothing."""
+"""Threads of a describe channel are described too, and a thread the bot may not post in costs nothing."""
 
 from __future__ import annotations
 

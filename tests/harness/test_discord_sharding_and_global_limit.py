@@ -1,4 +1,4 @@
-"""Audit of the Discord emulator against the harness issue: the parts its own tests left unproven."""
+"""The Discord emulator against the harness issue: an AutoShardedClient logging in, and the global limit."""
 
 from __future__ import annotations
 
