@@ -13,6 +13,7 @@ from discord import app_commands
 from discord.ext import commands
 
 import cogs
+from bot.attachments import DownloadGate
 from bot.chat import ChatService
 from bot.conversation import MemoryLimits
 from bot.images import ImageWorker
@@ -37,6 +38,7 @@ class Glimpse(commands.Bot):
 
     vision: VisionClient
     images: ImageWorker
+    downloads: DownloadGate
     pacer: ChannelPacer
     store: Store
     chat: ChatService
@@ -68,10 +70,13 @@ class Glimpse(commands.Bot):
             max_concurrency=settings.vlm_max_concurrency,
         )
         self.images = ImageWorker()
+        self.downloads = DownloadGate()  # bytes of attachments between download and preparation
         self.pacer = ChannelPacer()
         self.store = await open_store(settings.store_url, StoreOptions.from_settings(settings))
         self.chat = ChatService(self.store, self.vision, MemoryLimits.from_settings(settings))
-        self.moderation = ModerationService(store=self.store, vision=self.vision, images=self.images)
+        self.moderation = ModerationService(
+            store=self.store, vision=self.vision, images=self.images, downloads=self.downloads
+        )
         self._purger = asyncio.create_task(self._purge_forever(), name="glimpse-retention")
         for extension in EXTENSIONS:
             await self.load_extension(extension)

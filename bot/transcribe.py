@@ -16,7 +16,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import AsyncIterator, Sequence
+from collections import deque
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import PurePath
 from typing import Any
@@ -25,7 +26,7 @@ import discord
 
 from bot import image_codec
 from bot.answering import CUT_SHORT, INTERNAL_ERROR, note_lines
-from bot.attachments import AttachmentLike, DownloadFailed, download
+from bot.attachments import AttachmentLike, DownloadFailed, DownloadGate, check_size, download
 from bot.images import ImageRejected, ImageWorker
 from bot.ocr import (
     NO_TEXT_MESSAGE,
@@ -99,22 +100,30 @@ class OfflineReader:
 
 @dataclass(frozen=True)
 class OcrServices:
-    """The bot's services one OCR request uses (``bot.vision``, ``bot.images``, ``bot.pacer``)."""
+    """The bot's services one OCR request uses (``bot.vision``, ``bot.images``, ``bot.pacer``,
+    ``bot.downloads``)."""
 
     vision: VisionClient
     images: ImageWorker
     pacer: ChannelPacer
     offline: OfflineReader
+    downloads: DownloadGate
 
 
 @dataclass(frozen=True)
 class Source:
-    """One downloaded attachment, or why it could not be."""
+    """One downloaded attachment, or why it could not be. ``held``: the bytes it counts against the
+    download gate until :meth:`let_go`."""
 
     name: str
     data: bytes | None = None
     problem: str | None = None
     spoiler: bool = False
+    held: int = 0
+
+    def let_go(self, gate: DownloadGate) -> None:
+        if self.data is not None:
+            gate.release(self.held)
 
 
 class SectionSink:
@@ -161,30 +170,61 @@ async def transcribe_attachments(
     for what users can cause; a reply deleted meanwhile simply ends the work.
     """
     notes = [TOO_MANY.format(limit=MAX_IMAGES, count=len(attachments))] if len(attachments) > MAX_IMAGES else []
-    # Attachment URLs are signed and expire: fetch them all now, read them one by one.
-    sources = await asyncio.gather(*(_fetch(a) for a in attachments[:MAX_IMAGES]))
+    gate = services.downloads
+    # Attachment URLs are signed and expire: every fetch starts now (each as soon as the download
+    # budget has room); the images are read one by one, each one's bytes let go once it is read.
+    # Reading never waits for a later fetch, so a request larger than the budget cannot stall itself.
+    fetches = [asyncio.create_task(_fetch(a, gate)) for a in attachments[:MAX_IMAGES]]
+    count = len(fetches)
+    pending = deque(fetches)
     results: list[OcrResult | None] = []
-    for index, source in enumerate(sources):
-        header = _header(index, len(sources), source.name) if len(sources) > 1 else None
-        section = SectionSink(sink, index, header)
-        last = index == len(sources) - 1
-        try:
-            result = await _transcribe_one(section, source, options, services, notes if last else [])
-        except ReplyDeleted:
-            log.info("OCR reply deleted; stopping")
-            results.append(None)
-            break
-        results.append(result)
+    try:
+        for index in range(count):
+            source = await pending[0]
+            pending.popleft()  # only now: a fetch done as this task is cancelled is let go by _abandon
+            header = _header(index, count, source.name) if count > 1 else None
+            section = SectionSink(sink, index, header)
+            last = index == count - 1
+            try:
+                result = await _transcribe_one(section, source, options, services, notes if last else [])
+            except ReplyDeleted:
+                log.info("OCR reply deleted; stopping")
+                results.append(None)
+                break
+            finally:
+                source.let_go(gate)
+            results.append(result)
+    finally:
+        await _abandon(pending, gate)
     return results
 
 
-async def _fetch(attachment: AttachmentLike) -> Source:
-    """The attachment's bytes, or the plain reason why not (too large to fetch, gone)."""
+async def _fetch(attachment: AttachmentLike, gate: DownloadGate) -> Source:
+    """The attachment's bytes, counted against ``gate`` until :meth:`Source.let_go`, or the plain
+    reason why not (too large to fetch, gone)."""
     name, spoiler = attachment.filename, attachment.is_spoiler()
     try:
-        return Source(name, data=await download(attachment), spoiler=spoiler)
+        check_size(attachment)
+        await gate.acquire(attachment.size)
+        try:
+            data = await download(attachment)
+        except BaseException:
+            gate.release(attachment.size)
+            raise
     except DownloadFailed as failed:
         return Source(name, problem=failed.reason, spoiler=spoiler)
+    return Source(name, data=data, spoiler=spoiler, held=attachment.size)
+
+
+async def _abandon(fetches: Iterable[asyncio.Task[Source]], gate: DownloadGate) -> None:
+    """Stop fetches that will not be read (the reply was deleted, or the request failed) and let go
+    of what they already hold."""
+    fetches = list(fetches)
+    for fetch in fetches:
+        fetch.cancel()
+    for outcome in await asyncio.gather(*fetches, return_exceptions=True):
+        if isinstance(outcome, Source):
+            outcome.let_go(gate)
 
 
 def _header(index: int, count: int, name: str) -> str:

@@ -149,7 +149,7 @@ class Chat(commands.Cog):
         spoiler = spoiler or self.bot.chat.spoiler_in_memory(memory.turns)
         reply = LiveReply(sink, self.bot.pacer, wrap=Wrap.SPOILER if spoiler else None)
         await reply.start()
-        gathered = await gather_images(attachments, self.bot.images, limit=limit)
+        gathered = await gather_images(attachments, self.bot.images, self.bot.downloads, limit=limit)
         question = user_turn(
             author_name=getattr(author, "display_name", str(author)),
             author_id=author.id,

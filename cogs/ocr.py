@@ -44,7 +44,9 @@ class Ocr(commands.Cog):
 
     def services(self) -> OcrServices:
         bot = self.bot
-        return OcrServices(vision=bot.vision, images=bot.images, pacer=bot.pacer, offline=self.offline)
+        return OcrServices(
+            vision=bot.vision, images=bot.images, pacer=bot.pacer, offline=self.offline, downloads=bot.downloads
+        )
 
     @app_commands.command(name="ocr", description="Copy the text out of an image, exactly as written.")
     @app_commands.describe(

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from bot.attachments import AttachmentLike, DownloadFailed, download, image_attachments
+from bot.attachments import AttachmentLike, DownloadFailed, DownloadGate, downloaded, image_attachments
 from bot.images import MAX_INPUT_BYTES, ImageRejected, ImageWorker, PreparedImage
 from bot.moderation.cache import CLEAN_CONFIRM_DISTANCE, VerdictCache
 from bot.moderation.config import ModerationSettings, ModerationSettingsError
@@ -86,6 +86,7 @@ class ModerationService:
         store: Store,
         vision: VisionClient,
         images: ImageWorker,
+        downloads: DownloadGate | None = None,
         model_lane: int = MODEL_LANE,
         image_lane: int = IMAGE_LANE,
         response_format: dict[str, Any] | None = RESPONSE_FORMAT_JSON_OBJECT,
@@ -94,6 +95,8 @@ class ModerationService:
         self.store = store
         self.vision = vision
         self.images = images
+        # The bot passes its one gate (downloads of every feature share one byte budget).
+        self.downloads = downloads if downloads is not None else DownloadGate()
         self.cache = VerdictCache(store, clock=clock)
         # Per-process memory of the Discord side (reported permissions, refused deletes, clicks).
         self.notices = MissingPermissionNotices()
@@ -139,11 +142,10 @@ class ModerationService:
             return CheckResult(Verdict.needs_review(f"the file is larger than {MAX_INPUT_BYTES // 2**20} MB"))
         async with self._image_lane:
             try:
-                data = await download(attachment)
+                async with downloaded(attachment, self.downloads) as data:
+                    image, fp = await self._prepare(data, settings)
             except DownloadFailed:
                 return CheckResult(Verdict.needs_review("the image could not be downloaded"))
-            try:
-                image, fp = await self._prepare(data, settings)
             except ImageRejected as rejected:
                 return CheckResult(Verdict.needs_review(f"the image could not be read: {rejected.reason}"))
         return await self._judge(guild_id, settings, image, fp)
