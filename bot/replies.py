@@ -20,6 +20,11 @@ Typical use in a cog::
     else:
         await reply.finish()
 
+A reply is stopped the moment any of its messages is deleted: it registers each message it posts in a
+:class:`~bot.live_registry.LiveRegistry`, whose deletion listener calls :meth:`LiveReply.mark_deleted`
+(so a model still silent before its first word is not waited for); a 404 on an edit does the same.
+The messages are unregistered once ``finish`` or ``fail`` is done, or ``stream`` raised.
+
 Errors raised by the delta iterator reach the caller unchanged (after the editor has stopped), so
 the caller decides what to say with :meth:`LiveReply.fail`. ``finish`` and ``fail`` never raise
 Discord errors: they log them and add an error line where Discord still lets them. Neither they nor
@@ -40,6 +45,7 @@ from typing import Literal
 import aiohttp
 import discord
 
+from bot.live_registry import LIVE_REPLIES, LiveRegistry
 from bot.pacing import ChannelPacer
 from bot.sinks import ReplySink
 from bot.textsplit import DISCORD_LIMIT, Wrap, render_live, render_preview
@@ -77,7 +83,8 @@ class LiveReply:
     (``"attach"``). ``min_interval``: the least time between two requests of this reply (default:
     the pacer's window over ``rate - 1``, so one reply alone edits evenly instead of in bursts and
     keeps one slot free for the final edit); the first edit with text ignores it, so the first words
-    appear as soon as they arrive.
+    appear as soon as they arrive. ``registry``: where the reply's messages are registered so that
+    their deletion stops it at once.
     """
 
     def __init__(
@@ -92,6 +99,7 @@ class LiveReply:
         limit: int = DISCORD_LIMIT,
         preview_chars: int = PREVIEW_CHARS,
         min_interval: float | None = None,
+        registry: LiveRegistry = LIVE_REPLIES,
     ) -> None:
         self._sink = sink
         self._pacer = pacer
@@ -107,6 +115,8 @@ class LiveReply:
         self._min_interval = steady if min_interval is None else min_interval
         self._parts: list[str] = []
         self._shown: list[str] = []  # what each message shows now, as last sent successfully
+        self._registry = registry
+        self._message_ids: list[int] = []  # those registered in the registry
         self._attached = False
         self._started = False
         self._changed = asyncio.Event()
@@ -126,6 +136,11 @@ class LiveReply:
     @property
     def deleted(self) -> bool:
         return self._deleted.is_set()
+
+    def mark_deleted(self) -> None:
+        """One of the reply's messages is gone: stop the stream (closing the upstream request) and
+        make no further request. Called by the deletion listener; safe to call at any time."""
+        self._deleted.set()
 
     @property
     def messages(self) -> list[str]:
@@ -150,9 +165,18 @@ class LiveReply:
         Raises :class:`ReplyDeleted` (after closing the delta iterator, which cancels the upstream
         request) if the reply disappears; re-raises whatever the iterator raises.
         """
+        try:
+            return await self._stream(deltas)
+        except BaseException:
+            self._unregister()  # the caller may still ``fail``: that registers what it posts anew
+            raise
+
+    async def _stream(self, deltas: AsyncIterable[str]) -> str:
         iterator = aiter(deltas)
         try:
             await self.start()
+            if self.deleted:  # while the caller was still preparing the request: send none
+                raise ReplyDeleted("the reply was deleted before the stream began")
         except BaseException:
             await _aclose(iterator, deltas)
             raise
@@ -179,17 +203,21 @@ class LiveReply:
         """Final edit(s): the messages show exactly ``split_message`` of the text (in the wrap), the
         optional ``note`` on a line of its own at the end; or the preview and the attachment.
         A blank text is shown as ``empty_text`` (plain, outside the wrap), the note under it."""
-        await self._halt_editor()
-        if self.deleted:
-            return
-        await self._settle(self._final_target(note, empty_text))
+        try:
+            await self._halt_editor()
+            if not self.deleted:
+                await self._settle(self._final_target(note, empty_text))
+        finally:
+            self._unregister()
 
     async def fail(self, reason: str) -> None:
         """Keep the partial text and add ``⚠️ reason`` on a line of its own."""
-        await self._halt_editor()
-        if self.deleted:
-            return
-        await self._settle(self._error_target(reason))
+        try:
+            await self._halt_editor()
+            if not self.deleted:
+                await self._settle(self._error_target(reason))
+        finally:
+            self._unregister()
 
     # -- targets ---------------------------------------------------------------------------
 
@@ -275,8 +303,11 @@ class LiveReply:
                 await self._sink.edit(index, content, file=file)
                 self._shown[index] = content
             else:
-                await self._sink.send(content, file=file)
+                message_id = await self._sink.send(content, file=file)
                 self._shown.append(content)
+                if message_id is not None:
+                    self._message_ids.append(message_id)
+                    self._registry.register(message_id, self)
         except discord.NotFound as exc:
             raise ReplyDeleted(str(exc)) from exc
         if file is not None:
@@ -303,6 +334,11 @@ class LiveReply:
             line = f"{WARNING} Discord refused to show the rest of this answer."
             with contextlib.suppress(ReplyDeleted, discord.HTTPException, *CONNECTION_LOST):
                 await self._sync_all(_Target(self._with_line(self._shown, line)))
+
+    def _unregister(self) -> None:
+        for message_id in self._message_ids:
+            self._registry.unregister(message_id)
+        self._message_ids.clear()
 
     # -- the editor ------------------------------------------------------------------------
 

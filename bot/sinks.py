@@ -34,8 +34,8 @@ class ReplySink(Protocol):
     @property
     def channel_id(self) -> int: ...
 
-    async def send(self, content: str, *, file: discord.File | None = None) -> None:
-        """Post the next message of the reply."""
+    async def send(self, content: str, *, file: discord.File | None = None) -> int | None:
+        """Post the next message of the reply; return its id (None if Discord did not say)."""
         ...
 
     async def edit(self, index: int, content: str, *, file: discord.File | None = None) -> None:
@@ -58,7 +58,7 @@ class MessageSink:
         self._messages: list[discord.Message] = []
         self.channel_id = message.channel.id
 
-    async def send(self, content: str, *, file: discord.File | None = None) -> None:
+    async def send(self, content: str, *, file: discord.File | None = None) -> int | None:
         previous = self._messages[-1] if self._messages else self._origin
         sent = await self._origin.channel.send(
             content,
@@ -69,6 +69,7 @@ class MessageSink:
             **_file_kwargs(file, editing=False),
         )
         self._messages.append(sent)
+        return sent.id
 
     async def edit(self, index: int, content: str, *, file: discord.File | None = None) -> None:
         message = self._messages[index]
@@ -92,19 +93,22 @@ class InteractionSink:
         # Interaction routes are webhook routes; pacing them with the channel is simply conservative.
         self.channel_id = interaction.channel_id or 0
 
-    async def send(self, content: str, *, file: discord.File | None = None) -> None:
+    async def send(self, content: str, *, file: discord.File | None = None) -> int | None:
         interaction = self._interaction
+        message_id: int | None
         if self._sent == 0 and not interaction.response.is_done():
-            await interaction.response.send_message(
+            response = await interaction.response.send_message(
                 content,
                 ephemeral=self._ephemeral,
                 allowed_mentions=NO_MENTIONS,
                 **_file_kwargs(file, editing=False),
             )
-        elif self._sent == 0:
-            await interaction.edit_original_response(
+            message_id = response.message_id
+        elif self._sent == 0:  # deferred: the "thinking" message becomes the first one
+            original = await interaction.edit_original_response(
                 content=content, allowed_mentions=NO_MENTIONS, **_file_kwargs(file, editing=True)
             )
+            message_id = original.id
         else:
             followup = await interaction.followup.send(
                 content,
@@ -114,7 +118,9 @@ class InteractionSink:
                 **_file_kwargs(file, editing=False),
             )
             self._followups.append(followup)
+            message_id = followup.id
         self._sent += 1
+        return message_id
 
     async def edit(self, index: int, content: str, *, file: discord.File | None = None) -> None:
         kwargs = {"content": content, "allowed_mentions": NO_MENTIONS, **_file_kwargs(file, editing=True)}

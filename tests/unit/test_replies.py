@@ -7,6 +7,7 @@ logic is pinned down deterministically: what is sent, in which order, when, and 
 from __future__ import annotations
 
 import asyncio
+import gc
 import itertools
 import random
 from collections.abc import AsyncIterator, Sequence
@@ -17,10 +18,12 @@ from unittest.mock import AsyncMock, MagicMock
 import discord
 import pytest
 
+from bot.live_registry import LiveRegistry
 from bot.pacing import ChannelPacer
 from bot.replies import EMPTY_ANSWER, LiveReply, ReplyDeleted
 from bot.sinks import NO_MENTIONS, InteractionSink, MessageSink
 from bot.textsplit import FENCE, Wrap, render_live, split_message
+from cogs.lifecycle import ReplyLifecycle
 from tests.virtual_time import max_in_window, run_virtual
 
 
@@ -38,7 +41,9 @@ class Op:
 
 @dataclass
 class RecordingSink:
-    """A ReplySink that keeps every request; each request takes ``latency`` simulated seconds."""
+    """A ReplySink that keeps every request; each request takes ``latency`` simulated seconds.
+
+    Message ``index`` gets the id ``first_id + index``."""
 
     channel_id: int = 1
     latency: float = 0.1
@@ -46,6 +51,7 @@ class RecordingSink:
     files: dict[int, tuple[str, bytes]] = field(default_factory=dict)
     ops: list[Op] = field(default_factory=list)
     errors: dict[int, discord.HTTPException] = field(default_factory=dict)  # op number -> error
+    first_id: int = 1000
 
     async def _record(self, kind: str, index: int, content: str, file: discord.File | None) -> None:
         assert len(content) <= 2000, "Discord would refuse this"
@@ -57,9 +63,10 @@ class RecordingSink:
         if file is not None:
             self.files[index] = (file.filename, file.fp.read())
 
-    async def send(self, content: str, *, file: discord.File | None = None) -> None:
+    async def send(self, content: str, *, file: discord.File | None = None) -> int:
         await self._record("send", len(self.messages), content, file)
         self.messages.append(content)
+        return self.first_id + len(self.messages) - 1
 
     async def edit(self, index: int, content: str, *, file: discord.File | None = None) -> None:
         await self._record("edit", index, content, file)
@@ -247,6 +254,120 @@ def test_deletion_while_the_upstream_hangs_is_noticed_at_the_next_edit() -> None
     assert deltas.closed and stopped_at < 1
 
 
+@dataclass
+class Watched:
+    """A stand-in for a live reply in the registry."""
+
+    marked: int = 0
+
+    def mark_deleted(self) -> None:
+        self.marked += 1
+
+
+def test_registry_tells_only_the_reply_whose_message_was_deleted_and_forgets_it() -> None:
+    registry = LiveRegistry()
+    first, second = Watched(), Watched()
+    registry.register(1, first)
+    registry.register(2, first)
+    registry.register(3, second)
+
+    assert registry.deleted(99) is False  # e.g. the question the reply answers
+    assert registry.deleted(2) is True
+    assert (first.marked, second.marked) == (1, 0)
+    assert registry.deleted(2) is False  # told once
+    registry.unregister(3)
+    registry.unregister(3)  # unregistering twice is harmless
+    assert registry.deleted(3) is False and second.marked == 0
+    assert 1 in registry and len(registry) == 1
+
+    registry.register(4, Watched())  # a reply nobody holds any more (its caller dropped it)
+    gc.collect()
+    assert 4 not in registry
+
+
+def test_deletion_event_stops_a_reply_whose_model_has_not_said_a_word() -> None:
+    async def main() -> tuple[RecordingSink, Deltas, float, LiveRegistry]:
+        registry = LiveRegistry()
+        sink = RecordingSink()
+        reply = LiveReply(sink, _pacer(), registry=registry)
+        deltas = Deltas(["never"], stall_after=0)  # the upstream hangs for an hour before its first word
+        streaming = asyncio.create_task(reply.stream(deltas()))
+        await asyncio.sleep(10)
+        assert registry.deleted(sink.first_id)
+        with pytest.raises(ReplyDeleted):
+            await streaming
+        stopped_at = asyncio.get_running_loop().time()
+        await reply.finish()  # a no-op once deleted
+        return sink, deltas, stopped_at, registry
+
+    sink, deltas, stopped_at, registry = run_virtual(main)
+    assert deltas.closed and stopped_at == 10.0  # at once, not at the next edit
+    assert [(op.kind, op.content) for op in sink.ops] == [("send", "…")]  # nothing after the placeholder
+    assert len(registry) == 0
+
+
+def test_deletion_before_the_stream_begins_sends_no_model_request() -> None:
+    requested: list[str] = []
+
+    async def upstream() -> AsyncIterator[str]:
+        requested.append("request")  # a model stream sends its request on the first iteration
+        yield "never"
+
+    async def main() -> RecordingSink:
+        registry = LiveRegistry()
+        sink = RecordingSink()
+        reply = LiveReply(sink, _pacer(), registry=registry)
+        await reply.start()
+        registry.deleted(sink.first_id)  # while the caller was still downloading the images
+        with pytest.raises(ReplyDeleted):
+            await reply.stream(upstream())
+        await reply.fail("not shown")
+        return sink
+
+    sink = run_virtual(main)
+    assert requested == [] and len(sink.ops) == 1
+
+
+def test_every_message_of_a_reply_is_live_until_it_is_done() -> None:
+    text = _answer(5000, seed=3)
+
+    async def main() -> tuple[list[int], list[int], int]:
+        registry = LiveRegistry()
+        sink = RecordingSink()
+        reply = LiveReply(sink, _pacer(), registry=registry)
+        await reply.stream(Deltas(_tokens(text, 40), interval=0.05)())
+        posted = list(range(sink.first_id, sink.first_id + len(sink.messages)))
+        live = [message_id for message_id in posted if message_id in registry]
+        await reply.finish()
+        failing = LiveReply(RecordingSink(first_id=2000), _pacer(), registry=registry)
+        with pytest.raises(RuntimeError):
+            await failing.stream(Deltas(["Partial"], error=RuntimeError("cut"))())
+        left_after_error = len(registry)
+        await failing.fail("The model stopped.")
+        return live, posted, left_after_error + len(registry)
+
+    live, posted, left = run_virtual(main)
+    assert len(posted) >= 2 and live == posted  # deleting a continuation stops the reply too
+    assert left == 0  # nothing stays registered after finish, a failed stream, or fail
+
+
+def test_the_deletion_listener_reports_single_and_bulk_deletions() -> None:
+    registry = LiveRegistry()
+    replies = {message_id: Watched() for message_id in (1, 2, 3)}
+    for message_id, reply in replies.items():
+        registry.register(message_id, reply)
+    cog = ReplyLifecycle(MagicMock(), registry=registry)
+
+    async def main() -> None:
+        await cog.on_raw_message_delete(discord.RawMessageDeleteEvent({"id": "1", "channel_id": "9"}))
+        bulk = discord.RawBulkMessageDeleteEvent({"ids": ["2", "77"], "channel_id": "9"})
+        await cog.on_raw_bulk_message_delete(bulk)
+
+    asyncio.run(main())
+    assert {message_id: reply.marked for message_id, reply in replies.items()} == {1: 1, 2: 1, 3: 0}
+    assert 3 in registry and len(registry) == 1
+
+
 def test_attach_overflow_shows_a_preview_and_attaches_the_exact_text() -> None:
     text = "Receipt line with ``` fences and ||pipes|| ✓\n" * 140  # ~6,300 characters
     assert len(text) > 6000
@@ -399,8 +520,8 @@ def test_message_sink_replies_without_mentions_and_attaches_files_on_edit() -> N
         first.edit = AsyncMock(return_value=first)
         sink = MessageSink(origin)
         assert sink.channel_id == 42
-        await sink.send("one")
-        await sink.send("two")
+        assert await sink.send("one") == first.id
+        assert await sink.send("two") == second.id
         file = discord.File(__file__)
         await sink.edit(0, "one!", file=file)
         return origin, first
@@ -422,14 +543,15 @@ def test_interaction_sink_edits_the_original_response_and_uses_followups() -> No
         interaction = MagicMock(spec=discord.Interaction)
         interaction.channel_id = 7
         interaction.response.is_done.return_value = True
-        interaction.edit_original_response = AsyncMock()
+        interaction.edit_original_response = AsyncMock(return_value=SimpleNamespace(id=11))
         followup = MagicMock(spec=discord.WebhookMessage)
+        followup.id = 12
         followup.edit = AsyncMock(return_value=followup)
         interaction.followup.send = AsyncMock(return_value=followup)
         sink = InteractionSink(interaction, ephemeral=True)
-        await sink.send("…")
+        assert await sink.send("…") == 11  # the deferred "thinking" message, now the placeholder
         await sink.edit(0, "first")
-        await sink.send("second")
+        assert await sink.send("second") == 12
         await sink.edit(1, "second!")
         return interaction
 
