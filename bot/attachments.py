@@ -100,6 +100,7 @@ class DownloadGate:
         self._wake()
         if entry[1].done():
             return  # admitted at once
+        log.debug("A download of %d bytes waits for room (%d of %d bytes in use)", size, self.in_use, self.max_bytes)
         try:
             await entry[1]
         except asyncio.CancelledError:
