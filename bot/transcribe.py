@@ -144,8 +144,8 @@ class SectionSink:
         """Characters left for the reply's own content."""
         return DISCORD_LIMIT - len(self._prefix)
 
-    async def send(self, content: str, *, file: discord.File | None = None) -> None:
-        await self._sink.send(self._prefix + content, file=file)
+    async def send(self, content: str, *, file: discord.File | None = None) -> int | None:
+        return await self._sink.send(self._prefix + content, file=file)
 
     async def edit(self, index: int, content: str, *, file: discord.File | None = None) -> None:
         await self._sink.edit(self._index + index, self._prefix + content, file=file)

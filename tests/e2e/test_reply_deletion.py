@@ -105,3 +105,20 @@ async def test_deleting_the_question_while_the_model_is_silent_still_posts_the_a
 
     await emulator.wait_for_content(reply, lambda text: text == "A teal rectangle, shown anyway.")
     assert request.outcome == "completed"
+
+
+async def test_deleting_an_ocr_reply_before_the_first_token_closes_the_model_request_at_once(
+    glimpse: Glimpse, emulator: DiscordEmulator, vlm: VLMServer
+) -> None:
+    vlm.script(Script(text="Text nobody will see.", stall_before_headers=True))
+    interaction = await emulator.run_slash_command(
+        emulator.user("bob"), emulator.channel("general"), "ocr", {"image": ("page.png", png())}
+    )
+    [request] = await vlm.wait_for_requests(1)
+    await vlm.wait_for(lambda: request.outcome == "stalled")
+    original = await emulator.wait_for(lambda: interaction.original)
+
+    await emulator.delete_message(original)
+    await vlm.wait_for(lambda: request.outcome != "stalled")
+
+    assert request.outcome == "client_disconnected" and request.chunks_sent == 0
