@@ -44,3 +44,11 @@ def write_section(key: str, title: str, intro: str, lines: Sequence[str]) -> Non
         text = text.rstrip("\n") + f"\n\n## {title}\n\n{intro}\n\n{block}\n"
     README.write_text(text, encoding="utf-8")
     log.info("results written to %s", README)
+
+
+def report(lines: Sequence[str], *, write: bool, key: str, title: str, intro: str = "") -> None:
+    """Log a bench's result lines and, with ``--write-readme``, store them in its README section."""
+    for line in lines:
+        log.info("%s", line)
+    if write:
+        write_section(key, title, intro, lines)

@@ -27,7 +27,7 @@ import PIL
 from PIL import Image, features
 
 from bench import _common as common
-from bench._common import write_section
+from bench._common import report
 from bot.images import MAX_DATA_URL_CHARS, prepare_image, prepare_text_images, qwen_image_tokens
 from tests.unit import image_corpus as corpus
 
@@ -123,10 +123,6 @@ def run(repeat: int) -> list[str]:
     return lines
 
 
-def write_readme(lines: Sequence[str]) -> None:
-    write_section("images", "Images", "", lines)
-
-
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=9, help="timed runs per input and path")
@@ -134,10 +130,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
     lines = run(args.repeat)
-    for line in lines:
-        log.info("%s", line)
-    if args.write_readme:
-        write_readme(lines)
+    report(lines, write=args.write_readme, key="images", title="Images")
 
 
 if __name__ == "__main__":

@@ -32,7 +32,7 @@ import discord
 import openai
 from PIL import Image
 
-from bench._common import machine, median, write_section
+from bench._common import machine, median, report
 from bot.client import Glimpse
 from bot.prompts import ALT_TEXT_REQUEST, ALT_TEXT_SYSTEM
 from bot.settings import Settings
@@ -184,10 +184,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     logging.getLogger("discord").setLevel(logging.WARNING)
     lines = asyncio.run(run(args.runs, args.first_token))
-    for line in lines:
-        log.info("%s", line)
-    if args.write_readme:
-        write_section("latency", "Time to first words", _INTRO, lines)
+    report(lines, write=args.write_readme, key="latency", title="Time to first words", intro=_INTRO)
 
 
 _INTRO = (

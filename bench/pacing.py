@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 
 import discord
 
-from bench._common import write_section
+from bench._common import report
 from bot.pacing import ChannelPacer
 from bot.replies import LiveReply
 from tests.virtual_time import max_in_window, run_virtual
@@ -276,10 +276,6 @@ def margin_table() -> list[str]:
     return lines
 
 
-def write_readme(lines: Sequence[str]) -> None:
-    write_section("pacing", "Pacing", _SECTION_INTRO, lines)
-
-
 _SECTION_INTRO = (
     "`bench/pacing.py` streams model output into live replies against a simulated Discord channel "
     "(5 requests per 5 s shared by the channel, 429 answered by sleeping `retry_after` and retrying, "
@@ -299,10 +295,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         logging.basicConfig(level=logging.INFO, format="%(message)s")
     results = [simulate(name, replies, args.seconds) for replies in (1, 3) for name in STRATEGIES]
     lines = table(results, args.seconds) + margin_table()
-    for line in lines:
-        log.info("%s", line)
-    if args.write_readme:
-        write_readme(lines)
+    report(lines, write=args.write_readme, key="pacing", title="Pacing", intro=_SECTION_INTRO)
 
 
 if __name__ == "__main__":
