@@ -39,7 +39,7 @@ import base64
 import logging
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -61,6 +61,11 @@ TRUNCATION_MARK = "…"
 def estimate_text_tokens(text: str) -> int:
     """Rough token count of ``text``: one token per four characters, rounded up."""
     return math.ceil(len(text) / 4)
+
+
+def message_tokens(text: str, images: Iterable[ImageRef]) -> int:
+    """Estimated tokens of one message: its text, its images sent as images, and the message overhead."""
+    return estimate_text_tokens(text) + sum(image.tokens for image in images) + MESSAGE_OVERHEAD_TOKENS
 
 
 class ImageLike(Protocol):
@@ -142,11 +147,7 @@ class Turn:
     @property
     def tokens(self) -> int:
         """Estimated tokens of this turn with all its images sent as images."""
-        return (
-            estimate_text_tokens(self.text)
-            + sum(image.tokens for image in self.images)
-            + MESSAGE_OVERHEAD_TOKENS
-        )
+        return message_tokens(self.text, self.images)
 
 
 @dataclass(frozen=True, slots=True)
@@ -432,11 +433,7 @@ def may_reveal_spoiler(history: Sequence[Turn], *, limits: MemoryLimits, now: fl
 
 
 def _message_cost(message: PlannedMessage) -> int:
-    return (
-        estimate_text_tokens(message.text)
-        + sum(image.tokens for image in message.images)
-        + MESSAGE_OVERHEAD_TOKENS
-    )
+    return message_tokens(message.text, message.images)
 
 
 @dataclass(frozen=True, slots=True)
