@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import TypeVar
 
 DEFAULT_VLM_BASE_URL = "https://api.novita.ai/openai"
 DEFAULT_VLM_MODEL = "qwen/qwen2.5-vl-72b-instruct"
 DEFAULT_STORE_URL = "sqlite:///data/glimpse.db"
+
+T = TypeVar("T", int, float)
 
 
 class Secret:
@@ -137,27 +140,19 @@ class _Reader:
         return value
 
     def integer(self, name: str, default: int, *, low: int, high: int) -> int:
-        value = self._raw(name)
-        if value is None:
-            return default
-        try:
-            number = int(value)
-        except ValueError:
-            self.problems.append(f"{name} must be a whole number")
-            return default
-        if not low <= number <= high:
-            self.problems.append(f"{name} must be between {low} and {high}")
-            return default
-        return number
+        return self._bounded(name, default, int, "a whole number", low, high)
 
     def number(self, name: str, default: float, *, low: float, high: float) -> float:
+        return self._bounded(name, default, float, "a number of seconds", low, high)
+
+    def _bounded(self, name: str, default: T, parse: Callable[[str], T], kind: str, low: T, high: T) -> T:
         value = self._raw(name)
         if value is None:
             return default
         try:
-            number = float(value)
+            number = parse(value)
         except ValueError:
-            self.problems.append(f"{name} must be a number of seconds")
+            self.problems.append(f"{name} must be {kind}")
             return default
         if not low <= number <= high:
             self.problems.append(f"{name} must be between {low:g} and {high:g}")
