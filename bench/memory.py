@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import os
 import platform
 import random
 import resource
@@ -42,6 +41,7 @@ import aiosqlite
 import redis
 import redis.asyncio as aioredis
 
+from bench import _common as common
 from bot.conversation import ImageRef, MemoryLimits, Turn, plan_request
 from bot.images import PreparedImage
 from bot.store import Store, open_store
@@ -270,22 +270,14 @@ async def local_redis() -> AsyncIterator[str | None]:
 
 
 def machine() -> str:
-    cpu = platform.processor() or "unknown CPU"
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    return (
-        f"{cpu}, {os.cpu_count()} cores; {platform.system()} {platform.release()}; "
-        f"Python {platform.python_version()}, SQLite {sqlite3.sqlite_version}, "
-        f"aiosqlite {aiosqlite.__version__}, redis-py {redis.__version__}"
+    return common.machine(
+        f"{platform.system()} {platform.release()}",
+        f"SQLite {sqlite3.sqlite_version}, aiosqlite {aiosqlite.__version__}, redis-py {redis.__version__}",
     )
 
 
 async def run(args: argparse.Namespace) -> None:
-    log.info("%s; %s", time.strftime("%Y-%m-%d"), machine())
+    log.info("%s", machine())
     log.info("%d channels x %d turns; images %d KB", args.channels, args.turns, IMAGE_BYTES // 1000)
     log.info("start RSS %.1f MB; max RSS so far %.1f MB",
              rss_mb()[0], resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)

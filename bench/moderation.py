@@ -22,8 +22,6 @@ import io
 import itertools
 import json
 import logging
-import os
-import platform
 import random
 import statistics
 import sys
@@ -36,6 +34,7 @@ from dataclasses import dataclass
 import PIL
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
+from bench._common import machine
 from bot.moderation.cache import CLEAN_CONFIRM_DISTANCE, MemoryCacheStore, VerdictCache
 from bot.moderation.categories import Category
 from bot.moderation.config import ModerationSettings
@@ -350,19 +349,6 @@ async def service_run(posts: Sequence[Post], *, latency: float) -> list[str]:
     return lines
 
 
-def machine_line() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as info:
-            cpu = next(line.split(":", 1)[1].strip() for line in info if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return (
-        f"{time.strftime('%Y-%m-%d')}, {cpu}, {os.cpu_count()} cores, Python {sys.version.split()[0]}, "
-        f"Pillow {PIL.__version__}"
-    )
-
-
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=6)
@@ -374,7 +360,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
     for noisy in ("httpx", "httpx2", "bot.vision"):  # one line per request otherwise
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    log.info("Machine: %s", machine_line())
+    log.info("Machine: %s", machine(f"Pillow {PIL.__version__}"))
     started = time.perf_counter()
     stream = build_stream(args.seed, args.per_kind, args.singles)
     generated = time.perf_counter()
