@@ -26,6 +26,7 @@ test: $(VENV)/.dev
 
 lint: $(VENV)/.dev
 	$(VENV)/bin/ruff check bot cogs tests bench
+	$(VENV)/bin/lint-imports
 
 bench: $(VENV)/.dev
 	$(PY) -m bench

@@ -33,7 +33,7 @@ import openai
 from PIL import Image
 
 from bench._common import machine, median, report
-from bot.client import Glimpse
+from bot.app import Glimpse
 from bot.prompts import ALT_TEXT_REQUEST, ALT_TEXT_SYSTEM
 from bot.settings import Settings
 from tests.fakes.discord import DiscordEmulator, Message

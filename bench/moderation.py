@@ -35,11 +35,9 @@ import PIL
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 from bench._common import machine
+from bot.moderation import Category, ModerationSettings, Verdict
 from bot.moderation.cache import CLEAN_CONFIRM_DISTANCE, MemoryCacheStore, VerdictCache
-from bot.moderation.categories import Category
-from bot.moderation.config import ModerationSettings
 from bot.moderation.phash import CONFIRM_DISTANCE, LOOKUP_DISTANCE, ImageFingerprint, fingerprint
-from bot.moderation.verdict import Verdict
 
 log = logging.getLogger("bench.moderation")
 
@@ -284,7 +282,7 @@ async def cache_run(stream: Sequence[Post], fingerprints: Sequence[ImageFingerpr
 
 
 def token_lines(stream: Sequence[Post]) -> list[str]:
-    from bot.images import prepare_image, qwen_image_tokens
+    from bot.images.prepare import prepare_image, qwen_image_tokens
 
     originals = [post for post in stream if post.variant in ("original", "single")]
     tokens = Counter()
@@ -310,10 +308,10 @@ CLEAN_ANSWER = json.dumps({"flagged": False, "categories": [], "severity": 0, "r
 async def service_run(posts: Sequence[Post], *, latency: float) -> list[str]:
     """Every post checked by ``ModerationService.check_image`` at the default policy, all submitted at
     once; the fake model answers a clean verdict after ``latency`` seconds."""
-    from bot.images import ImageWorker
+    from bot.images.prepare import ImageWorker
     from bot.moderation.service import MODEL_LANE, ModerationService
     from bot.store import open_store
-    from bot.vision import VisionClient
+    from bot.vlm.client import VisionClient
     from tests.fakes.vlm import Script, VLMServer
 
     settings = ModerationSettings(watch_all_channels=True)
@@ -358,7 +356,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--latency-per-kind", type=int, default=5, help="reposted originals per kind, run (4)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
-    for noisy in ("httpx", "httpx2", "bot.vision"):  # one line per request otherwise
+    for noisy in ("httpx", "httpx2", "bot.vlm.client"):  # one line per request otherwise
         logging.getLogger(noisy).setLevel(logging.WARNING)
     log.info("Machine: %s", machine(f"Pillow {PIL.__version__}"))
     started = time.perf_counter()

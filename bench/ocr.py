@@ -6,8 +6,8 @@ Run: ``.venv/bin/python -m bench.ocr [--repeat 3] [--write-readme]`` (needs ``pi
 Corpus (generated, see tests/unit/text_images.py; DejaVu fonts when installed): documents in several
 fonts and sizes, a 1920x1080 dark chat screenshot, a 1080x8000 scrolled phone screenshot and a rotated,
 unevenly lit, noisy JPEG photo of a page. "Original" is the engine on the encoded file as posted;
-"prepared" is the engine on each image ``bot.images.prepare_text_images`` makes of it (tiles for the
-tall one, joined with ``bot.ocr.join_tiles``). CER = edit distance / reference length, whitespace
+"prepared" is the engine on each image ``bot.images.prepare.prepare_text_images`` makes of it (tiles for the
+tall one, joined with ``bot.ocr.core.join_tiles``). CER = edit distance / reference length, whitespace
 runs collapsed. Times are medians of ``--repeat`` runs after a warm-up, decoding included; the
 preparation itself is timed by bench/images.py.
 Targets (issue 5): prepared loses at most 1 CER point against original; a 1080p screenshot in < 1 s.
@@ -30,8 +30,7 @@ from PIL import Image
 from bench._common import report
 from bench.images import machine
 from bot.images import prepare_text_images
-from bot.ocr import join_tiles
-from bot.ocr_local import LocalOcrEngine
+from bot.ocr import LocalOcrEngine, join_tiles
 from tests.unit import text_images as corpus
 
 log = logging.getLogger(__name__)
@@ -104,7 +103,7 @@ def measure(engine: LocalOcrEngine, sample: Sample, repeat: int) -> tuple[Measur
 def versions() -> str:
     import tesserocr
 
-    from bot.ocr_local import find_tessdata
+    from bot.ocr.local import find_tessdata
 
     data = find_tessdata()
     size = (data / "eng.traineddata").stat().st_size / 1e6 if data else 0.0

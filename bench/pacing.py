@@ -7,7 +7,7 @@ replies in one channel. The simulated channel accepts 5 requests per 5 s (slidin
 each request takes 80 ms there and back) and answers the rest with 429, after which the sender
 sleeps ``retry_after`` and retries, as discord.py does. Compared:
 
-* ``LiveReply``: :class:`bot.replies.LiveReply` with the shared :class:`bot.pacing.ChannelPacer`;
+* ``LiveReply``: :class:`bot.replies.live.LiveReply` with the shared :class:`bot.replies.pacing.ChannelPacer`;
 * ``LiveReply, bursts``: the same with ``min_interval=0`` (uses each window's allowance at once);
 * ``naive``: ``await message.edit(text)`` every 10 tokens, 429s left to the library.
 
@@ -31,8 +31,7 @@ from dataclasses import dataclass, field
 import discord
 
 from bench._common import report
-from bot.pacing import ChannelPacer
-from bot.replies import LiveReply
+from bot.replies import ChannelPacer, LiveReply
 from tests.virtual_time import max_in_window, run_virtual
 
 log = logging.getLogger(__name__)

@@ -12,7 +12,7 @@ import discord
 import yarl
 from dotenv import load_dotenv
 
-from bot.client import Glimpse
+from bot.app import Glimpse
 from bot.logs import setup_logging
 from bot.settings import Settings, SettingsError
 

@@ -66,7 +66,7 @@ class Settings:
     discord_gateway_url: str | None = None
     owner_ids: frozenset[int] = frozenset()
     store_url: str = DEFAULT_STORE_URL
-    # Conversation memory (see bot/conversation.py for how they are applied).
+    # Conversation memory (see bot/conversation/planner.py for how they are applied).
     memory_max_turns: int = 20
     memory_max_tokens: int = 6000
     memory_idle_minutes: int = 24 * 60

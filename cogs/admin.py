@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from discord.ext import commands
 
 if TYPE_CHECKING:
-    from bot.client import Glimpse
+    from bot.app import Glimpse
 
 log = logging.getLogger(__name__)
 

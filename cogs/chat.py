@@ -13,14 +13,12 @@ from discord.ext import commands
 from discord.utils import escape_markdown
 
 from bot.addressing import addresses_bot
-from bot.attachments import AttachmentLike, gather_images, image_attachments, is_image
-from bot.chat import MEMORY_UNAVAILABLE, user_turn
-from bot.replies import LiveReply
-from bot.sinks import InteractionSink, MessageSink, ReplySink, can_post_in
-from bot.textsplit import Wrap
+from bot.conversation import MEMORY_UNAVAILABLE, user_turn
+from bot.images import AttachmentLike, gather_images, image_attachments, is_image
+from bot.replies import InteractionSink, LiveReply, MessageSink, ReplySink, Wrap, can_post_in
 
 if TYPE_CHECKING:
-    from bot.client import Glimpse
+    from bot.app import Glimpse
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +40,7 @@ class Chat(commands.Cog):
     async def on_message(self, message: discord.Message) -> None:
         if message.author.bot or not addresses_bot(message, self.bot.user):
             return
-        if self._is_owner_command(message) or not self.bot.chat.seen.claim(message.id):
+        if self._is_owner_command(message) or not self.bot.seen.claim(message.id):
             return
         if not can_post_in(message.channel):
             log.warning("Mentioned in channel %s where I may not post; not answering", message.channel.id)
@@ -147,7 +145,7 @@ class Chat(commands.Cog):
             notes += above
         spoiler = any(a.is_spoiler() for a in image_attachments(attachments)[:limit])
         spoiler = spoiler or self.bot.chat.spoiler_in_memory(memory.turns)
-        reply = LiveReply(sink, self.bot.pacer, wrap=Wrap.SPOILER if spoiler else None)
+        reply = LiveReply(sink, self.bot.pacer, wrap=Wrap.SPOILER if spoiler else None, registry=self.bot.live)
         await reply.start()
         gathered = await gather_images(attachments, self.bot.images, self.bot.downloads, limit=limit)
         question = user_turn(

@@ -11,17 +11,14 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.addressing import addresses_bot
-from bot.answering import stream_answer
-from bot.attachments import AttachmentLike, gather_images, image_attachments
-from bot.chat import user_turn
-from bot.images import Detail
+from bot.conversation import user_turn
+from bot.images import AttachmentLike, Detail, gather_images, image_attachments
 from bot.prompts import ALT_TEXT_SYSTEM, describe_request
-from bot.replies import LiveReply, ReplyDeleted
-from bot.sinks import InteractionSink, MessageSink, ReplySink, can_post_in
-from bot.textsplit import Wrap
+from bot.replies import InteractionSink, LiveReply, MessageSink, ReplyDeleted, ReplySink, Wrap, can_post_in
+from bot.vlm import stream_answer
 
 if TYPE_CHECKING:
-    from bot.client import Glimpse
+    from bot.app import Glimpse
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +44,7 @@ class Describe(commands.Cog):
             return
         if addresses_bot(message, self.bot.user):
             return  # a question for the bot: the chat cog answers it
-        if image_attachments(message.attachments) and self.bot.chat.seen.claim(message.id):
+        if image_attachments(message.attachments) and self.bot.seen.claim(message.id):
             if not can_post_in(message.channel):
                 log.warning("No permission to post in channel %s; its images are not described", message.channel.id)
                 return
@@ -107,7 +104,7 @@ class Describe(commands.Cog):
         limit = self.bot.settings.max_images_per_request
         candidates = list(attachments) if chosen else image_attachments(attachments)
         spoiler = any(a.is_spoiler() for a in candidates[:limit])
-        reply = LiveReply(sink, self.bot.pacer, wrap=Wrap.SPOILER if spoiler else None)
+        reply = LiveReply(sink, self.bot.pacer, wrap=Wrap.SPOILER if spoiler else None, registry=self.bot.live)
         try:
             await reply.start()
         except (ReplyDeleted, discord.Forbidden) as error:  # gone, or the cached permissions were stale

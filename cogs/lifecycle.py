@@ -11,25 +11,22 @@ from typing import TYPE_CHECKING
 import discord
 from discord.ext import commands
 
-from bot.live_registry import LIVE_REPLIES, LiveRegistry
-
 if TYPE_CHECKING:
-    from bot.client import Glimpse
+    from bot.app import Glimpse
 
 
 class ReplyLifecycle(commands.Cog):
-    def __init__(self, bot: Glimpse, registry: LiveRegistry = LIVE_REPLIES) -> None:
+    def __init__(self, bot: Glimpse) -> None:
         self.bot = bot
-        self.registry = registry
 
     @commands.Cog.listener()
     async def on_raw_message_delete(self, payload: discord.RawMessageDeleteEvent) -> None:
-        self.registry.deleted(payload.message_id)
+        self.bot.live.deleted(payload.message_id)
 
     @commands.Cog.listener()
     async def on_raw_bulk_message_delete(self, payload: discord.RawBulkMessageDeleteEvent) -> None:
         for message_id in payload.message_ids:
-            self.registry.deleted(message_id)
+            self.bot.live.deleted(message_id)
 
 
 async def setup(bot: Glimpse) -> None:

@@ -12,18 +12,16 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.attachments import image_attachments
-from bot.chat import SeenMessages
+from bot.guard import SeenMessages
+from bot.images import image_attachments
 from bot.moderation import Category, ModerationSettings, ModerationSettingsError
-from bot.moderation.buttons import ModLogButton
 from bot.moderation.config import MAX_RULES_CHARS, Action
-from bot.moderation.entry import NO_MENTIONS
-from bot.moderation.panels import check_embeds, settings_embed, stats_embed
+from bot.moderation.discord import ModLogButton, check_embeds, moderate, settings_embed, stats_embed
+from bot.moderation.discord.entry import NO_MENTIONS
 from bot.moderation.stats import WINDOWS_DAYS
-from bot.moderation.watch import moderate
 
 if TYPE_CHECKING:
-    from bot.client import Glimpse
+    from bot.app import Glimpse
 
 log = logging.getLogger(__name__)
 

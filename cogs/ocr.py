@@ -1,4 +1,4 @@
-"""OCR: `/ocr` and the "Extract text" message menu; the flow itself lives in `bot/transcribe.py`."""
+"""OCR: `/ocr` and the "Extract text" message menu; the flow itself lives in `bot/ocr/transcribe.py`."""
 
 from __future__ import annotations
 
@@ -10,13 +10,13 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.attachments import image_attachments
-from bot.ocr_local import LocalOcrEngine
-from bot.sinks import InteractionSink
-from bot.transcribe import OcrOptions, OcrServices, OfflineReader, transcribe_attachments
+from bot.images import image_attachments
+from bot.ocr import LocalOcrEngine
+from bot.ocr.transcribe import OcrOptions, OcrServices, OfflineReader, transcribe_attachments
+from bot.replies import InteractionSink
 
 if TYPE_CHECKING:
-    from bot.client import Glimpse
+    from bot.app import Glimpse
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,8 @@ class Ocr(commands.Cog):
     def services(self) -> OcrServices:
         bot = self.bot
         return OcrServices(
-            vision=bot.vision, images=bot.images, pacer=bot.pacer, offline=self.offline, downloads=bot.downloads
+            vision=bot.vision, images=bot.images, pacer=bot.pacer, offline=self.offline, downloads=bot.downloads,
+            live=bot.live,
         )
 
     @app_commands.command(name="ocr", description="Copy the text out of an image, exactly as written.")

@@ -1,10 +1,10 @@
 """Moderation core: categories, per-guild settings, prompt, strict verdicts, policy, image hashes,
 verdict cache, button IDs and the service. None of these import discord.
 
-The Discord-facing modules are imported by name, never from here: ``watch`` (a posted message from
-check to mod-log), ``enforce`` (the bot's automatic actions), ``entry`` (the mod-log entry),
-``buttons`` (the persistent buttons and what a click does) and ``panels`` (command replies), so
-``cogs/moderation.py`` is only wiring."""
+The Discord-facing modules live in :mod:`bot.moderation.discord` (never imported from here):
+``watch`` (a posted message from check to mod-log), ``enforce`` (the bot's automatic actions),
+``entry`` (the mod-log entry), ``buttons`` (the persistent buttons and what a click does) and
+``panels`` (command replies), so ``cogs/moderation.py`` is only wiring."""
 
 from bot.moderation.action_ids import (
     ACTION_ID_PATTERN,
@@ -25,6 +25,7 @@ from bot.moderation.prompt import (
     build_moderation_messages,
     verdict_json_schema,
 )
+from bot.moderation.service import CheckResult, ModerationService
 from bot.moderation.verdict import Verdict, escape_untrusted, format_verdict, parse_verdict
 
 __all__ = [
@@ -39,10 +40,12 @@ __all__ = [
     "CacheHit",
     "CacheStore",
     "Category",
+    "CheckResult",
     "Decision",
     "ImageFingerprint",
     "MemoryCacheStore",
     "MissingPermissionNotices",
+    "ModerationService",
     "ModerationSettings",
     "ModerationSettingsError",
     "Permission",

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from bot.image_policy import Detail
+from bot.images import Detail
 from bot.moderation.categories import ALL_CATEGORIES, Category
 
 log = logging.getLogger(__name__)

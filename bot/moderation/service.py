@@ -15,8 +15,17 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from bot.attachments import AttachmentLike, DownloadFailed, DownloadGate, downloaded, image_attachments
-from bot.images import MAX_INPUT_BYTES, ImageRejected, ImageWorker, PreparedImage
+from bot.images import (
+    MAX_INPUT_BYTES,
+    AttachmentLike,
+    DownloadFailed,
+    DownloadGate,
+    ImageRejected,
+    ImageWorker,
+    PreparedImage,
+    downloaded,
+    image_attachments,
+)
 from bot.moderation.cache import CLEAN_CONFIRM_DISTANCE, VerdictCache
 from bot.moderation.config import ModerationSettings, ModerationSettingsError
 from bot.moderation.ledger import EntryLedger
@@ -30,7 +39,7 @@ from bot.moderation.prompt import (
 )
 from bot.moderation.verdict import Verdict, parse_verdict
 from bot.store import AuditRecord, Store
-from bot.vision import VisionClient, VisionError
+from bot.vlm import VisionClient, VisionError
 
 log = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@
 A store keeps: each channel's conversation turns (with references to prepared images), the prepared
 image bytes once per content hash, per-guild settings, a moderation audit trail, and a TTL cache
 (with optional 64-bit perceptual hashes for near-duplicate lookups). It never keeps secrets or the
-original attachments: only what :mod:`bot.images` prepared.
+original attachments: only what :mod:`bot.images.prepare` prepared.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ DEFAULT_KEEP_TURNS = 200
 
 
 class ImageBlob(Protocol):
-    """Prepared image bytes to keep (``bot.images.PreparedImage`` fits)."""
+    """Prepared image bytes to keep (``bot.images.prepare.PreparedImage`` fits)."""
 
     @property
     def sha256(self) -> str: ...

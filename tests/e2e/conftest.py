@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.client import Glimpse
+from bot.app import Glimpse
 from bot.settings import Settings
 from tests.fakes.discord import DiscordEmulator, EmulatorConfig
 from tests.fakes.vlm import VLMServer

@@ -2,7 +2,7 @@
 
 Discord's channel bucket is 5 sends/edits per 5 s. Tests that need many requests scale it to 5 per
 second on both sides: :func:`scaled_emulator_config` for the emulator and :func:`pace_like` for the
-bot, whose :class:`~bot.pacing.ChannelPacer` is built in ``setup_hook`` with Discord's defaults and
+bot, whose :class:`~bot.replies.pacing.ChannelPacer` is built in ``setup_hook`` with Discord's defaults and
 has no setting, so the test swaps it for one built with the emulator's numbers. A test module
 opts in by importing the two fixtures below: ``emulator_config`` overrides conftest's, and the
 autouse ``paced_like_emulator`` swaps the running bot's pacer.
@@ -19,10 +19,9 @@ from typing import Any
 import pytest
 from PIL import Image, ImageFilter
 
-from bot.client import Glimpse
-from bot.pacing import ChannelPacer
-from bot.replies import WARNING
-from bot.vision import VisionClient
+from bot.app import Glimpse
+from bot.replies import WARNING, ChannelPacer
+from bot.vlm import VisionClient
 from tests.fakes.discord import DiscordEmulator, EmulatorConfig, Message, RateLimitConfig
 from tests.fakes.vlm import RecordedRequest, VLMServer
 

@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from bot.client import Glimpse
+from bot.app import Glimpse
 from tests.e2e.test_describe_permissions import bot_permissions
 from tests.fakes.discord import DiscordEmulator, Perm
 from tests.fakes.vlm import VLMServer

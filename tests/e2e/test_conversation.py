@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from bot.chat import ChatService
-from bot.client import Glimpse
+from bot.app import Glimpse
+from bot.conversation import ChatService
 from tests.e2e.helpers import (  # noqa: F401  (the fixtures: scaled Discord limits, bot paced to match)
     emulator_config,
     paced_like_emulator,

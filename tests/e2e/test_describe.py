@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.client import Glimpse
+from bot.app import Glimpse
 from tests.e2e.helpers import (  # noqa: F401  (the fixtures: scaled Discord limits, bot paced to match)
     PLACEHOLDER,
     assert_grows_into,

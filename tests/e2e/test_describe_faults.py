@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from bot.client import Glimpse
+from bot.app import Glimpse
 from bot.images import MAX_INPUT_BYTES
-from bot.vision import REASONS
+from bot.vlm.client import REASONS
 from tests.e2e.helpers import (  # noqa: F401  (the fixtures: scaled Discord limits, bot paced to match)
     PLACEHOLDER,
     emulator_config,

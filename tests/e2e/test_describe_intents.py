@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from bot.client import Glimpse
+from bot.app import Glimpse
 from bot.settings import Settings
 from tests.e2e.helpers import PLACEHOLDER, png, reply_to
 from tests.fakes.discord import DiscordEmulator, EmulatorConfig, GatewayConfig

@@ -1,6 +1,6 @@
 """A flood of large attachments stays within the bot's download budget, through every feature at once.
 
-The running bot's :class:`~bot.attachments.DownloadGate` is swapped for one with room for two of the
+The running bot's :class:`~bot.images.attachments.DownloadGate` is swapped for one with room for two of the
 test's images, and image preparation is held shut while the flood arrives, so the state at the peak
 is the same on any machine: two downloads admitted (and fetched from the CDN), everyone else waiting
 without having fetched anything. Then preparation opens and every request is answered, while the
@@ -19,8 +19,8 @@ from typing import Any, TypeVar
 import pytest
 from PIL import Image
 
-from bot.attachments import DownloadGate
-from bot.client import Glimpse
+from bot.app import Glimpse
+from bot.images import DownloadGate
 from tests.e2e.helpers import (  # noqa: F401  (the fixtures: scaled Discord limits, bot paced to match)
     emulator_config,
     paced_like_emulator,

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.client import Glimpse
+from bot.app import Glimpse
 from tests.e2e.conftest import bot_environment
 from tests.e2e.helpers import (  # noqa: F401  (the fixtures: scaled Discord limits, bot paced to match)
     emulator_config,

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.chat import MEMORY_UNAVAILABLE
-from bot.client import Glimpse
+from bot.app import Glimpse
+from bot.conversation import MEMORY_UNAVAILABLE
 from tests.e2e.conftest import bot_environment
 from tests.e2e.helpers import (  # noqa: F401  (the fixtures: scaled Discord limits, bot paced to match)
     emulator_config,

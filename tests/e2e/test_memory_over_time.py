@@ -14,7 +14,7 @@ import time
 import pytest
 from PIL import Image
 
-from bot.client import Glimpse
+from bot.app import Glimpse
 from bot.conversation import ImageRef, Turn
 from bot.images import prepare_image
 from bot.store import Store

@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from bot.client import Glimpse
+from bot.app import Glimpse
 from bot.store import Store, open_store
 from tests.e2e.conftest import bot_environment
 from tests.e2e.helpers import (  # noqa: F401  (the fixtures: scaled Discord limits, bot paced to match)

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from PIL import Image, ImageDraw
 
-from bot.client import Glimpse
+from bot.app import Glimpse
 from bot.moderation import ButtonAction, decode_action_id
 from bot.settings import Settings
 from cogs.moderation import RULES_INPUT_ID

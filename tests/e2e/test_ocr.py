@@ -15,13 +15,13 @@ from collections.abc import AsyncIterator, Callable
 import pytest
 from PIL import Image
 
-from bot.client import Glimpse
+from bot.app import Glimpse
 from bot.images import MAX_INPUT_BYTES, prepare_text_images
-from bot.ocr import NO_TEXT_MESSAGE, build_ocr_messages, clean_transcription
-from bot.ocr_local import LocalOcrEngine
-from bot.pacing import ChannelPacer
-from bot.textsplit import ZWSP
-from bot.transcribe import OfflineReader
+from bot.ocr import LocalOcrEngine
+from bot.ocr.core import NO_TEXT_MESSAGE, build_ocr_messages, clean_transcription
+from bot.ocr.transcribe import OfflineReader
+from bot.replies import ChannelPacer
+from bot.replies.textsplit import ZWSP
 from tests.fakes.discord import DiscordEmulator, EmulatorConfig, Interaction, Message, RateLimitConfig
 from tests.fakes.vlm import RecordedRequest, Script, VLMServer
 from tests.unit.text_images import character_error_rate, chat_screenshot, document, load_font, sample_lines
@@ -123,7 +123,7 @@ async def test_ocr_streams_the_verbatim_transcription_into_a_balanced_code_block
 
     text = "\n".join(lines)
     assert await final(emulator, original, lambda content: content == in_code_block(text))
-    # The request: the prompt as bot.ocr writes it, the image as the OCR policy prepares it, temperature 0.
+    # The request: the prompt as bot.ocr.core writes it, the image as the OCR policy prepares it, temperature 0.
     expected = build_ocr_messages(prepare_text_images(data), language="English", layout="markdown")
     assert request.body["messages"] == expected
     assert request.body["temperature"] == 0

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.client import Glimpse
+from bot.app import Glimpse
 from tests.e2e.helpers import psd, truncated_png
 from tests.e2e.test_ocr import (  # noqa: F401  (fixtures: a faster Discord, a bot paced to match)
     LINES,

@@ -1,7 +1,7 @@
 """A live reply to an interaction nobody deferred: the placeholder is the interaction's response.
 
 Every command of the bot defers before it answers, so no command path reaches this branch of
-:class:`~bot.sinks.InteractionSink`; the test registers a command of its own on the real bot that
+:class:`~bot.replies.sinks.InteractionSink`; the test registers a command of its own on the real bot that
 streams the model's answer without deferring, and runs it through the Discord emulator.
 """
 
@@ -11,10 +11,9 @@ import discord
 import pytest
 from discord import app_commands
 
-from bot.answering import stream_answer
-from bot.client import Glimpse
-from bot.replies import LiveReply
-from bot.sinks import InteractionSink
+from bot.app import Glimpse
+from bot.replies import InteractionSink, LiveReply
+from bot.vlm import stream_answer
 from tests.e2e.helpers import (  # noqa: F401  (the fixtures: scaled Discord limits, bot paced to match)
     DISCORD_LIMIT,
     PLACEHOLDER,

@@ -8,9 +8,9 @@ import logging
 
 import pytest
 
-import bot.client
-from bot.client import Glimpse
-from bot.pacing import ChannelPacer
+import bot.app
+from bot.app import Glimpse
+from bot.replies import ChannelPacer
 from tests.e2e.helpers import png, reply_to
 from tests.fakes.discord import DiscordEmulator, EmulatorConfig, RateLimitConfig
 from tests.fakes.vlm import Script, VLMServer
@@ -37,7 +37,7 @@ async def test_closing_the_bot_while_an_edit_waits_out_a_429_ends_the_editor_qui
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    monkeypatch.setattr(bot.client, "SHUTDOWN_GRACE_SECONDS", 0.1)  # cancel the answer at once
+    monkeypatch.setattr(bot.app, "SHUTDOWN_GRACE_SECONDS", 0.1)  # cancel the answer at once
     # A bot that paces more loosely than Discord limits: its sixth write draws a 429 that discord.py
     # sits out inside the request, so that edit is still in flight when the bot closes.
     glimpse.pacer = ChannelPacer(rate=50, per=1.0)
@@ -67,6 +67,6 @@ async def test_closing_the_bot_while_an_edit_waits_out_a_429_ends_the_editor_qui
     # discord.py's own tasks may complain too when a bot closes this soon after connecting: only ours count.
     unretrieved = [r for r in caplog.records if "never retrieved" in r.getMessage()]
     assert [r.getMessage() for r in unretrieved if "live-reply" in r.getMessage()] == []
-    ours = [r for r in caplog.records if r.name == "bot.replies"]
+    ours = [r for r in caplog.records if r.name == "bot.replies.live"]
     assert [r.getMessage() for r in ours if r.levelno >= logging.WARNING] == []
     assert any("no connection to Discord" in r.getMessage() for r in ours)  # the editor did meet the closed session

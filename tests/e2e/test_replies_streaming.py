@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import pytest
 
-from bot.client import Glimpse
+from bot.app import Glimpse
 from tests.e2e.helpers import (  # noqa: F401  (the fixtures: scaled Discord limits, bot paced to match)
     DISCORD_LIMIT,
     PLACEHOLDER,

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from bot.client import Glimpse
+from bot.app import Glimpse
 from tests.e2e.helpers import (  # noqa: F401  (the fixtures: scaled Discord limits, bot paced to match)
     PLACEHOLDER,
     emulator_config,

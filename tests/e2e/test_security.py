@@ -15,7 +15,7 @@ import pytest
 import redis
 from PIL import Image
 
-from bot.client import Glimpse
+from bot.app import Glimpse
 from bot.images import MAX_INPUT_BYTES
 from bot.moderation import ButtonAction
 from tests.e2e.conftest import bot_environment

@@ -27,7 +27,7 @@ POLL_LIMIT = 5.0
 
 @dataclass(frozen=True)
 class Prepared:
-    """Shaped like bot.images.PreparedImage, as far as the store cares."""
+    """Shaped like bot.images.prepare.PreparedImage, as far as the store cares."""
 
     data: bytes
     mime: str = "image/jpeg"

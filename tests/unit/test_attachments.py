@@ -15,8 +15,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from bot.attachments import DownloadFailed, DownloadGate, downloaded, gather_images
-from bot.images import MAX_INPUT_BYTES, ImageWorker
+from bot.images import MAX_INPUT_BYTES, DownloadFailed, DownloadGate, ImageWorker, downloaded, gather_images
 
 
 async def settle(rounds: int = 10) -> None:

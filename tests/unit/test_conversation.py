@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from bot.conversation import (
+from bot.conversation.planner import (
     MIN_CURRENT_CHARS,
     ContextSummary,
     ImageRef,

@@ -15,8 +15,8 @@ from collections.abc import Iterator
 import pytest
 from PIL import Image, ImageDraw, ImageFile
 
-from bot import image_policy
-from bot.images import (
+from bot.images import policy as image_policy
+from bot.images.prepare import (
     MAX_DATA_URL_CHARS,
     MAX_INPUT_BYTES,
     MAX_PIXELS,
@@ -432,7 +432,7 @@ async def test_worker_bounds_queued_jobs() -> None:
 
 async def test_a_slow_job_is_refused_after_the_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
     release = threading.Event()
-    monkeypatch.setattr("bot.images.prepare_image", lambda data, detail: release.wait(30))
+    monkeypatch.setattr("bot.images.prepare.prepare_image", lambda data, detail: release.wait(30))
     worker = ImageWorker(job_timeout=0.05)
     try:
         with pytest.raises(ImageRejected, match="too long"):

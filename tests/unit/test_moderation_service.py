@@ -13,11 +13,10 @@ import pytest
 from PIL import Image, ImageDraw
 
 from bot.images import ImageWorker
-from bot.moderation import Category, ModerationSettings
-from bot.moderation.service import ModerationService
+from bot.moderation import Category, ModerationService, ModerationSettings
 from bot.moderation.stats import format_summary, summarize
 from bot.store import AuditRecord, Store, open_store
-from bot.vision import VisionClient
+from bot.vlm import VisionClient
 from tests.fakes.vlm import Script, VLMServer
 
 GUILD = 42

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from bot.ocr import (
+from bot.ocr.core import (
     NO_TEXT,
     SEAM_LINES,
     OcrResult,

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image, ImageDraw, ImageStat
 
 from bot.ocr import OcrError
-from bot.ocr_local import (
+from bot.ocr.local import (
     INSTALL_HINT,
     MAX_UPSCALE,
     LocalOcrEngine,

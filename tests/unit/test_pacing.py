@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from bot.pacing import ChannelPacer
+from bot.replies import ChannelPacer
 from tests.virtual_time import max_in_window, run_virtual
 
 

@@ -18,11 +18,9 @@ from unittest.mock import AsyncMock, MagicMock
 import discord
 import pytest
 
-from bot.live_registry import LiveRegistry
-from bot.pacing import ChannelPacer
-from bot.replies import EMPTY_ANSWER, LiveReply, ReplyDeleted
-from bot.sinks import NO_MENTIONS, InteractionSink, MessageSink
-from bot.textsplit import FENCE, Wrap, render_live, split_message
+from bot.replies import EMPTY_ANSWER, ChannelPacer, LiveRegistry, LiveReply, ReplyDeleted
+from bot.replies.sinks import NO_MENTIONS, InteractionSink, MessageSink
+from bot.replies.textsplit import FENCE, Wrap, render_live, split_message
 from cogs.lifecycle import ReplyLifecycle
 from tests.virtual_time import max_in_window, run_virtual
 
@@ -356,7 +354,7 @@ def test_the_deletion_listener_reports_single_and_bulk_deletions() -> None:
     replies = {message_id: Watched() for message_id in (1, 2, 3)}
     for message_id, reply in replies.items():
         registry.register(message_id, reply)
-    cog = ReplyLifecycle(MagicMock(), registry=registry)
+    cog = ReplyLifecycle(MagicMock(live=registry))
 
     async def main() -> None:
         await cog.on_raw_message_delete(discord.RawMessageDeleteEvent({"id": "1", "channel_id": "9"}))
@@ -484,7 +482,7 @@ def test_a_closed_discord_session_ends_the_editor_and_the_final_edit_quietly(
         await reply.finish()  # does not raise either
         return reply, sink, reply._editor
 
-    with caplog.at_level("INFO", logger="bot.replies"):
+    with caplog.at_level("INFO", logger="bot.replies.live"):
         reply, sink, editor = run_virtual(main)
     assert editor is not None and editor.done() and editor.exception() is None
     assert len(sink.ops) == 4  # the editor stopped at its failed edit; the final edit was tried once

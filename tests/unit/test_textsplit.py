@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from bot.textsplit import (
+from bot.replies.textsplit import (
     FENCE,
     ZWSP,
     Wrap,

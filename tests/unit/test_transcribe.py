@@ -8,11 +8,10 @@ from dataclasses import dataclass
 
 import pytest
 
-from bot.attachments import DownloadFailed, download
-from bot.images import MAX_INPUT_BYTES
-from bot.ocr import SEAM_LINES, TiledTranscript
-from bot.transcribe import SectionSink, _empty_means_no_text, text_file_name
-from bot.vision import VisionError
+from bot.images import MAX_INPUT_BYTES, DownloadFailed, download
+from bot.ocr.core import SEAM_LINES, TiledTranscript
+from bot.ocr.transcribe import SectionSink, _empty_means_no_text, text_file_name
+from bot.vlm import VisionError
 from tests.unit.text_images import sample_lines
 
 
@@ -115,7 +114,7 @@ async def test_an_empty_answer_is_no_text_but_other_failures_stand() -> None:
     assert raised.value.kind == "cut_off"
 
 
-# --- how bot.ocr's TiledTranscript releases text ----------------------------------------------------
+# --- how bot.ocr.core's TiledTranscript releases text ----------------------------------------------------
 
 
 def test_a_single_image_releases_each_complete_line_at_once() -> None:

@@ -1,4 +1,4 @@
-"""``bot.vision.VisionClient`` against the VLM server fake, over real HTTP and SSE."""
+"""``bot.vlm.client.VisionClient`` against the VLM server fake, over real HTTP and SSE."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from bot.vision import REASONS, Completion, Usage, VisionClient, VisionError
+from bot.vlm.client import REASONS, Completion, Usage, VisionClient, VisionError
 from tests.fakes.vlm import Script, VLMServer, data_url, image_bytes, text_tokens, user_message
 
 PROMPT = "Describe the image."
@@ -67,7 +67,7 @@ async def failure(vision: VisionClient) -> tuple[VisionError, Any]:
 async def test_deltas_in_order_with_usage_and_one_log_line(
     vlm: VLMServer, vision: VisionClient, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="bot.vision")
+    caplog.set_level(logging.INFO, logger="bot.vlm.client")
     vlm.script(Script(chunks=("A blue ", "bicycle ", "by a wall."), finish_reason="stop"))
 
     deltas, stream = await collect(vision, temperature=0.3, max_tokens=200)
@@ -83,7 +83,7 @@ async def test_deltas_in_order_with_usage_and_one_log_line(
     assert request.body["temperature"] == 0.3 and request.body["max_tokens"] == 200
     assert "response_format" not in request.body
     assert request.headers["x-stainless-retry-count"] == "0"
-    (record,) = [r for r in caplog.records if r.name == "bot.vision"]
+    (record,) = [r for r in caplog.records if r.name == "bot.vlm.client"]
     line = record.getMessage()
     assert record.levelno == logging.INFO
     assert f"model={vlm.model}" in line and "images=1" in line and "attempts=1" in line

@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from bot.images import MAX_INPUT_BYTES, Detail, ImageRejected, ImageWorker, PreparedImage
+from bot.images.prepare import MAX_INPUT_BYTES, Detail, ImageRejected, ImageWorker, PreparedImage
 
 log = logging.getLogger(__name__)
 

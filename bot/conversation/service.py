@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from bot.answering import Answer, stream_answer
-from bot.conversation import (
+from bot.conversation.planner import (
     ContextSummary,
     ImageRef,
     MemoryLimits,
@@ -26,9 +25,10 @@ from bot.conversation import (
 )
 from bot.images import PreparedImage
 from bot.prompts import CHAT_SYSTEM
-from bot.replies import LiveReply
-from bot.store import Store
-from bot.vision import VisionClient
+from bot.vlm import Answer, AnswerTarget, VisionClient, stream_answer
+
+if TYPE_CHECKING:
+    from bot.store import Store  # the store imports this package's turns: no import at run time
 
 log = logging.getLogger(__name__)
 
@@ -50,29 +50,11 @@ class Recall:
     """False when the store could not be read: answer without memory, say so, bring in no image."""
 
 
-class SeenMessages:
-    """Message ids this process has already handled, so a redelivered event is not answered twice."""
-
-    def __init__(self, capacity: int = 4096) -> None:
-        self._ids: OrderedDict[int, None] = OrderedDict()
-        self._capacity = capacity
-
-    def claim(self, message_id: int) -> bool:
-        """True the first time an id is seen, False afterwards."""
-        if message_id in self._ids:
-            return False
-        self._ids[message_id] = None
-        if len(self._ids) > self._capacity:
-            self._ids.popitem(last=False)
-        return True
-
-
 class ChatService:
     def __init__(self, store: Store, vision: VisionClient, limits: MemoryLimits) -> None:
         self.store = store
         self.vision = vision
         self.limits = limits
-        self.seen = SeenMessages()
 
     async def history(self, channel_id: int) -> list[Turn]:
         """The turns a question may draw on: the newest ``max_turns``.
@@ -134,7 +116,7 @@ class ChatService:
         channel_id: int,
         question: Turn,
         images: Sequence[PreparedImage],
-        reply: LiveReply,
+        reply: AnswerTarget,
         *,
         history: Sequence[Turn] | None = None,
         notes: Sequence[str] = (),

@@ -16,7 +16,7 @@ from typing import Any
 
 from PIL import Image, ImageOps, ImageStat, UnidentifiedImageError
 
-from bot import image_policy as policy
+from bot.images import policy
 
 log = logging.getLogger(__name__)
 

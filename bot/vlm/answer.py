@@ -3,17 +3,34 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterable, Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
-from bot.replies import LiveReply, ReplyDeleted
-from bot.vision import Usage, VisionClient, VisionError
+from bot.vlm.client import Usage, VisionClient, VisionError
 
 log = logging.getLogger(__name__)
 
 CUT_SHORT = "The answer was cut short: it reached the length limit."
 FILTERED = "The model service stopped this answer early (its content filter)."
 INTERNAL_ERROR = "Something went wrong on my side. Please try again in a moment."
+
+
+class ReplyDeleted(Exception):
+    """The reply an answer streams into is gone (someone deleted it): stop quietly, show nothing."""
+
+
+class AnswerTarget(Protocol):
+    """Where an answer streams to: a live reply in Discord, or anything else that shows text.
+
+    ``stream`` raises :class:`ReplyDeleted` when the reply is gone; ``fail`` and ``finish`` never raise.
+    """
+
+    async def stream(self, deltas: AsyncIterable[str]) -> str: ...
+
+    async def fail(self, reason: str) -> None: ...
+
+    async def finish(self, note: str | None = None) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -29,7 +46,7 @@ def note_lines(notes: Sequence[str]) -> str | None:
 
 
 async def stream_answer(
-    reply: LiveReply,
+    reply: AnswerTarget,
     vision: VisionClient,
     messages: list[dict],
     *,

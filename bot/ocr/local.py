@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from PIL import Image, ImageOps, ImageStat
 
-from bot.ocr import OcrError
+from bot.ocr.core import OcrError
 
 if TYPE_CHECKING:
     from tesserocr import PyTessBaseAPI
@@ -113,7 +113,7 @@ class LocalOcrEngine:
     def transcribe(self, image: bytes | Image.Image) -> str:
         """The text in ``image``, lines kept, blank lines between blocks; "" when there is none.
 
-        Raises :class:`~bot.ocr.OcrError` when the engine is unavailable, the image cannot be
+        Raises :class:`~bot.ocr.core.OcrError` when the engine is unavailable, the image cannot be
         decoded, or recognition takes longer than ``timeout`` seconds.
         """
         if not self.available():

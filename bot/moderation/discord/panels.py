@@ -8,7 +8,7 @@ import discord
 
 from bot.moderation.categories import Category
 from bot.moderation.config import Action, ModerationSettings
-from bot.moderation.entry import mod_log_channel, verdict_colour
+from bot.moderation.discord.entry import mod_log_channel, verdict_colour
 from bot.moderation.policy import format_duration
 from bot.moderation.service import CheckResult
 from bot.moderation.stats import WINDOWS_DAYS, format_summary, summarize

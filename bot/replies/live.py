@@ -1,15 +1,15 @@
 """Live replies: a stream of text deltas turned into Discord messages that grow as the text does.
 
 A :class:`LiveReply` shows a placeholder at once, then a background *editor* task publishes the
-newest text whenever the channel's :class:`~bot.pacing.ChannelPacer` grants a slot: one request
+newest text whenever the channel's :class:`~bot.replies.pacing.ChannelPacer` grants a slot: one request
 per slot, the lowest message whose content changed first, continuation messages created as the
 text outgrows a message. Intermediate texts are never queued (the newest text wins), so the
 stream consumer never waits on Discord. The final state is exactly
-:func:`~bot.textsplit.split_message` of the whole text (plus an optional note).
+:func:`~bot.replies.textsplit.split_message` of the whole text (plus an optional note).
 
 Typical use in a cog::
 
-    reply = LiveReply(MessageSink(message), bot.pacer)
+    reply = LiveReply(MessageSink(message), bot.pacer, registry=bot.live)
     try:
         await reply.start()
         await reply.stream(vision.stream(...))
@@ -21,7 +21,7 @@ Typical use in a cog::
         await reply.finish()
 
 A reply is stopped the moment any of its messages is deleted: it registers each message it posts in a
-:class:`~bot.live_registry.LiveRegistry`, whose deletion listener calls :meth:`LiveReply.mark_deleted`
+:class:`~bot.replies.registry.LiveRegistry`, whose deletion listener calls :meth:`LiveReply.mark_deleted`
 (so a model still silent before its first word is not waited for); a 404 on an edit does the same.
 The messages are unregistered once ``finish`` or ``fail`` is done, or ``stream`` raised.
 
@@ -45,10 +45,11 @@ from typing import Literal
 import aiohttp
 import discord
 
-from bot.live_registry import LIVE_REPLIES, LiveRegistry
-from bot.pacing import ChannelPacer
-from bot.sinks import ReplySink
-from bot.textsplit import DISCORD_LIMIT, Wrap, render_live, render_preview
+from bot.replies.pacing import ChannelPacer
+from bot.replies.registry import LiveRegistry
+from bot.replies.sinks import ReplySink
+from bot.replies.textsplit import DISCORD_LIMIT, Wrap, render_live, render_preview
+from bot.vlm import ReplyDeleted
 
 log = logging.getLogger(__name__)
 
@@ -60,10 +61,6 @@ _MAX_EDIT_FAILURES = 3
 # What a request raises once the bot is closing: a dropped connection, or RuntimeError("Session is
 # closed") from aiohttp when discord.py's HTTP session was closed while the request waited its turn.
 CONNECTION_LOST: tuple[type[Exception], ...] = (aiohttp.ClientError, RuntimeError)
-
-
-class ReplyDeleted(Exception):
-    """The reply (or the interaction it answers) no longer exists; the stream was stopped."""
 
 
 @dataclass(frozen=True)
@@ -84,7 +81,7 @@ class LiveReply:
     the pacer's window over ``rate - 1``, so one reply alone edits evenly instead of in bursts and
     keeps one slot free for the final edit); the first edit with text ignores it, so the first words
     appear as soon as they arrive. ``registry``: where the reply's messages are registered so that
-    their deletion stops it at once.
+    their deletion stops it at once (the bot's ``bot.live``; None: a deletion is noticed on the next edit).
     """
 
     def __init__(
@@ -99,7 +96,7 @@ class LiveReply:
         limit: int = DISCORD_LIMIT,
         preview_chars: int = PREVIEW_CHARS,
         min_interval: float | None = None,
-        registry: LiveRegistry = LIVE_REPLIES,
+        registry: LiveRegistry | None = None,
     ) -> None:
         self._sink = sink
         self._pacer = pacer
@@ -305,7 +302,7 @@ class LiveReply:
             else:
                 message_id = await self._sink.send(content, file=file)
                 self._shown.append(content)
-                if message_id is not None:
+                if message_id is not None and self._registry is not None:
                     self._message_ids.append(message_id)
                     self._registry.register(message_id, self)
         except discord.NotFound as exc:
@@ -337,6 +334,7 @@ class LiveReply:
 
     def _unregister(self) -> None:
         for message_id in self._message_ids:
+            assert self._registry is not None  # ids are only kept when registered
             self._registry.unregister(message_id)
         self._message_ids.clear()
 

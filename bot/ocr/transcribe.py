@@ -5,7 +5,7 @@ reply message of its own: a code block that grows as the text arrives (a spoiler
 instead), or a short preview with the whole text attached as a ``.txt`` when it does not fit. With
 several images, each message starts with a small header naming its image.
 
-``engine="model"`` sends the image as :func:`bot.images.prepare_text_images` prepares it (one image,
+``engine="model"`` sends the image as :func:`bot.images.prepare.prepare_text_images` prepares it (one image,
 or the ordered tiles of a tall one, one request each, at temperature 0). When the model service
 fails before any text was shown, the offline engine reads the image instead, if it is installed, and
 the reply says so. ``engine="local"`` uses the offline engine only. No text at all is said plainly.
@@ -24,11 +24,9 @@ from typing import Any
 
 import discord
 
-from bot import image_codec
-from bot.answering import CUT_SHORT, INTERNAL_ERROR, note_lines
-from bot.attachments import AttachmentLike, DownloadFailed, DownloadGate, check_size, download
-from bot.images import ImageRejected, ImageWorker
-from bot.ocr import (
+from bot.images import AttachmentLike, DownloadFailed, DownloadGate, ImageRejected, ImageWorker, check_size, download
+from bot.images import codec as image_codec
+from bot.ocr.core import (
     NO_TEXT_MESSAGE,
     EngineName,
     Layout,
@@ -38,11 +36,8 @@ from bot.ocr import (
     TiledTranscript,
     stream_transcription,
 )
-from bot.pacing import ChannelPacer
-from bot.replies import LiveReply, ReplyDeleted
-from bot.sinks import ReplySink
-from bot.textsplit import DISCORD_LIMIT, Wrap
-from bot.vision import VisionClient, VisionError, VisionStream
+from bot.replies import DISCORD_LIMIT, ChannelPacer, LiveRegistry, LiveReply, ReplyDeleted, ReplySink, Wrap
+from bot.vlm import CUT_SHORT, INTERNAL_ERROR, VisionClient, VisionError, VisionStream, note_lines
 
 log = logging.getLogger(__name__)
 
@@ -101,13 +96,14 @@ class OfflineReader:
 @dataclass(frozen=True)
 class OcrServices:
     """The bot's services one OCR request uses (``bot.vision``, ``bot.images``, ``bot.pacer``,
-    ``bot.downloads``)."""
+    ``bot.downloads``, ``bot.live``)."""
 
     vision: VisionClient
     images: ImageWorker
     pacer: ChannelPacer
     offline: OfflineReader
     downloads: DownloadGate
+    live: LiveRegistry | None = None
 
 
 @dataclass(frozen=True)
@@ -247,6 +243,7 @@ async def _transcribe_one(
         overflow="attach",
         attachment_name=text_file_name(source.name),
         limit=sink.room,
+        registry=services.live,
     )
     await reply.start()
     if source.data is None:

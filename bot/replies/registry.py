@@ -2,9 +2,10 @@
 
 A reply learns of its deletion from Discord in two ways: a 404 on its next edit (which may be a minute
 away while the model has not said its first word), or the gateway's MESSAGE_DELETE, which comes at
-once. :class:`~bot.replies.LiveReply` registers each message it posts here and unregisters them when
+once. :class:`~bot.replies.live.LiveReply` registers each message it posts here and unregisters them when
 it is done; the deletion listener (``cogs/lifecycle.py``) calls :meth:`LiveRegistry.deleted` for every
-deleted message id. Message ids are unique across Discord, so one registry serves the whole process.
+deleted message id. Message ids are unique across Discord, so one registry (the bot's ``bot.live``)
+serves the whole process.
 
 Entries hold their reply weakly: a reply its caller abandoned without finishing it leaves no entry
 behind, whatever path it took.
@@ -52,6 +53,3 @@ class LiveRegistry:
         reply.mark_deleted()
         return True
 
-
-LIVE_REPLIES = LiveRegistry()
-"""The process's registry: live replies register here unless given another one (tests do)."""

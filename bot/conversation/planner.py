@@ -69,7 +69,7 @@ def message_tokens(text: str, images: Iterable[ImageRef]) -> int:
 
 
 class ImageLike(Protocol):
-    """Anything describing a prepared image (``bot.images.PreparedImage`` fits)."""
+    """Anything describing a prepared image (``bot.images.prepare.PreparedImage`` fits)."""
 
     @property
     def sha256(self) -> str: ...

@@ -8,10 +8,10 @@ import logging
 import discord
 
 from bot.moderation.action_ids import ActionRef, ButtonAction
-from bot.moderation.buttons import entry_view
 from bot.moderation.config import ModerationSettings
-from bot.moderation.enforce import Outcome, enforce, report_missing
-from bot.moderation.entry import mod_log_channel, post_entry
+from bot.moderation.discord.buttons import entry_view
+from bot.moderation.discord.enforce import Outcome, enforce, report_missing
+from bot.moderation.discord.entry import mod_log_channel, post_entry
 from bot.moderation.policy import Decision
 from bot.moderation.service import ModerationService
 

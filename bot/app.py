@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.util
 import logging
 import pkgutil
 import time
@@ -12,21 +13,29 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-import cogs
-from bot.attachments import DownloadGate
-from bot.chat import ChatService
-from bot.conversation import MemoryLimits
-from bot.images import ImageWorker
-from bot.moderation.service import ModerationService
-from bot.pacing import ChannelPacer
+from bot.conversation import ChatService, MemoryLimits
+from bot.guard import SeenMessages
+from bot.images import DownloadGate, ImageWorker
+from bot.moderation import ModerationService
+from bot.replies import ChannelPacer, LiveRegistry
 from bot.settings import Settings
 from bot.store import Store, StoreOptions, open_store
-from bot.vision import VisionClient
+from bot.vlm import VisionClient
 
 log = logging.getLogger(__name__)
 
-EXTENSIONS = tuple(f"cogs.{module.name}" for module in pkgutil.iter_modules(cogs.__path__))
-"""Every module in `cogs/` is a feature; each ends with `async def setup(bot)`."""
+
+def _extensions() -> tuple[str, ...]:
+    """Every module in `cogs/` is a feature; each ends with `async def setup(bot)`.
+
+    Found by location, not imported here: `bot/` never imports `cogs` (discord.py loads them).
+    """
+    spec = importlib.util.find_spec("cogs")
+    assert spec is not None and spec.submodule_search_locations is not None
+    return tuple(f"cogs.{module.name}" for module in pkgutil.iter_modules(spec.submodule_search_locations))
+
+
+EXTENSIONS = _extensions()
 PURGE_EVERY_SECONDS = 3600
 SHUTDOWN_GRACE_SECONDS = 10.0
 # The tasks discord.py runs event handlers, app commands and component callbacks in (by their names).
@@ -43,6 +52,8 @@ class Glimpse(commands.Bot):
     store: Store
     chat: ChatService
     moderation: ModerationService
+    live: LiveRegistry
+    seen: SeenMessages
 
     def __init__(self, settings: Settings, *, message_content: bool = True, sync_commands: bool = False) -> None:
         intents = discord.Intents.default()
@@ -72,6 +83,8 @@ class Glimpse(commands.Bot):
         self.images = ImageWorker()
         self.downloads = DownloadGate()  # bytes of attachments between download and preparation
         self.pacer = ChannelPacer()
+        self.live = LiveRegistry()  # replies on screen, so that deleting one stops it at once
+        self.seen = SeenMessages()  # messages already claimed by chat or describe
         self.store = await open_store(settings.store_url, StoreOptions.from_settings(settings))
         self.chat = ChatService(self.store, self.vision, MemoryLimits.from_settings(settings))
         self.moderation = ModerationService(

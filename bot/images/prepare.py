@@ -2,7 +2,7 @@
 
 Every input ends as a :class:`PreparedImage` (or a list of them) or as :class:`ImageRejected` with a
 sentence a Discord user understands; never another exception, never a hang. The limits and the Pillow
-plumbing live in :mod:`bot.image_codec`, the size policy in :mod:`bot.image_policy`.
+plumbing live in :mod:`bot.images.codec`, the size policy in :mod:`bot.images.policy`.
 
 The prepare functions are blocking; the bot calls them through :class:`ImageWorker`, off the event loop.
 """
@@ -23,10 +23,9 @@ from typing import Any, TypeVar
 
 from PIL import Image
 
-from bot import image_codec as codec
-from bot import image_policy as policy
-from bot.image_codec import MAX_DATA_URL_CHARS, MAX_INPUT_BYTES, MAX_PIXELS, ImageRejected
-from bot.image_policy import Detail, qwen_image_tokens
+from bot.images import codec, policy
+from bot.images.codec import MAX_DATA_URL_CHARS, MAX_INPUT_BYTES, MAX_PIXELS, ImageRejected
+from bot.images.policy import Detail, qwen_image_tokens
 
 __all__ = [
     "MAX_DATA_URL_CHARS",
@@ -182,9 +181,9 @@ def prepare_text_images(data: bytes) -> list[PreparedImage]:
     """Prepare an image for transcription: never shrink text until it is illegible.
 
     A screenshot that fits the payload limit is sent as it is. Wider than
-    :data:`~bot.image_policy.TEXT_MAX_WIDTH` it is scaled down to that width. A tall image (a scrolled
+    :data:`~bot.images.policy.TEXT_MAX_WIDTH` it is scaled down to that width. A tall image (a scrolled
     phone screenshot, a receipt) becomes overlapping tiles, top to bottom (see
-    :func:`~bot.image_policy.tile_spans`), each one a :class:`PreparedImage` of its own.
+    :func:`~bot.images.policy.tile_spans`), each one a :class:`PreparedImage` of its own.
     Tiles of an unscaled PNG, GIF, WebP or BMP stay PNG, so no pixel of the text changes.
     Raises :class:`ImageRejected` for any input it cannot use.
     """

@@ -13,7 +13,7 @@ space (U+200B) is inserted between backticks (:attr:`Wrap.CODE`: no run of three
 cannot close the block; Discord only knows three-backtick fences, so a longer fence is no option) or
 between pipes (:attr:`Wrap.SPOILER`: no ``||`` remains, so the text cannot end the spoiler early).
 U+200B is invisible in Discord, also inside code blocks; it does end up in text copied from the
-message, which is why long texts are attached as a file as well (see ``bot/replies.py``).
+message, which is why long texts are attached as a file as well (see ``bot/replies/live.py``).
 """
 
 from __future__ import annotations

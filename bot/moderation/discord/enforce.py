@@ -12,7 +12,7 @@ import discord
 
 from bot.moderation.action_ids import ButtonAction
 from bot.moderation.config import ModerationSettings
-from bot.moderation.entry import NO_MENTIONS
+from bot.moderation.discord.entry import NO_MENTIONS
 from bot.moderation.policy import (
     PERMISSION_NAMES,
     Decision,

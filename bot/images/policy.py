@@ -1,6 +1,6 @@
 """How big an image should be when it reaches the model: pure decisions on sizes and pixels.
 
-`bot/images.py` does the decoding and encoding; this module only answers questions such as
+`bot/images/prepare.py` does the decoding and encoding; this module only answers questions such as
 "what long side for this detail and this content?" and "where do the OCR tiles of a tall image
 start and end?", so the policy can be read (and tested) apart from the Pillow plumbing.
 """

@@ -2,11 +2,11 @@
 
 Nothing here imports discord. The ``/ocr`` cog picks an engine and wires these pieces:
 
-* ``engine: model`` — the images of one attachment as ``bot.images.prepare_text_images`` returns them
+* ``engine: model`` — the images of one attachment as ``bot.images.prepare.prepare_text_images`` returns them
   (one image, or ordered overlapping tiles of a tall image) go one per request through
   :func:`build_ocr_messages`; :class:`TiledTranscript` turns the per-tile answers into one
   append-only stream of text (seams de-duplicated with :func:`join_tiles`) for a live reply.
-* ``engine: local`` — an :class:`OcrEngine` (``bot.ocr_local.LocalOcrEngine``), run in the image
+* ``engine: local`` — an :class:`OcrEngine` (``bot.ocr.local.LocalOcrEngine``), run in the image
   worker pool because it is synchronous and CPU-bound.
 
 Either way the answer ends as an :class:`OcrResult`; an empty ``text`` means no readable text.
@@ -52,7 +52,7 @@ class OcrResult:
 
 
 class ImagePart(Protocol):
-    """What the prompt needs from an image: ``bot.images.PreparedImage`` has it."""
+    """What the prompt needs from an image: ``bot.images.prepare.PreparedImage`` has it."""
 
     def content_part(self) -> dict[str, Any]: ...
 

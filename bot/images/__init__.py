@@ -1,0 +1,43 @@
+"""Images: from a message's files to bounded, normalised, resized images ready for the model.
+
+``policy`` decides sizes, ``codec`` reads and encodes within limits, ``prepare`` runs that off the
+event loop, ``attachments`` downloads through one memory budget and says what was left out.
+"""
+
+from bot.images.attachments import (
+    AttachmentLike,
+    DownloadFailed,
+    DownloadGate,
+    GatheredImages,
+    check_size,
+    download,
+    downloaded,
+    gather_images,
+    image_attachments,
+    is_image,
+)
+from bot.images.codec import MAX_DATA_URL_CHARS, MAX_INPUT_BYTES, ImageRejected
+from bot.images.policy import Detail, qwen_image_tokens
+from bot.images.prepare import ImageWorker, PreparedImage, prepare_image, prepare_text_images
+
+__all__ = [
+    "MAX_DATA_URL_CHARS",
+    "MAX_INPUT_BYTES",
+    "AttachmentLike",
+    "Detail",
+    "DownloadFailed",
+    "DownloadGate",
+    "GatheredImages",
+    "ImageRejected",
+    "ImageWorker",
+    "PreparedImage",
+    "check_size",
+    "download",
+    "downloaded",
+    "gather_images",
+    "image_attachments",
+    "is_image",
+    "prepare_image",
+    "prepare_text_images",
+    "qwen_image_tokens",
+]

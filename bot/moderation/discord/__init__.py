@@ -1,0 +1,8 @@
+"""Moderation in Discord: the mod-log entry and its buttons, enforcement, the panels moderators see,
+and the watcher of watched channels. Built on the pure core in :mod:`bot.moderation`."""
+
+from bot.moderation.discord.buttons import ModLogButton
+from bot.moderation.discord.panels import check_embeds, settings_embed, stats_embed
+from bot.moderation.discord.watch import moderate
+
+__all__ = ["ModLogButton", "check_embeds", "moderate", "settings_embed", "stats_embed"]

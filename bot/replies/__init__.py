@@ -1,0 +1,26 @@
+"""Live replies: a stream of text into Discord messages edited as it grows, paced per channel.
+
+``pacing`` and ``textsplit`` are pure; ``live`` and ``sinks`` speak to Discord.
+"""
+
+from bot.replies.live import EMPTY_ANSWER, WARNING, LiveReply
+from bot.replies.pacing import ChannelPacer
+from bot.replies.registry import LiveRegistry
+from bot.replies.sinks import InteractionSink, MessageSink, ReplySink, can_post_in
+from bot.replies.textsplit import DISCORD_LIMIT, Wrap
+from bot.vlm import ReplyDeleted
+
+__all__ = [
+    "DISCORD_LIMIT",
+    "EMPTY_ANSWER",
+    "WARNING",
+    "ChannelPacer",
+    "InteractionSink",
+    "LiveRegistry",
+    "LiveReply",
+    "MessageSink",
+    "ReplyDeleted",
+    "ReplySink",
+    "Wrap",
+    "can_post_in",
+]

@@ -1,0 +1,30 @@
+"""The model: a streaming OpenAI-compatible client, and one answer's lifecycle from request to reply.
+
+Pure: no Discord. An answer streams into anything that follows :class:`AnswerTarget`.
+"""
+
+from bot.vlm.answer import (
+    CUT_SHORT,
+    INTERNAL_ERROR,
+    Answer,
+    AnswerTarget,
+    ReplyDeleted,
+    note_lines,
+    stream_answer,
+)
+from bot.vlm.client import Completion, Usage, VisionClient, VisionError, VisionStream
+
+__all__ = [
+    "CUT_SHORT",
+    "INTERNAL_ERROR",
+    "Answer",
+    "AnswerTarget",
+    "Completion",
+    "ReplyDeleted",
+    "Usage",
+    "VisionClient",
+    "VisionError",
+    "VisionStream",
+    "note_lines",
+    "stream_answer",
+]
