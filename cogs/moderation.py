@@ -17,8 +17,8 @@ from bot.images import image_attachments
 from bot.moderation import Category, ModerationSettings, ModerationSettingsError
 from bot.moderation.config import MAX_RULES_CHARS, Action
 from bot.moderation.discord import ModLogButton, check_embeds, moderate, settings_embed, stats_embed
-from bot.moderation.discord.entry import NO_MENTIONS
 from bot.moderation.stats import WINDOWS_DAYS
+from bot.replies import NO_MENTIONS
 
 if TYPE_CHECKING:
     from bot.app import Glimpse

@@ -25,7 +25,7 @@ from bot.conversation.planner import (
 )
 from bot.images import PreparedImage
 from bot.prompts import CHAT_SYSTEM
-from bot.vlm import Answer, AnswerTarget, VisionClient, stream_answer
+from bot.vlm import AnswerTarget, Completion, VisionClient, stream_answer
 
 if TYPE_CHECKING:
     from bot.store import Store  # the store imports this package's turns: no import at run time
@@ -120,7 +120,7 @@ class ChatService:
         *,
         history: Sequence[Turn] | None = None,
         notes: Sequence[str] = (),
-    ) -> Answer | None:
+    ) -> Completion | None:
         """Answer ``question`` (whose ``images`` are the prepared ``images``) in the light of memory:
         ``history`` as read by :meth:`recall` when the question arrived (read now if not given)."""
         if history is None:

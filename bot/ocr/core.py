@@ -24,12 +24,20 @@ from typing import Any, Literal, Protocol
 
 from PIL import Image
 
+from bot.prompts import (
+    OCR_LANGUAGE,
+    OCR_MARKDOWN,
+    OCR_PLAIN,
+    OCR_REQUEST,
+    OCR_SYSTEM,
+    OCR_TILE,
+)
+
 log = logging.getLogger(__name__)
 
 Layout = Literal["plain", "markdown"]
 EngineName = Literal["model", "local"]
 
-NO_TEXT = "NO_TEXT"
 NO_TEXT_MESSAGE = "No readable text found."
 
 
@@ -72,32 +80,6 @@ class OcrEngine(Protocol):
 
 # --- the prompt -------------------------------------------------------------------------------------
 
-_SYSTEM = (
-    "You are a meticulous OCR engine. Transcribe all text visible in the image exactly as written: the "
-    "same words, spelling, capitalisation, punctuation, numbers, symbols and emoji, in reading order "
-    "(top to bottom; columns one after another). Keep every line break of the image: one line of the "
-    "image is one line of your answer. Separate blocks such as paragraphs, columns or chat messages "
-    "with one blank line. Do not summarise, translate, correct mistakes, complete cut-off words, explain "
-    "or comment, and write nothing before or after the text. Do not put the answer in a code block. "
-    "If a word cannot be read, write [illegible] in its place. If the image contains no readable text "
-    f"at all, answer exactly {NO_TEXT} and nothing else."
-)
-_PLAIN = "Write plain text only, with no Markdown formatting."
-_MARKDOWN = (
-    "Keep the structure with Markdown: headings as #, lists as - or 1., tables as Markdown tables "
-    "(one row per line), bold or italic only where the image shows it."
-)
-_REQUEST = "Transcribe the text in this image."
-_LANGUAGE = (
-    "The text is probably in {language}. Use this only to read it correctly: write it in its original "
-    "language and script, and do not translate it."
-)
-_TILE = (
-    "This image is part {index} of {count} of one tall image, cut from top to bottom with a small "
-    "overlap between parts. Transcribe only the text visible in this part; for a line cut by the top "
-    "or bottom edge, write only what is legible."
-)
-
 
 def build_ocr_messages(
     images: Sequence[ImagePart],
@@ -117,12 +99,12 @@ def build_ocr_messages(
         raise ValueError(f"unknown layout {layout!r}")
     if part is not None and not 1 <= part[0] <= part[1]:
         raise ValueError(f"part {part} is not 1 <= k <= n")
-    request = [_REQUEST]
+    request = [OCR_REQUEST]
     if language and language.strip():
-        request.append(_LANGUAGE.format(language=_one_line(language)[:60]))
+        request.append(OCR_LANGUAGE.format(language=_one_line(language)[:60]))
     if part is not None:
-        request.append(_TILE.format(index=part[0], count=part[1]))
-    system = f"{_SYSTEM} {_MARKDOWN if layout == 'markdown' else _PLAIN}"
+        request.append(OCR_TILE.format(index=part[0], count=part[1]))
+    system = f"{OCR_SYSTEM} {OCR_MARKDOWN if layout == 'markdown' else OCR_PLAIN}"
     content = [image.content_part() for image in images]
     content.append({"type": "text", "text": " ".join(request)})
     return [{"role": "system", "content": system}, {"role": "user", "content": content}]

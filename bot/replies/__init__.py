@@ -6,13 +6,14 @@
 from bot.replies.live import EMPTY_ANSWER, WARNING, LiveReply
 from bot.replies.pacing import ChannelPacer
 from bot.replies.registry import LiveRegistry
-from bot.replies.sinks import InteractionSink, MessageSink, ReplySink, can_post_in
+from bot.replies.sinks import NO_MENTIONS, InteractionSink, MessageSink, ReplySink, can_post_in
 from bot.replies.textsplit import DISCORD_LIMIT, Wrap
 from bot.vlm import ReplyDeleted
 
 __all__ = [
     "DISCORD_LIMIT",
     "EMPTY_ANSWER",
+    "NO_MENTIONS",
     "WARNING",
     "ChannelPacer",
     "InteractionSink",

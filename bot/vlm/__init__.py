@@ -6,7 +6,6 @@ Pure: no Discord. An answer streams into anything that follows :class:`AnswerTar
 from bot.vlm.answer import (
     CUT_SHORT,
     INTERNAL_ERROR,
-    Answer,
     AnswerTarget,
     ReplyDeleted,
     note_lines,
@@ -17,7 +16,6 @@ from bot.vlm.client import Completion, Usage, VisionClient, VisionError, VisionS
 __all__ = [
     "CUT_SHORT",
     "INTERNAL_ERROR",
-    "Answer",
     "AnswerTarget",
     "Completion",
     "ReplyDeleted",

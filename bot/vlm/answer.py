@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterable, Awaitable, Callable, Sequence
-from dataclasses import dataclass
 from typing import Protocol
 
-from bot.vlm.client import Usage, VisionClient, VisionError
+from bot.vlm.client import Completion, VisionClient, VisionError
 
 log = logging.getLogger(__name__)
 
@@ -33,13 +32,6 @@ class AnswerTarget(Protocol):
     async def finish(self, note: str | None = None) -> None: ...
 
 
-@dataclass(frozen=True)
-class Answer:
-    text: str
-    usage: Usage | None
-    finish_reason: str | None
-
-
 def note_lines(notes: Sequence[str]) -> str | None:
     """Small grey lines under an answer (Discord's `-#` subtext)."""
     return "\n".join(f"-# {note}" for note in notes) or None
@@ -53,8 +45,8 @@ async def stream_answer(
     notes: Sequence[str] = (),
     temperature: float | None = None,
     max_tokens: int | None = None,
-    remember: Callable[[Answer], Awaitable[None]] | None = None,
-) -> Answer | None:
+    remember: Callable[[Completion], Awaitable[None]] | None = None,
+) -> Completion | None:
     """Stream the model's answer into ``reply``; return it, or None when it failed (already shown).
 
     ``remember`` stores a complete answer *before* the final edit shows it complete, so an answer that
@@ -80,7 +72,7 @@ async def stream_answer(
         all_notes.append(CUT_SHORT)
     elif stream.finish_reason == "content_filter":  # ends like a normal answer; say it is not one
         all_notes.append(FILTERED)
-    answer = Answer(text=text, usage=stream.usage, finish_reason=stream.finish_reason)
+    answer = Completion(text=text, usage=stream.usage, finish_reason=stream.finish_reason)
     if remember is not None and text.strip():
         await remember(answer)
     await reply.finish(note_lines(all_notes))

@@ -8,7 +8,6 @@ from typing import Any
 import pytest
 
 from bot.ocr.core import (
-    NO_TEXT,
     SEAM_LINES,
     OcrResult,
     TiledTranscript,
@@ -18,6 +17,7 @@ from bot.ocr.core import (
     join_tiles,
     stream_transcription,
 )
+from bot.prompts import NO_TEXT
 from tests.unit.text_images import sample_lines
 
 

@@ -18,10 +18,11 @@ import discord
 
 from bot.moderation.action_ids import ACTION_ID_PATTERN, ActionRef, ButtonAction, decode_action_id, encode_action_id
 from bot.moderation.config import ModerationSettings
-from bot.moderation.discord.entry import NO_MENTIONS, with_moderator_line
+from bot.moderation.discord.entry import with_moderator_line
 from bot.moderation.ledger import entry_finished
 from bot.moderation.policy import format_duration
 from bot.moderation.service import ModerationService
+from bot.replies import NO_MENTIONS
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,6 @@ import discord
 
 from bot.moderation.action_ids import ButtonAction
 from bot.moderation.config import ModerationSettings
-from bot.moderation.discord.entry import NO_MENTIONS
 from bot.moderation.policy import (
     PERMISSION_NAMES,
     Decision,
@@ -23,6 +22,7 @@ from bot.moderation.policy import (
 )
 from bot.moderation.service import ModerationService
 from bot.moderation.verdict import Verdict
+from bot.replies import NO_MENTIONS
 
 log = logging.getLogger(__name__)
 

@@ -12,10 +12,10 @@ import discord
 from bot.moderation.config import ModerationSettings
 from bot.moderation.service import CheckResult
 from bot.moderation.verdict import Verdict, format_verdict
+from bot.replies import NO_MENTIONS
 
 log = logging.getLogger(__name__)
 
-NO_MENTIONS = discord.AllowedMentions.none()
 MODERATOR_ACTIONS_FIELD = "Moderator actions"
 SEVERITY_COLOURS = {1: discord.Colour.gold(), 2: discord.Colour.orange(), 3: discord.Colour.red()}
 REVIEW_COLOUR = discord.Colour.blurple()
