@@ -13,9 +13,8 @@ from discord.ext import commands
 from bot.addressing import addresses_bot
 from bot.conversation import user_turn
 from bot.images import AttachmentLike, Detail, gather_images, image_attachments
-from bot.prompts import ALT_TEXT_SYSTEM, describe_request
+from bot.prompts import describe_request
 from bot.replies import InteractionSink, LiveReply, MessageSink, ReplyDeleted, ReplySink, Wrap, can_post_in
-from bot.vlm import stream_answer
 
 if TYPE_CHECKING:
     from bot.app import Glimpse
@@ -116,16 +115,6 @@ class Describe(commands.Cog):
         if not gathered.images:
             await reply.fail(" ".join(gathered.notes) or NO_IMAGES)
             return
-        messages = [
-            {"role": "system", "content": ALT_TEXT_SYSTEM},
-            {
-                "role": "user",
-                "content": [
-                    {"type": "text", "text": describe_request(len(gathered.images), prompt)},
-                    *(image.content_part() for image in gathered.images),
-                ],
-            },
-        ]
         question = user_turn(
             author_name=getattr(asker, "display_name", str(asker)),
             author_id=asker.id,
@@ -134,14 +123,14 @@ class Describe(commands.Cog):
             spoilers=gathered.spoilers,
             message_id=message_id,
         )
-        await stream_answer(
+        await self.bot.chat.describe(
+            sink.channel_id,
+            question,
+            gathered.images,
             reply,
-            self.bot.vision,
-            messages,
+            request=describe_request(len(gathered.images), prompt),
             notes=gathered.notes,
-            remember=lambda answer: self.bot.chat.remember(sink.channel_id, question, gathered.images, answer.text),
         )
-
 
 async def setup(bot: Glimpse) -> None:
     await bot.add_cog(Describe(bot))

@@ -336,10 +336,10 @@ def _plan_turn(turn: Turn, description: str, budget: _Budget) -> PlannedMessage 
     return PlannedMessage("user", full_text, tuple(sent))
 
 
-def _plan_current(current: Turn, limits: MemoryLimits, tokens_left: int) -> PlannedMessage:
+def _plan_current(current: Turn, limits: MemoryLimits, tokens_left: int, named: bool) -> PlannedMessage:
     """The current turn, always sent; its text is cut (not below MIN_CURRENT_CHARS) if it cannot fit."""
     sent = current.images[: limits.max_images_per_request]
-    text = _user_text(current)
+    text = _user_text(current) if named else current.text
     if skipped := len(current.images) - len(sent):
         text += f"\n[{skipped} more image(s) not sent: limit of {limits.max_images_per_request} per request]"
     room = tokens_left - sum(image.tokens for image in sent) - MESSAGE_OVERHEAD_TOKENS
@@ -355,14 +355,18 @@ def plan_request(
     current: Turn,
     limits: MemoryLimits,
     now: float | None = None,
+    named: bool = True,
 ) -> RequestPlan:
-    """Choose what of ``history`` (oldest first) goes into a request answering ``current``."""
+    """Choose what of ``history`` (oldest first) goes into a request answering ``current``.
+
+    ``named``: the current message starts with its author's display name, as every message of a chat
+    does (several people talk in a channel); a describe request is one person's and goes without."""
     if current.role != "user":
         raise ValueError("the current turn must be a user turn")
     now = time.time() if now is None else now
     system = PlannedMessage("system", system_prompt)
     fixed = _message_cost(system)
-    current_message = _plan_current(current, limits, limits.max_tokens - fixed)
+    current_message = _plan_current(current, limits, limits.max_tokens - fixed, named)
     fixed += _message_cost(current_message)
     budget = _Budget(
         tokens_left=max(limits.max_tokens - fixed, 0),

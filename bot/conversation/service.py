@@ -10,13 +10,14 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from bot.conversation.planner import (
     ContextSummary,
     ImageRef,
     MemoryLimits,
+    RequestPlan,
     Turn,
     may_reveal_spoiler,
     plan_request,
@@ -24,7 +25,7 @@ from bot.conversation.planner import (
     turns_in_reach,
 )
 from bot.images import PreparedImage
-from bot.prompts import CHAT_SYSTEM
+from bot.prompts import ALT_TEXT_SYSTEM, CHAT_SYSTEM
 from bot.vlm import AnswerTarget, Completion, VisionClient, stream_answer
 
 if TYPE_CHECKING:
@@ -126,6 +127,40 @@ class ChatService:
         if history is None:
             history = await self.history(channel_id)
         plan = plan_request(system_prompt=CHAT_SYSTEM, history=history, current=question, limits=self.limits)
+        return await self._stream(channel_id, plan, question, images, reply, notes)
+
+    async def describe(
+        self,
+        channel_id: int,
+        question: Turn,
+        images: Sequence[PreparedImage],
+        reply: AnswerTarget,
+        *,
+        request: str,
+        notes: Sequence[str] = (),
+    ) -> Completion | None:
+        """Describe ``images`` (alt text, or ``request`` about them): a request of its own, without the
+        channel's history, remembered as an exchange of its conversation so follow-ups can refer to it.
+
+        ``question`` is the turn to remember (what the person said); ``request`` is what the model is
+        asked (the alt-text task, or the person's own prompt)."""
+        current = replace(question, text=request)
+        plan = plan_request(
+            system_prompt=ALT_TEXT_SYSTEM, history=(), current=current, limits=self.limits, named=False
+        )
+        return await self._stream(channel_id, plan, question, images, reply, notes)
+
+    async def _stream(
+        self,
+        channel_id: int,
+        plan: RequestPlan,
+        question: Turn,
+        images: Sequence[PreparedImage],
+        reply: AnswerTarget,
+        notes: Sequence[str],
+    ) -> Completion | None:
+        """Send ``plan`` (its stored images read back), stream the answer into ``reply``, and remember
+        the exchange once it is complete."""
         sources: dict[str, PreparedImage | bytes] = {image.sha256: image for image in images}
         try:
             sources.update(await self.store.get_images(h for h in plan.image_hashes if h not in sources))

@@ -165,6 +165,18 @@ def test_current_images_come_first_and_history_images_are_described() -> None:
     assert plan.images_as_text == 1
 
 
+def test_a_request_without_names_sends_the_question_as_asked() -> None:
+    """Describe asks through the planner too, but as one person's request: no "Name:" prefix."""
+    current = user("Write alt text for this image.", ref(2), at=NOW)
+    plan = plan_request(system_prompt=SYSTEM, history=[], current=current, limits=MemoryLimits(), now=NOW, named=False)
+    messages = plan.render({ref(2).sha256: "data:image/jpeg;base64,AA=="})
+    assert messages[0] == {"role": "system", "content": SYSTEM}
+    assert messages[1]["content"] == [
+        {"type": "text", "text": "Write alt text for this image."},
+        {"type": "image_url", "image_url": {"url": "data:image/jpeg;base64,AA==", "detail": "auto"}},
+    ]
+
+
 def test_an_image_is_sent_once_per_request() -> None:
     history = [user("", ref(1), at=NOW - 60, name="Bob"), bot("A cat.", at=NOW - 59)]
     current = user("what breed is the cat above?", ref(1), at=NOW)
