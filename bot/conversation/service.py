@@ -13,14 +13,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from bot.conversation.planner import (
+from bot.conversation.planner import RequestPlan, plan_request
+from bot.conversation.turns import (
     ContextSummary,
     ImageRef,
     MemoryLimits,
-    RequestPlan,
     Turn,
     may_reveal_spoiler,
-    plan_request,
     summarize,
     turns_in_reach,
 )

@@ -29,6 +29,9 @@ Errors raised by the delta iterator reach the caller unchanged (after the editor
 the caller decides what to say with :meth:`LiveReply.fail`. ``finish`` and ``fail`` never raise
 Discord errors: they log them and add an error line where Discord still lets them. Neither they nor
 the editor raise when the connection to Discord is gone (the bot is closing): that is logged at INFO.
+
+Longer than 400 lines on purpose: the reply and its editor task share one state (what each message
+shows, what it should show), and the rules above hold only if that state is read in one place.
 """
 
 from __future__ import annotations

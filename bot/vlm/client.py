@@ -11,6 +11,9 @@ deadlines around each read, so they hold whatever the transport does. Cancelling
 task or calling :meth:`VisionStream.aclose` closes the HTTP response, so the provider stops
 generating (and billing). The API key lives only inside the openai client and never appears in a
 log line, a repr or a reason.
+
+Longer than 400 lines on purpose: one request's whole life (attempts, deadlines, the stream's state,
+closing) is one state machine, and splitting it would scatter the invariants above over files.
 """
 
 from __future__ import annotations

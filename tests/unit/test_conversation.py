@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from bot.conversation.planner import (
-    MIN_CURRENT_CHARS,
+from bot.conversation.planner import MIN_CURRENT_CHARS, plan_request
+from bot.conversation.turns import (
     ContextSummary,
     ImageRef,
     MemoryLimits,
@@ -18,7 +18,6 @@ from bot.conversation.planner import (
     current_session,
     estimate_text_tokens,
     may_reveal_spoiler,
-    plan_request,
     summarize,
     turns_in_reach,
 )
