@@ -9,10 +9,18 @@ import pytest
 
 from bot.app import Glimpse
 from bot.settings import Settings
-from tests.fakes.discord import DiscordEmulator, EmulatorConfig
+from tests.e2e.helpers import REFUSALS_MARK, assert_discord_refused_nothing, declared_refusals
+from tests.fakes.discord import DiscordEmulator, EmulatorConfig, World, standard_world
 from tests.fakes.vlm import VLMServer
 
 BotFactory = Callable[..., Glimpse]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        f"{REFUSALS_MARK}(*refusals): (status, code) pairs Discord may answer because the test provokes them",
+    )
 
 
 @pytest.fixture
@@ -28,9 +36,19 @@ def emulator_config() -> EmulatorConfig:
 
 
 @pytest.fixture
-async def emulator(emulator_config: EmulatorConfig) -> AsyncIterator[DiscordEmulator]:
-    async with DiscordEmulator(config=emulator_config) as server:
+def emulator_world() -> World:
+    """Override in a test module to start the emulator with another world."""
+    return standard_world()
+
+
+@pytest.fixture
+async def emulator(
+    emulator_world: World, emulator_config: EmulatorConfig, request: pytest.FixtureRequest
+) -> AsyncIterator[DiscordEmulator]:
+    """The emulator; at teardown (after the bot stopped) it checks that Discord refused nothing undeclared."""
+    async with DiscordEmulator(world=emulator_world, config=emulator_config) as server:
         yield server
+        assert_discord_refused_nothing(server, allow=declared_refusals(request.node))
 
 
 def bot_environment(emulator: DiscordEmulator, vlm: VLMServer, store_url: str, **extra: str) -> dict[str, str]:

@@ -1,5 +1,9 @@
 """Shared pieces of the end-to-end tests: generated images, scaled pacing, short timeouts, reply checks.
 
+Every test that uses the ``emulator`` fixture ends with :func:`assert_discord_refused_nothing` (the
+fixture runs it at teardown); a test that provokes a refusal on purpose declares it with
+``@pytest.mark.discord_refuses((404, 10008), RATE_LIMITED)``.
+
 Discord's channel bucket is 5 sends/edits per 5 s. Tests that need many requests scale it to 5 per
 second on both sides: :func:`scaled_emulator_config` for the emulator and :func:`pace_like` for the
 bot, whose :class:`~bot.replies.pacing.ChannelPacer` is built in ``setup_hook`` with Discord's defaults and
@@ -13,7 +17,7 @@ from __future__ import annotations
 import io
 import re
 import struct
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import pytest
@@ -27,8 +31,46 @@ from tests.fakes.vlm import RecordedRequest, VLMServer
 
 PLACEHOLDER = "…"
 FENCE = "```"
-DISCORD_LIMIT = 2000
 _REOPEN = re.compile(r"```[^\n`]*\n")
+
+
+# -- what Discord refused ---------------------------------------------------------------------
+
+Refusal = tuple[int, int | None]  # (HTTP status, Discord's JSON error code; None for a 429, which has none)
+RATE_LIMITED: Refusal = (429, None)
+UNAUTHORIZED: Refusal = (401, 0)
+MISSING_PERMISSIONS: Refusal = (403, 50013)
+REFUSALS_MARK = "discord_refuses"
+
+
+def assert_discord_refused_nothing(emulator: DiscordEmulator, allow: Iterable[Refusal] = ()) -> None:
+    """Discord answered no 4xx and no 429, except the ``(status, code)`` refusals in ``allow``.
+
+    Unknown routes count (404, code 0), as does a 401. ``allow`` lists what the test provoked on
+    purpose; whether it happened is the test's own assertion.
+    """
+    allowed = set(allow)
+    unexpected = [r for r in emulator.refusals if (r.status, r.error_code) not in allowed]
+    assert not unexpected, "Discord refused:\n" + "\n".join(
+        f"  {r.method} {r.path} -> {r.status} {r.error_code}: {_error_message(r.response)}" for r in unexpected
+    )
+
+
+def declared_refusals(node: pytest.Item) -> set[Refusal]:
+    """The refusals a test declared with ``@pytest.mark.discord_refuses(...)`` (on it, its class or module)."""
+    return {refusal for mark in node.iter_markers(REFUSALS_MARK) for refusal in mark.args}
+
+
+def assert_bot_pinged_nobody(emulator: DiscordEmulator) -> None:
+    """Nothing the bot sent or edited would have pinged anyone."""
+    messages, bot_id = emulator.world.messages, emulator.bot_user.id
+    sent = [r for r in emulator.records.mentions if messages[r.message_id].author.id == bot_id]
+    pinging = [r for r in sent if r.pinged_anyone]
+    assert pinging == [], [messages[r.message_id].content for r in pinging]
+
+
+def _error_message(body: Any) -> str:
+    return str(body.get("message", body)) if isinstance(body, dict) else repr(body)
 
 
 # -- images ------------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from PIL import Image
 from bot.app import Glimpse
 from bot.conversation import ChatService
 from tests.e2e.helpers import (  # noqa: F401  (the fixtures: scaled Discord limits, bot paced to match)
+    assert_bot_pinged_nobody,
     emulator_config,
     paced_like_emulator,
 )
@@ -162,16 +163,6 @@ def talk(glimpse: Glimpse, emulator: DiscordEmulator, vlm: VLMServer) -> Talk:
     return Talk.watching(glimpse, emulator, vlm)
 
 
-def assert_clean(emulator: DiscordEmulator) -> None:
-    """No 429s, no unknown routes, and nothing the bot sent pinged anyone."""
-    assert emulator.rate_limits == [] and emulator.unknown_routes == []
-    bot_id = emulator.bot_user.id
-    messages = emulator.world.messages
-    assert not any(
-        record.pinged_anyone for record in emulator.records.mentions if messages[record.message_id].author.id == bot_id
-    )
-
-
 # ---- conversation ----------------------------------------------------------------------------------
 
 
@@ -209,7 +200,7 @@ async def test_third_request_carries_the_earlier_turns_names_answers_and_both_im
     assert second.images and len(second.images) == 2  # the red one from memory, the blue one attached
     assert reply.reference_id is not None
     assert "There is no car" in reply.content
-    assert_clean(emulator)
+    assert_bot_pinged_nobody(emulator)
 
 
 async def test_a_thread_and_its_parent_channel_keep_separate_memories(talk: Talk, emulator: DiscordEmulator) -> None:
@@ -228,7 +219,7 @@ async def test_a_thread_and_its_parent_channel_keep_separate_memories(talk: Talk
         "Noted: PELICAN.",
         "alice: what is the codeword?",
     ]
-    assert_clean(emulator)
+    assert_bot_pinged_nobody(emulator)
 
 
 async def test_the_bot_answers_any_dm_and_remembers_the_dm(talk: Talk, emulator: DiscordEmulator) -> None:
@@ -247,7 +238,7 @@ async def test_the_bot_answers_any_dm_and_remembers_the_dm(talk: Talk, emulator:
         ("bob: and its colour again?", ()),
     ]
     assert "GREEN" not in request_text(second)
-    assert_clean(emulator)
+    assert_bot_pinged_nobody(emulator)
 
 
 async def test_ask_command_continues_the_channel_conversation(talk: Talk, emulator: DiscordEmulator) -> None:
@@ -266,7 +257,7 @@ async def test_ask_command_continues_the_channel_conversation(talk: Talk, emulat
     ]
     assert not interaction.ephemeral and interaction.original is not None
     await emulator.wait_for_content(interaction.original, lambda text: "Green, and the earlier one was red." in text)
-    assert_clean(emulator)
+    assert_bot_pinged_nobody(emulator)
 
 
 # ---- "the image above" -----------------------------------------------------------------------------
@@ -283,7 +274,7 @@ async def test_a_question_without_an_image_looks_at_the_image_posted_above(
     [question] = history_of(request)
     assert (question.text, question.images) == ("carol: what colour is the picture above?", (SIZE[GREEN],))
     await emulator.wait_for_content(reply, lambda text: "bob posted above" in text)  # whose image it looked at
-    assert_clean(emulator)
+    assert_bot_pinged_nobody(emulator)
 
 
 async def test_the_image_above_is_the_newest_one_even_when_memory_holds_an_older_image(
@@ -299,7 +290,7 @@ async def test_the_image_above_is_the_newest_one_even_when_memory_holds_an_older
     sent = history_of(request)
     assert sent[-1].text == "carol: what colour is the picture above?"
     assert SIZE[GREEN] in [size for message in sent for size in message.images], "bob's newer image was not sent"
-    assert_clean(emulator)
+    assert_bot_pinged_nobody(emulator)
 
 
 # ---- descriptions become turns ---------------------------------------------------------------------
@@ -324,7 +315,7 @@ async def test_a_follow_up_on_an_auto_described_image_sees_the_image_and_its_des
         ("assistant", description, ()),
         ("user", "carol: is there anything written on it?", ()),
     ]
-    assert_clean(emulator)
+    assert_bot_pinged_nobody(emulator)
 
 
 # ---- /forget and /context --------------------------------------------------------------------------
@@ -355,7 +346,7 @@ async def test_forget_needs_manage_messages_and_then_the_old_turns_are_gone(
     assert [(m.text, m.images) for m in history_of(after)] == [
         ("alice: what was the codeword, and what did bob show you?", ()),
     ], "after /forget the request must hold neither the old turns nor the old image"
-    assert_clean(emulator)
+    assert_bot_pinged_nobody(emulator)
 
 
 async def test_forget_in_a_dm_is_allowed_for_anyone(talk: Talk, emulator: DiscordEmulator) -> None:
@@ -384,7 +375,7 @@ async def test_an_answer_still_streaming_during_forget_is_not_remembered(
 
     _, after = await talk.ask(alice, general, "what was the codeword?", answer="I don't know.")
     assert "PELICAN" not in request_text(after), "an exchange answered before /forget must stay forgotten"
-    assert_clean(emulator)
+    assert_bot_pinged_nobody(emulator)
 
 
 # ---- failures and redelivery -----------------------------------------------------------------------
@@ -445,7 +436,7 @@ async def test_a_redelivered_message_is_answered_once_and_stored_once(talk: Talk
         "alice: and now?",
     ]
     assert "4 remembered messages with 1 image " in await talk.command(alice, general, "context")
-    assert_clean(emulator)
+    assert_bot_pinged_nobody(emulator)
 
 
 async def test_a_mention_replying_to_someones_image_asks_about_that_image(
@@ -482,7 +473,7 @@ async def test_a_follow_up_about_a_spoiler_image_stays_behind_spoiler_bars(
     assert "forgot" in await talk.command(alice, general, "forget")
     clear, _ = await talk.ask(bob, general, "what is 2 + 2?", answer="Four.")
     assert clear.content.startswith("Four.")
-    assert_clean(emulator)
+    assert_bot_pinged_nobody(emulator)
 
 
 async def test_a_follow_up_about_an_auto_described_spoiler_image_stays_behind_spoiler_bars(
@@ -499,4 +490,4 @@ async def test_a_follow_up_about_an_auto_described_spoiler_image_stays_behind_sp
 
     assert [m.images for m in history_of(request)] == [(SIZE[GREEN],), (), ()]
     assert follow_up.content.startswith("||") and "Green." in follow_up.content
-    assert_clean(emulator)
+    assert_bot_pinged_nobody(emulator)

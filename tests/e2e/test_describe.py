@@ -11,6 +11,7 @@ import pytest
 from bot.app import Glimpse
 from tests.e2e.helpers import (  # noqa: F401  (the fixtures: scaled Discord limits, bot paced to match)
     PLACEHOLDER,
+    assert_bot_pinged_nobody,
     assert_grows_into,
     emulator_config,
     paced_like_emulator,
@@ -19,19 +20,12 @@ from tests.e2e.helpers import (  # noqa: F401  (the fixtures: scaled Discord lim
     release_in_steps,
     reply_to,
 )
-from tests.fakes.discord import DiscordEmulator, Message
+from tests.fakes.discord import DiscordEmulator
 from tests.fakes.vlm import Script, VLMServer
 
 ZWSP = "\u200b"
 DEFERRED = 5
 MESSAGE = 4
-
-
-def assert_clean(emulator: DiscordEmulator, *messages: Message) -> None:
-    """Nobody pinged, no 429, no route the emulator does not know."""
-    for message in messages:
-        assert all(not m.pinged_anyone for m in emulator.mentions_for(message))
-    assert emulator.rate_limits == [] and emulator.unknown_routes == []
 
 
 async def test_image_in_describe_channel_gets_streamed_alt_text(
@@ -55,7 +49,7 @@ async def test_image_in_describe_channel_gets_streamed_alt_text(
     assert (image.width, image.height) == (800, 600)
     assert any("alt text" in text for text in request.texts)
     assert emulator.bot_messages(images) == [reply]
-    assert_clean(emulator, reply)
+    assert_bot_pinged_nobody(emulator)
 
 
 async def test_image_outside_describe_channels_is_ignored(
@@ -89,7 +83,7 @@ async def test_spoiler_image_is_described_inside_spoiler_bars(
 
     assert len(reply.history) == 1 + len(pieces)
     assert_grows_into(reply.history, answer, wrap=("||", "||"))
-    assert_clean(emulator, reply)
+    assert_bot_pinged_nobody(emulator)
 
 
 async def test_spoiler_description_cannot_close_its_spoiler_early(
@@ -127,7 +121,7 @@ async def test_mention_with_images_answers_the_question(
     assert not any(emulator.bot_user.mention in text for text in request.texts)
     [image] = request.images
     assert (image.width, image.height) == (300, 300)
-    assert_clean(emulator, reply)
+    assert_bot_pinged_nobody(emulator)
 
 
 async def test_mention_in_describe_channel_gets_one_answer_to_the_question(
@@ -209,7 +203,7 @@ async def test_slash_describe_streams_into_the_original_response(
     assert prompt in request.texts
     # detail=low: both images go small, in order, marked "low".
     assert [(i.width, i.height, i.detail) for i in request.images] == [(512, 384, "low"), (384, 512, "low")]
-    assert_clean(emulator, original)
+    assert_bot_pinged_nobody(emulator)
 
 
 async def test_context_menu_describes_the_images_of_a_message(
@@ -230,7 +224,7 @@ async def test_context_menu_describes_the_images_of_a_message(
     [request] = vlm.completions
     assert [(i.width, i.height) for i in request.images] == [(800, 600)]
     assert emulator.bot_messages(general) == [original]  # carol's image itself was not described
-    assert_clean(emulator, original)
+    assert_bot_pinged_nobody(emulator)
 
 
 async def test_context_menu_on_a_message_without_images_refuses_privately(
@@ -265,7 +259,7 @@ async def test_more_images_than_the_limit_uses_the_first_and_says_so(
     text, note = reply.content.split("\n")
     assert text == answer
     assert note.startswith("-# ") and "first 2 of 3 images" in note
-    assert_clean(emulator, reply)
+    assert_bot_pinged_nobody(emulator)
 
 
 async def test_big_photo_reaches_the_model_small_and_under_one_megabyte(

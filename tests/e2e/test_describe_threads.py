@@ -2,30 +2,28 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import discord
 import pytest
 
 from bot.app import Glimpse
 from tests.e2e.helpers import (  # noqa: F401  (the fixtures: scaled Discord limits, bot paced to match)
+    assert_discord_refused_nothing,
     emulator_config,
     paced_like_emulator,
     png,
     reply_to,
 )
-from tests.fakes.discord import DiscordEmulator, EmulatorConfig, Perm
+from tests.fakes.discord import DiscordEmulator, Perm, World
 from tests.fakes.discord.standard import standard_world
 from tests.fakes.vlm import VLMServer
 
 
 @pytest.fixture
-async def emulator(emulator_config: EmulatorConfig) -> AsyncIterator[DiscordEmulator]:  # noqa: F811
+def emulator_world() -> World:
     """The standard world plus a thread under #images (the describe channel)."""
     world = standard_world()
     world.add_thread(world.channel_named("images"), "images-thread", owner=world.user_named("bob"))
-    async with DiscordEmulator(world=world, config=emulator_config) as server:
-        yield server
+    return world
 
 
 async def test_an_image_in_a_thread_of_a_describe_channel_is_described(
@@ -54,5 +52,5 @@ async def test_a_thread_the_bot_may_not_post_in_is_skipped_without_a_refused_req
     await emulator.wait_for_content(reply, lambda text: text == "A teal rectangle.")
 
     assert len(vlm.completions) == 1
-    assert [r for r in emulator.requests if r.status == 403] == []
     assert emulator.bot_messages(thread) == []
+    assert_discord_refused_nothing(emulator)  # not even one 403 (the fixture checks again at teardown)

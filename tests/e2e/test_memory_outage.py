@@ -16,10 +16,11 @@ from bot.app import Glimpse
 from bot.conversation import MEMORY_UNAVAILABLE
 from tests.e2e.conftest import bot_environment
 from tests.e2e.helpers import (  # noqa: F401  (the fixtures: scaled Discord limits, bot paced to match)
+    assert_bot_pinged_nobody,
     emulator_config,
     paced_like_emulator,
 )
-from tests.e2e.test_conversation import RED, Talk, assert_clean, history_of
+from tests.e2e.test_conversation import RED, Talk, history_of
 from tests.e2e.test_memory_over_time import talk  # noqa: F401  (fixture)
 from tests.fakes.discord import DiscordEmulator
 from tests.fakes.vlm import VLMServer
@@ -62,4 +63,4 @@ async def test_a_question_is_answered_without_memory_when_the_store_is_down(
     assert "went wrong" in await talk.command(alice, general, "context")
     reply, _ = await talk.ask(alice, general, "and 3 + 3?", answer="Six.")
     assert "Six." in reply.content
-    assert_clean(emulator)
+    assert_bot_pinged_nobody(emulator)

@@ -11,7 +11,7 @@ from bot.app import Glimpse
 from tests.e2e.helpers import psd, truncated_png
 from tests.e2e.test_ocr import (  # noqa: F401  (fixtures: a faster Discord, a bot paced to match)
     LINES,
-    assert_clean_discord,
+    assert_sent_cleanly,
     bot,
     code_block,
     emulator_config,
@@ -44,7 +44,7 @@ async def test_a_file_that_is_no_readable_image_gets_a_plain_reason(
     assert content.startswith("⚠️ ") and "\n" not in content and len(content) < 200
     assert "Traceback" not in content and "Error" not in content
     assert vlm.completions == []  # nothing was sent to the model
-    assert_clean_discord(emulator, original)
+    assert_sent_cleanly(emulator, original)
 
     # the bot is fine afterwards
     vlm.script(Script(text="OPEN", chunk_size=100))
@@ -81,4 +81,4 @@ async def test_a_transcription_that_mentions_everyone_pings_nobody(
     assert interaction.original is not None
     content = await final(emulator, interaction.original, lambda c: c.endswith("```"))
     assert code_block(content) == text
-    assert_clean_discord(emulator, interaction.original)
+    assert_sent_cleanly(emulator, interaction.original)

@@ -11,7 +11,7 @@ import pytest
 import bot.app
 from bot.app import Glimpse
 from bot.replies import ChannelPacer
-from tests.e2e.helpers import png, reply_to
+from tests.e2e.helpers import RATE_LIMITED, png, reply_to
 from tests.fakes.discord import DiscordEmulator, EmulatorConfig, RateLimitConfig
 from tests.fakes.vlm import Script, VLMServer
 
@@ -29,6 +29,7 @@ def editors() -> set[asyncio.Task[object]]:
 
 
 @pytest.mark.filterwarnings("ignore:coroutine 'Client._run_event' was never awaited:RuntimeWarning")  # discord.py's own
+@pytest.mark.discord_refuses(RATE_LIMITED)
 async def test_closing_the_bot_while_an_edit_waits_out_a_429_ends_the_editor_quietly(
     glimpse: Glimpse,
     emulator: DiscordEmulator,

@@ -81,7 +81,6 @@ async def test_deleting_the_placeholder_before_the_first_token_closes_the_model_
     assert reply.requests_after(emulator, deleted_at) == []  # no edit, no error line, no followup
     if entry == "channel":
         assert emulator.bot_messages(emulator.channel("images")) == [later.message]
-    assert emulator.rate_limits == []
 
 
 async def test_deleting_the_question_while_the_model_is_silent_still_posts_the_answer(

@@ -109,4 +109,3 @@ async def test_memory_survives_sigkill_and_restart(
         ("user", "alice: what colour, and which codeword?", ()),
     ], log.read_text()
     assert len(emulator.gateway.identify_payloads) == 2
-    assert emulator.rate_limits == [] and emulator.unknown_routes == []

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.conftest import bot_environment
+from tests.e2e.helpers import UNAUTHORIZED
 from tests.e2e.test_restart import ANSWER_TIMEOUT, REPO, STARTUP_TIMEOUT, bot_process
 from tests.fakes.discord import DiscordEmulator, EmulatorConfig, GatewayConfig
 from tests.fakes.vlm import VLMServer
@@ -46,6 +47,7 @@ async def test_without_the_message_content_intent_the_bot_warns_and_still_answer
     assert not accepted["intents"] & (1 << 15)  # the session runs without Message Content
 
 
+@pytest.mark.discord_refuses(UNAUTHORIZED)
 async def test_a_bad_token_stops_with_a_plain_message_that_does_not_show_it(
     emulator: DiscordEmulator, vlm: VLMServer, tmp_path: Path
 ) -> None:

@@ -32,12 +32,25 @@ class RequestRecord:
     json: Any = None  # the JSON body, or the multipart ``payload_json``
     files: list[FilePart] = field(default_factory=list)
     at: float = field(default_factory=time.monotonic)
-    status: int | None = None
-    response: Any = None
+    status: int | None = None  # the HTTP status answered (None while the handler still runs)
+    response: Any = None  # the JSON body answered
 
     @property
     def unknown_route(self) -> bool:
         return self.route == ""
+
+    @property
+    def refused(self) -> bool:
+        """Discord said no: a 4xx, 429 included."""
+        return self.status is not None and 400 <= self.status < 500
+
+    @property
+    def error_code(self) -> int | None:
+        """Discord's JSON error ``code`` (10008, 50013, ...): None for a success and for a 429, which has none."""
+        if not self.refused or not isinstance(self.response, dict):
+            return None
+        code = self.response.get("code")
+        return code if isinstance(code, int) else None
 
 
 @dataclass(frozen=True)
@@ -155,6 +168,11 @@ class Recorder:
     @property
     def unknown_routes(self) -> list[RequestRecord]:
         return [r for r in self.requests if r.unknown_route]
+
+    @property
+    def refusals(self) -> list[RequestRecord]:
+        """Requests Discord answered with a 4xx (429 included), in arrival order."""
+        return [r for r in self.requests if r.refused]
 
     def requests_to(self, method: str, route: str) -> list[RequestRecord]:
         """Requests whose matched template is ``route`` (without the ``/api/v10`` prefix)."""

@@ -293,6 +293,11 @@ class DiscordEmulator(Actions):
         return self.records.unknown_routes
 
     @property
+    def refusals(self) -> list[RequestRecord]:
+        """Every REST request answered with a 4xx (429 included); see ``RequestRecord.error_code``."""
+        return self.records.refusals
+
+    @property
     def interactions_seen(self) -> list[Any]:
         return self.interactions.all
 
