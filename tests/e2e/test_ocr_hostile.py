@@ -68,7 +68,6 @@ async def test_deleting_the_reply_mid_transcription_stops_the_model_request(
     await vlm.release(1)
     await vlm.wait_for(lambda: request.disconnected)  # the bot cancelled the upstream request
     assert interaction.followups == []  # and posted nothing else
-    assert emulator.unknown_routes == []
 
 
 async def test_a_transcription_that_mentions_everyone_pings_nobody(
