@@ -3,7 +3,8 @@
 Run: ``.venv/bin/python -m bench.memory [--channels 10000] [--turns 10] [--redis URL]``.
 
 It fills a fresh SQLite store (in a temporary directory) with ``--channels`` conversations of
-``--turns`` turns: every channel's first user turn carries a ~60 KB prepared image, one in five of
+``--turns`` turns (question and answer pairs, stored with ``append_exchange`` as the bot does; an odd
+count is rounded up): every channel's first user turn carries a ~60 KB prepared image, one in five of
 them unique, the rest drawn from a pool of 50 shared images (the same meme posted in many channels).
 Then it reports the process RSS (now and peak) and the database size, and the median time to build a
 request for a 50-turn history holding 20 images:
@@ -99,11 +100,11 @@ async def fill(store: Store, channels: int, turns: int, rng: random.Random) -> f
         while not queue.empty():
             channel = queue.get_nowait()
             image = make_image(rng) if channel % UNIQUE_EVERY == 0 else rng.choice(shared)
-            for t in range(turns):
-                role = "user" if t % 2 == 0 else "assistant"
+            for t in range(0, turns, 2):
                 attached = [image] if t == 0 else []
-                turn = make_turn(channel * 100 + t, role=role, at=now - 3600 + t * 30, images=attached)
-                await store.append_turn(channel, turn, attached)
+                question = make_turn(channel * 100 + t, role="user", at=now - 3600 + t * 30, images=attached)
+                answer = make_turn(channel * 100 + t + 1, role="assistant", at=now - 3600 + (t + 1) * 30)
+                await store.append_exchange(channel, question, answer, attached)
 
     await asyncio.gather(*(worker() for _ in range(FILL_CONCURRENCY)))
     return time.perf_counter() - started
@@ -111,11 +112,11 @@ async def fill(store: Store, channels: int, turns: int, rng: random.Random) -> f
 
 async def fill_bench_channel(store: Store, rng: random.Random) -> None:
     now = time.time()
-    for t in range(HISTORY_TURNS):
-        role = "user" if t % 2 == 0 else "assistant"
-        images = [make_image(rng)] if role == "user" and t // 2 < HISTORY_IMAGES else []
-        turn = make_turn(t, role=role, at=now - 600 + t, images=images)
-        await store.append_turn(BENCH_CHANNEL, turn, images)
+    for t in range(0, HISTORY_TURNS, 2):
+        images = [make_image(rng)] if t // 2 < HISTORY_IMAGES else []
+        question = make_turn(t, role="user", at=now - 600 + t, images=images)
+        answer = make_turn(t + 1, role="assistant", at=now - 600 + t + 1)
+        await store.append_exchange(BENCH_CHANNEL, question, answer, images)
 
 
 @dataclass(frozen=True)

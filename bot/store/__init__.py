@@ -9,7 +9,6 @@ from __future__ import annotations
 from bot.store.base import (
     AuditKey,
     AuditRecord,
-    CacheHit,
     DuplicateAnswerError,
     ImageBlob,
     JSONDict,
@@ -21,7 +20,6 @@ from bot.store.base import (
 __all__ = [
     "AuditKey",
     "AuditRecord",
-    "CacheHit",
     "DuplicateAnswerError",
     "ImageBlob",
     "JSONDict",

@@ -1,9 +1,8 @@
 """The store interface every backend implements, and the plain data it traffics in.
 
 A store keeps: each channel's conversation turns (with references to prepared images), the prepared
-image bytes once per content hash, per-guild settings, a moderation audit trail, and a TTL cache
-(with optional 64-bit perceptual hashes for near-duplicate lookups). It never keeps secrets or the
-original attachments: only what :mod:`bot.images.prepare` prepared.
+image bytes once per content hash, per-guild settings, a moderation audit trail, and a TTL cache.
+It never keeps secrets or the original attachments: only what :mod:`bot.images.prepare` prepared.
 """
 
 from __future__ import annotations
@@ -16,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from types import TracebackType
 from typing import Any, Protocol, Self
 
-from bot.conversation import ContextSummary, ImageRef, Turn, summarize
+from bot.conversation import ImageRef, Turn
 
 JSONDict = dict[str, Any]
 DEFAULT_KEEP_TURNS = 200
@@ -41,8 +40,6 @@ class StoreOptions:
     """Redis key lifetime after the last write (SQLite relies on :meth:`Store.purge`)."""
     audit_retention_seconds: float = 90 * 86400
     """Audit records older than this are dropped by :meth:`Store.purge` (and on add, in Redis)."""
-    similar_scan_limit: int = 10_000
-    """At most this many live perceptual hashes are compared per :meth:`Store.cache_similar`."""
 
     @classmethod
     def from_settings(cls, settings: Any) -> StoreOptions:
@@ -94,20 +91,6 @@ class StoreStats:
 
 AuditKey = tuple[str, str, str]
 """(kind, category, action), the grouping of :meth:`Store.audit_counts`."""
-
-
-@dataclass(frozen=True, slots=True)
-class CacheHit:
-    """A cache entry found by perceptual hash, ``distance`` bits away from the probe."""
-
-    key: str
-    value: JSONDict
-    distance: int
-
-
-def hamming(a: int, b: int) -> int:
-    """Differing bits between two 64-bit hashes (signed or unsigned forms alike)."""
-    return ((a ^ b) & 0xFFFF_FFFF_FFFF_FFFF).bit_count()
 
 
 def refs_to_json(images: Iterable[ImageRef]) -> str:
@@ -174,32 +157,24 @@ class Store(ABC):
     # -- conversation -------------------------------------------------------------------------------
 
     @abstractmethod
-    async def append_turn(self, channel_id: int, turn: Turn, images: Iterable[ImageBlob] = ()) -> bool:
-        """Append ``turn`` (storing ``images``' bytes once per hash); ``False`` if it is a redelivery.
-
-        A redelivery is a turn with the same (role, ``message_id``) already stored in the channel.
-        Turns without ``message_id`` are never de-duplicated. ``images`` need only hold bytes the
-        store may not have yet; every one must be referenced by ``turn.images``.
-        """
-
-    @abstractmethod
     async def append_exchange(
         self, channel_id: int, question: Turn, answer: Turn, images: Iterable[ImageBlob] = ()
     ) -> bool:
-        """Append a user's ``question`` (with ``images``' bytes, as in :meth:`append_turn`) and the
-        bot's ``answer`` as one atomic write: both or neither are stored, and nothing another writer
-        appends to the channel can come between them.
+        """Append a user's ``question`` and the bot's ``answer`` as one atomic write: both or neither
+        are stored, and nothing another writer appends to the channel can come between them.
 
-        ``False`` (and nothing stored) when the question is a redelivery, as in :meth:`append_turn`.
+        ``images`` are the question's image bytes, stored once per hash; they need only hold bytes the
+        store may not have yet, and every one must be referenced by ``question.images``.
+
+        ``False`` (and nothing stored) when the question is a redelivery: a user turn with the same
+        ``message_id`` is already stored in the channel (turns without one are never de-duplicated).
         Raises :class:`DuplicateAnswerError` (storing nothing) if only the answer's message id is
         already stored.
         """
 
     @abstractmethod
-    async def history(
-        self, channel_id: int, *, limit: int | None = None, newer_than: float | None = None
-    ) -> list[Turn]:
-        """The channel's newest ``limit`` turns (created after ``newer_than``), oldest first."""
+    async def history(self, channel_id: int, *, limit: int | None = None) -> list[Turn]:
+        """The channel's newest ``limit`` turns (all when ``None``), oldest first."""
 
     @abstractmethod
     async def get_images(self, hashes: Iterable[str]) -> dict[str, bytes]:
@@ -216,10 +191,6 @@ class Store(ABC):
 
     @abstractmethod
     async def stats(self) -> StoreStats: ...
-
-    async def summary(self, channel_id: int) -> ContextSummary:
-        """What the store remembers for the channel, for ``/context``."""
-        return summarize(await self.history(channel_id))
 
     # -- per-guild settings -------------------------------------------------------------------------
 
@@ -255,15 +226,5 @@ class Store(ABC):
         """The live value under (namespace, key), or ``None`` (absent or expired)."""
 
     @abstractmethod
-    async def cache_set(
-        self, namespace: str, key: str, value: JSONDict, ttl: float, *, phash: int | None = None
-    ) -> None:
-        """Keep ``value`` for ``ttl`` seconds; with ``phash`` (64-bit) it is findable by similarity."""
-
-    @abstractmethod
-    async def cache_similar(self, namespace: str, phash: int, max_distance: int) -> list[CacheHit]:
-        """Live entries whose perceptual hash is within ``max_distance`` bits, nearest first.
-
-        Compares against at most ``StoreOptions.similar_scan_limit`` hashes in the namespace (so
-        keep namespaces per guild, and TTLs finite).
-        """
+    async def cache_set(self, namespace: str, key: str, value: JSONDict, ttl: float) -> None:
+        """Keep ``value`` for ``ttl`` seconds (replacing what was there)."""

@@ -10,7 +10,6 @@ Keys (all under ``glimpse:``)::
     guild:{guild}       HASH   settings key -> JSON
     audit:{guild}       ZSET   "{nonce}|{record JSON}" scored by created_at
     cache:{ns}:{key}    STRING JSON, with its own TTL
-    cachep:{ns}         HASH   key -> "{phash}:{expires_at}" for near-duplicate search
 
 Every conversation write is one Lua script, so appends are atomic and ordered (in order of
 completion), a question and its answer are pushed together (adjacent), a redelivered message is
@@ -33,7 +32,6 @@ import redis.asyncio as aioredis
 from bot.conversation import Turn
 from bot.store.base import (
     AuditRecord,
-    CacheHit,
     DuplicateAnswerError,
     ImageBlob,
     JSONDict,
@@ -42,7 +40,6 @@ from bot.store.base import (
     StoreStats,
     check_exchange,
     check_images,
-    hamming,
     turn_from_json,
     turn_to_json,
 )
@@ -189,9 +186,6 @@ class RedisStore(Store):
 
     # -- conversation -------------------------------------------------------------------------------
 
-    async def append_turn(self, channel_id: int, turn: Turn, images: Iterable[ImageBlob] = ()) -> bool:
-        return await self._append_turns(channel_id, [turn], check_images(turn, images))
-
     async def append_exchange(
         self, channel_id: int, question: Turn, answer: Turn, images: Iterable[ImageBlob] = ()
     ) -> bool:
@@ -219,17 +213,12 @@ class RedisStore(Store):
             raise DuplicateAnswerError("a later turn of the exchange is already stored")
         return added == 1
 
-    async def history(
-        self, channel_id: int, *, limit: int | None = None, newer_than: float | None = None
-    ) -> list[Turn]:
+    async def history(self, channel_id: int, *, limit: int | None = None) -> list[Turn]:
         if limit == 0:
             return []
         start = 0 if limit is None else -limit
         raw = await self._redis.lrange(self._key("turns", channel_id), start, -1)
-        turns = [turn_from_json(item) for item in raw]
-        if newer_than is not None:
-            turns = [turn for turn in turns if turn.created_at > newer_than]
-        return turns
+        return [turn_from_json(item) for item in raw]
 
     async def get_images(self, hashes: Iterable[str]) -> dict[str, bytes]:
         wanted = list(dict.fromkeys(hashes))
@@ -305,46 +294,5 @@ class RedisStore(Store):
         raw = await self._redis.get(self._key("cache", namespace, key))
         return None if raw is None else json.loads(raw)
 
-    async def cache_set(
-        self, namespace: str, key: str, value: JSONDict, ttl: float, *, phash: int | None = None
-    ) -> None:
-        index = self._key("cachep", namespace)
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.set(self._key("cache", namespace, key), json.dumps(value), px=max(int(ttl * 1000), 1))
-            if phash is None:
-                pipe.hdel(index, key)
-            else:
-                pipe.hset(index, key, f"{phash & 0xFFFF_FFFF_FFFF_FFFF}:{time.time() + ttl}")
-                seconds = _ttl(ttl) + 1
-                pipe.expire(index, seconds, nx=True)
-                pipe.expire(index, seconds, gt=True)
-            await pipe.execute()
-
-    async def cache_similar(self, namespace: str, phash: int, max_distance: int) -> list[CacheHit]:
-        index = self._key("cachep", namespace)
-        now = time.time()
-        candidates: list[tuple[int, str]] = []
-        expired: list[bytes] = []
-        scanned = 0
-        async for field, raw in self._redis.hscan_iter(index, count=1000):
-            scanned += 1
-            hash_text, expires_at = raw.decode().split(":")
-            if float(expires_at) <= now:
-                expired.append(field)
-                continue
-            distance = hamming(int(hash_text), phash)
-            if distance <= max_distance:
-                candidates.append((distance, field.decode()))
-            if scanned >= self._options.similar_scan_limit:
-                break
-        if expired:
-            await self._redis.hdel(index, *expired)
-        if not candidates:
-            return []
-        candidates.sort()
-        values = await self._redis.mget([self._key("cache", namespace, key) for _, key in candidates])
-        return [
-            CacheHit(key, json.loads(value), distance)
-            for (distance, key), value in zip(candidates, values, strict=True)
-            if value is not None
-        ]
+    async def cache_set(self, namespace: str, key: str, value: JSONDict, ttl: float) -> None:
+        await self._redis.set(self._key("cache", namespace, key), json.dumps(value), px=max(int(ttl * 1000), 1))

@@ -26,7 +26,6 @@ from bot.conversation import Turn
 from bot.store.base import (
     AuditKey,
     AuditRecord,
-    CacheHit,
     DuplicateAnswerError,
     ImageBlob,
     JSONDict,
@@ -35,7 +34,6 @@ from bot.store.base import (
     StoreStats,
     check_exchange,
     check_images,
-    hamming,
     refs_from_json,
     refs_to_json,
 )
@@ -104,6 +102,10 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX cache_by_expiry ON cache (expires_at);
     """,
+    # 2: the cache's perceptual hashes go (no caller searched by similarity)
+    """
+    ALTER TABLE cache DROP COLUMN phash;
+    """,
 )
 
 _TURN_COLUMNS = "role, author_name, author_id, text, images, created_at, message_id"
@@ -115,16 +117,6 @@ _CHUNK = 500  # bound on SQL parameters per statement
 
 class SchemaTooNewError(RuntimeError):
     """The database was written by a newer Glimpse; refuse rather than corrupt it."""
-
-
-def _signed64(value: int) -> int:
-    """SQLite integers are signed 64-bit; store unsigned perceptual hashes in that range."""
-    value &= 0xFFFF_FFFF_FFFF_FFFF
-    return value - (1 << 64) if value >= 1 << 63 else value
-
-
-def _sql_hamming(a: int | None, b: int | None) -> int | None:
-    return None if a is None or b is None else hamming(a, b)
 
 
 def _chunks(items: Sequence[str]) -> Iterable[Sequence[str]]:
@@ -157,7 +149,6 @@ class SQLiteStore(Store):
                 await conn.execute("PRAGMA synchronous = NORMAL")
             for pragma in ("foreign_keys = ON", "busy_timeout = 5000", "secure_delete = ON"):
                 await conn.execute(f"PRAGMA {pragma}")
-            await conn.create_function("hamming", 2, _sql_hamming, deterministic=True)
             await _migrate(conn)
         except BaseException:
             await conn.close()
@@ -186,9 +177,6 @@ class SQLiteStore(Store):
             yield self._conn
 
     # -- conversation -------------------------------------------------------------------------------
-
-    async def append_turn(self, channel_id: int, turn: Turn, images: Iterable[ImageBlob] = ()) -> bool:
-        return await self._append(channel_id, [turn], check_images(turn, images))
 
     async def append_exchange(
         self, channel_id: int, question: Turn, answer: Turn, images: Iterable[ImageBlob] = ()
@@ -229,18 +217,11 @@ class SQLiteStore(Store):
             await _collect_images(conn, _hashes(trimmed))
         return True
 
-    async def history(
-        self, channel_id: int, *, limit: int | None = None, newer_than: float | None = None
-    ) -> list[Turn]:
+    async def history(self, channel_id: int, *, limit: int | None = None) -> list[Turn]:
         async with self._reading() as conn:
             rows = await conn.execute_fetchall(
-                f"SELECT {_TURN_COLUMNS} FROM turns WHERE channel_id = ? AND created_at > ?"
-                " ORDER BY id DESC LIMIT ?",
-                (
-                    channel_id,
-                    float("-inf") if newer_than is None else newer_than,
-                    -1 if limit is None else limit,
-                ),
+                f"SELECT {_TURN_COLUMNS} FROM turns WHERE channel_id = ? ORDER BY id DESC LIMIT ?",
+                (channel_id, -1 if limit is None else limit),
             )
         return [
             Turn(role, name, author_id, text, refs_from_json(images), created_at, message_id)
@@ -366,39 +347,12 @@ class SQLiteStore(Store):
             )
         return json.loads(rows[0][0]) if rows else None
 
-    async def cache_set(
-        self, namespace: str, key: str, value: JSONDict, ttl: float, *, phash: int | None = None
-    ) -> None:
+    async def cache_set(self, namespace: str, key: str, value: JSONDict, ttl: float) -> None:
         async with self._transaction() as conn:
             await conn.execute(
-                "INSERT OR REPLACE INTO cache (namespace, key, value, expires_at, phash)"
-                " VALUES (?, ?, ?, ?, ?)",
-                (
-                    namespace,
-                    key,
-                    json.dumps(value),
-                    time.time() + ttl,
-                    None if phash is None else _signed64(phash),
-                ),
+                "INSERT OR REPLACE INTO cache (namespace, key, value, expires_at) VALUES (?, ?, ?, ?)",
+                (namespace, key, json.dumps(value), time.time() + ttl),
             )
-
-    async def cache_similar(self, namespace: str, phash: int, max_distance: int) -> list[CacheHit]:
-        async with self._reading() as conn:
-            rows = await conn.execute_fetchall(
-                "SELECT key, value, hamming(phash, ?) AS distance FROM ("
-                "  SELECT key, value, phash FROM cache"
-                "  WHERE namespace = ? AND phash IS NOT NULL AND expires_at > ?"
-                "  ORDER BY expires_at DESC LIMIT ?"
-                ") WHERE distance <= ? ORDER BY distance",
-                (
-                    _signed64(phash),
-                    namespace,
-                    time.time(),
-                    self._options.similar_scan_limit,
-                    max_distance,
-                ),
-            )
-        return [CacheHit(key, json.loads(value), distance) for key, value, distance in rows]
 
 
 async def _migrate(conn: aiosqlite.Connection) -> None:

@@ -59,6 +59,22 @@ def turn(
     )
 
 
+def answer(n: int, *, at: float | None = None, mid: int | None = -1) -> Turn:
+    return turn(n, role="assistant", at=at, mid=mid)
+
+
+def exchange(store: Store, channel_id: int, n: int, *images: Prepared, at: float | None = None,
+             blobs: tuple[Prepared, ...] | None = None) -> Awaitable[bool]:
+    """Store question ``n`` (showing ``images``, whose bytes go along unless ``blobs`` says otherwise)
+    and its answer, the way the bot does."""
+    question, reply = turn(n, *images, at=at), answer(n, at=at)
+    return store.append_exchange(channel_id, question, reply, images if blobs is None else blobs)
+
+
+def who(turns: list[Turn]) -> list[tuple[str, int]]:
+    return [(t.role, t.author_id) for t in turns]
+
+
 async def wait_for(predicate: Callable[[], Awaitable[bool]]) -> None:
     """Poll an async predicate until true, failing after POLL_LIMIT seconds."""
     deadline = time.monotonic() + POLL_LIMIT
@@ -69,52 +85,46 @@ async def wait_for(predicate: Callable[[], Awaitable[bool]]) -> None:
 
 async def test_append_and_history_round_trip(store: Store) -> None:
     first = turn(1, image(1), image(2))
-    assert await store.append_turn(CHANNEL, first, [image(1), image(2)])
-    for n in (2, 3, 4):
-        assert await store.append_turn(CHANNEL, turn(n, role="assistant" if n % 2 == 0 else "user"))
+    assert await store.append_exchange(CHANNEL, first, answer(2), [image(1), image(2)])
+    assert await store.append_exchange(CHANNEL, turn(3), answer(4))
     history = await store.history(CHANNEL)
-    assert history[0] == first
-    assert [t.text for t in history] == ["text 1", "text 2", "text 3", "text 4"]
-    assert [t.text for t in await store.history(CHANNEL, limit=2)] == ["text 3", "text 4"]
-    assert [t.text for t in await store.history(CHANNEL, newer_than=T0 + 2.5)] == ["text 3", "text 4"]
-    assert [t.text for t in await store.history(CHANNEL, limit=1, newer_than=T0)] == ["text 4"]
+    assert history == [first, answer(2), turn(3), answer(4)]
+    assert [t.text for t in await store.history(CHANNEL, limit=3)] == ["text 2", "text 3", "text 4"]
+    assert [t.text for t in await store.history(CHANNEL, limit=1)] == ["text 4"]
+    assert await store.history(CHANNEL, limit=0) == []
     assert await store.history(OTHER) == []
     assert await store.get_images([image(1).sha256, "0" * 64]) == {image(1).sha256: image(1).data}
 
 
-async def test_redelivered_turns_are_stored_once(store: Store) -> None:
-    assert await store.append_turn(CHANNEL, turn(1))
-    assert not await store.append_turn(CHANNEL, turn(1))
-    assert await store.append_turn(CHANNEL, turn(1, role="assistant"))  # same id, other role
-    assert await store.append_turn(OTHER, turn(1))  # same id, other channel
-    assert await store.append_turn(CHANNEL, turn(2, mid=None))
-    assert await store.append_turn(CHANNEL, turn(2, mid=None))  # no message id: never de-duplicated
-    assert [t.role for t in await store.history(CHANNEL)] == ["user", "assistant", "user", "user"]
+async def test_redelivered_questions_are_stored_once(store: Store) -> None:
+    # the question and the answer share message id 1001: same id, other role
+    assert await store.append_exchange(CHANNEL, turn(1), answer(1))
+    assert not await store.append_exchange(CHANNEL, turn(1), answer(9))
+    assert await store.append_exchange(OTHER, turn(1), answer(1))  # same id, other channel
+    assert await store.append_exchange(CHANNEL, turn(2, mid=None), answer(2, mid=None))
+    # no message id: never de-duplicated
+    assert await store.append_exchange(CHANNEL, turn(2, mid=None), answer(2, mid=None))
+    assert who(await store.history(CHANNEL)) == [("user", 1), ("assistant", 1)] + [("user", 2), ("assistant", 2)] * 2
 
 
 async def test_concurrent_appends_lose_nothing_and_keep_each_writers_order(store: Store) -> None:
-    completed: list[int] = []
+    async def writer(n: int) -> None:
+        assert await exchange(store, CHANNEL, n)
+        assert await exchange(store, CHANNEL, n + 100)
 
-    async def exchange(n: int) -> None:
-        assert await store.append_turn(CHANNEL, turn(n))
-        completed.append(n)
-        assert await store.append_turn(CHANNEL, turn(n, role="assistant"))
-
-    await asyncio.gather(*(exchange(n) for n in range(50)))
+    await asyncio.gather(*(writer(n) for n in range(50)))
     history = await store.history(CHANNEL)
-    assert len(history) == 100
-    users = [t.author_id for t in history if t.role == "user"]
-    assert sorted(users) == list(range(50))
-    for n in range(50):  # every answer after its question
-        roles = [t.role for t in history if t.author_id == n]
-        assert roles == ["user", "assistant"]
+    assert len(history) == 200
+    questions = [t.author_id for t in history if t.role == "user"]
+    assert sorted(questions) == [*range(50), *range(100, 150)]
+    for n in range(50):  # each writer's first exchange before its second
+        assert questions.index(n) < questions.index(n + 100)
 
 
-async def test_concurrent_redelivery_stores_one_turn(store: Store) -> None:
-    results = await asyncio.gather(*(store.append_turn(CHANNEL, turn(7, image(7)), [image(7)])
-                                     for _ in range(20)))
+async def test_concurrent_redelivery_stores_one_exchange(store: Store) -> None:
+    results = await asyncio.gather(*(exchange(store, CHANNEL, 7, image(7)) for _ in range(20)))
     assert results.count(True) == 1
-    assert len(await store.history(CHANNEL)) == 1
+    assert who(await store.history(CHANNEL)) == [("user", 7), ("assistant", 7)]
     assert (await store.stats()).images == 1
 
 
@@ -148,19 +158,17 @@ async def test_a_redelivered_exchange_stores_nothing(store: Store) -> None:
     assert history[:2] == before
     assert [(t.role, t.author_id) for t in history] == [("user", 1), ("assistant", 1), ("user", 2), ("assistant", 2)]
     assert await store.get_images([image(2).sha256]) == {}
-    # a single-turn append sees the exchange's message ids too
-    assert not await store.append_turn(CHANNEL, turn(1))
 
 
 async def test_an_exchange_is_all_or_nothing(store: Store) -> None:
-    assert await store.append_turn(CHANNEL, turn(5, role="assistant"))
+    assert await store.append_exchange(CHANNEL, turn(4), answer(5))
     with pytest.raises(DuplicateAnswerError):
         await store.append_exchange(CHANNEL, turn(6, image(6)), turn(5, role="assistant"), [image(6)])
     with pytest.raises(ValueError, match="not referenced"):
         await store.append_exchange(CHANNEL, turn(7), turn(7, role="assistant"), [image(7)])
     with pytest.raises(ValueError, match="user turn followed by an assistant"):
         await store.append_exchange(CHANNEL, turn(8, role="assistant"), turn(8))
-    assert [(t.role, t.author_id) for t in await store.history(CHANNEL)] == [("assistant", 5)]
+    assert who(await store.history(CHANNEL)) == [("user", 4), ("assistant", 5)]
     assert await store.get_images([image(6).sha256, image(7).sha256]) == {}
     assert await store.append_exchange(CHANNEL, turn(6, image(6)), turn(6, role="assistant"), [image(6)])
 
@@ -198,49 +206,52 @@ async def test_spoiler_flags_are_kept_and_turns_stored_without_them_still_load(s
 
 
 async def test_same_image_is_stored_once(store: Store) -> None:
-    await store.append_turn(CHANNEL, turn(1, image(1)), [image(1)])
-    await store.append_turn(CHANNEL, turn(2, image(1)), [image(1)])
-    await store.append_turn(OTHER, turn(3, image(1), image(2)), [image(1), image(2)])
-    await store.append_turn(OTHER, turn(4, image(2)))  # bytes already there: none passed
+    await exchange(store, CHANNEL, 1, image(1))
+    await exchange(store, CHANNEL, 2, image(1))
+    await exchange(store, OTHER, 3, image(1), image(2))
+    await exchange(store, OTHER, 4, image(2), blobs=())  # bytes already there: none passed
     stats = await store.stats()
-    assert (stats.channels, stats.turns, stats.images) == (2, 4, 2)
+    assert (stats.channels, stats.turns, stats.images) == (2, 8, 2)
     assert stats.image_bytes == len(image(1).data) + len(image(2).data)
 
 
-async def test_images_must_be_referenced_by_the_turn(store: Store) -> None:
+async def test_images_must_be_referenced_by_the_question(store: Store) -> None:
     with pytest.raises(ValueError, match="not referenced"):
-        await store.append_turn(CHANNEL, turn(1, image(1)), [image(2)])
+        await exchange(store, CHANNEL, 1, image(1), blobs=(image(2),))
     assert await store.history(CHANNEL) == []
+    assert await store.get_images([image(2).sha256]) == {}
 
 
 async def test_forget_removes_turns_and_unshared_images(store: Store) -> None:
     shared, own = image(1), image(2)
-    await store.append_turn(CHANNEL, turn(1, shared, own), [shared, own])
-    await store.append_turn(CHANNEL, turn(2, role="assistant"))
-    await store.append_turn(OTHER, turn(3, shared), [shared])
+    await exchange(store, CHANNEL, 1, shared, own)
+    await exchange(store, CHANNEL, 2)
+    await exchange(store, OTHER, 3, shared)
 
-    assert await store.forget(CHANNEL) == 2
+    assert await store.forget(CHANNEL) == 4
     assert await store.history(CHANNEL) == []
     assert await store.get_images([shared.sha256, own.sha256]) == {shared.sha256: shared.data}
-    assert len(await store.history(OTHER)) == 1
+    assert len(await store.history(OTHER)) == 2
 
-    assert await store.forget(OTHER) == 1
+    assert await store.forget(OTHER) == 2
     assert await store.get_images([shared.sha256]) == {}
     assert await store.stats() == (await store.stats()).__class__(0, 0, 0, 0)
     assert await store.forget(OTHER) == 0
     # forgotten message ids may be stored again
-    assert await store.append_turn(OTHER, turn(3))
+    assert await exchange(store, OTHER, 3)
 
 
 async def test_trimming_keeps_the_newest_turns_and_drops_their_images(store_url: str) -> None:
     store = await open_store(store_url, StoreOptions(keep_turns=3))
     try:
-        await store.append_turn(CHANNEL, turn(1, image(1)), [image(1)])
-        await store.append_turn(CHANNEL, turn(2, image(2)), [image(2)])
-        for n in (3, 4, 5):
-            await store.append_turn(CHANNEL, turn(n, image(2)))
-        assert [t.text for t in await store.history(CHANNEL)] == ["text 3", "text 4", "text 5"]
+        await exchange(store, CHANNEL, 1, image(1))
+        await exchange(store, CHANNEL, 2, image(2))
+        await exchange(store, CHANNEL, 3, image(2), blobs=())
+        assert who(await store.history(CHANNEL)) == [("assistant", 2), ("user", 3), ("assistant", 3)]
         assert set(await store.get_images([image(1).sha256, image(2).sha256])) == {image(2).sha256}
+        await exchange(store, CHANNEL, 4)
+        assert who(await store.history(CHANNEL)) == [("assistant", 3), ("user", 4), ("assistant", 4)]
+        assert await store.get_images([image(2).sha256]) == {}
     finally:
         await store.close()
 
@@ -248,47 +259,36 @@ async def test_trimming_keeps_the_newest_turns_and_drops_their_images(store_url:
 async def test_purge_applies_retention(store: Store) -> None:
     now = time.time()
     old, kept = image(1), image(2)
-    await store.append_turn(CHANNEL, turn(1, old, kept, at=now - 100 * 86400), [old, kept])
-    await store.append_turn(CHANNEL, turn(2, role="assistant", at=now - 99 * 86400))
-    await store.append_turn(CHANNEL, turn(3, kept, at=now - 60))
-    await store.append_turn(OTHER, turn(4, old, at=now - 50 * 86400), [old])
+    await store.append_exchange(CHANNEL, turn(1, old, kept, at=now - 100 * 86400), answer(1, at=now - 99 * 86400),
+                                [old, kept])
+    await exchange(store, CHANNEL, 3, kept, at=now - 60, blobs=())
+    await exchange(store, OTHER, 4, old, at=now - 50 * 86400, blobs=())
 
-    assert await store.purge(now - 30 * 86400) == 3
-    assert [t.text for t in await store.history(CHANNEL)] == ["text 3"]
+    assert await store.purge(now - 30 * 86400) == 4
+    assert who(await store.history(CHANNEL)) == [("user", 3), ("assistant", 3)]
     assert await store.history(OTHER) == []
     assert set(await store.get_images([old.sha256, kept.sha256])) == {kept.sha256}
     assert await store.purge(now - 30 * 86400) == 0
     # a purged message id is not "seen" any more either
-    assert await store.append_turn(OTHER, turn(4, at=now))
+    assert await exchange(store, OTHER, 4, at=now)
 
 
 async def test_memory_survives_close_and_reopen(store_url: str) -> None:
     store = await open_store(store_url)
-    await store.append_turn(CHANNEL, turn(1, image(1)), [image(1)])
+    await exchange(store, CHANNEL, 1, image(1))
     await store.set_guild_settings(GUILD, "moderation", {"watched": [1, 2]})
     await store.add_audit(GUILD, AuditRecord("verdict", "spam", "log"))
     await store.close()
 
     store = await open_store(store_url)
     try:
-        assert [t.text for t in await store.history(CHANNEL)] == ["text 1"]
+        assert await store.history(CHANNEL) == [turn(1, image(1)), answer(1)]
         assert await store.get_images([image(1).sha256]) == {image(1).sha256: image(1).data}
         assert await store.get_guild_settings(GUILD, "moderation") == {"watched": [1, 2]}
         assert await store.audit_counts(GUILD, 0) == {("verdict", "spam", "log"): 1}
-        assert not await store.append_turn(CHANNEL, turn(1))  # de-duplication survives too
+        assert not await exchange(store, CHANNEL, 1)  # de-duplication survives too
     finally:
         await store.close()
-
-
-async def test_summary(store: Store) -> None:
-    assert (await store.summary(CHANNEL)).turns == 0
-    await store.append_turn(CHANNEL, turn(1, image(1), image(2)), [image(1), image(2)])
-    await store.append_turn(CHANNEL, turn(2, role="assistant"))
-    await store.append_turn(CHANNEL, turn(3, image(1)))
-    summary = await store.summary(CHANNEL)
-    assert (summary.turns, summary.images) == (3, 2)
-    assert (summary.oldest_at, summary.newest_at) == (T0 + 1, T0 + 3)
-    assert summary.tokens == sum(t.tokens for t in await store.history(CHANNEL))
 
 
 async def test_guild_settings(store: Store) -> None:
@@ -338,28 +338,8 @@ async def test_cache_values_expire(store: Store) -> None:
 
     await wait_for(expired)
     assert await store.cache_get("verdict:1", "long") == {"flagged": True}
-
-
-async def test_cache_finds_near_duplicates_by_perceptual_hash(store: Store) -> None:
-    base = 0xF0F0_0000_FFFF_1234  # high bit set: stored beyond the signed range too
-    await store.cache_set("mod:1", "exact", {"v": 0}, ttl=60, phash=base)
-    await store.cache_set("mod:1", "near", {"v": 3}, ttl=60, phash=base ^ 0b111)
-    await store.cache_set("mod:1", "far", {"v": 20}, ttl=60, phash=base ^ 0xFFFFF)
-    await store.cache_set("mod:1", "short", {"v": 1}, ttl=0.2, phash=base ^ 0b1)
-    await store.cache_set("mod:1", "plain", {"v": -1}, ttl=60)
-    await store.cache_set("mod:2", "elsewhere", {"v": 0}, ttl=60, phash=base)
-
-    hits = await store.cache_similar("mod:1", base, max_distance=5)
-    assert [(h.key, h.value, h.distance) for h in hits] == [
-        ("exact", {"v": 0}, 0), ("short", {"v": 1}, 1), ("near", {"v": 3}, 3)
-    ]
-
-    async def short_gone() -> bool:
-        return [h.key for h in await store.cache_similar("mod:1", base, 5)] == ["exact", "near"]
-
-    await wait_for(short_gone)
-    await store.cache_set("mod:1", "exact", {"v": 0}, ttl=60)  # overwritten without a phash
-    assert [h.key for h in await store.cache_similar("mod:1", base, 5)] == ["near"]
+    await store.cache_set("verdict:1", "long", {"flagged": False}, ttl=60)  # replaces the value
+    assert await store.cache_get("verdict:1", "long") == {"flagged": False}
 
 
 # -- backend specifics ---------------------------------------------------------------------------------
@@ -381,8 +361,8 @@ async def test_unknown_scheme_is_refused() -> None:
 
 async def test_sqlite_in_memory_works() -> None:
     async with await open_store("sqlite:///:memory:") as store:
-        assert await store.append_turn(CHANNEL, turn(1))
-        assert len(await store.history(CHANNEL)) == 1
+        assert await exchange(store, CHANNEL, 1)
+        assert len(await store.history(CHANNEL)) == 2
 
 
 async def test_sqlite_file_is_created_with_wal_and_schema_version(tmp_path: Path) -> None:
@@ -397,6 +377,29 @@ async def test_sqlite_file_is_created_with_wal_and_schema_version(tmp_path: Path
         await open_store(f"sqlite:///{path}")
 
 
+async def test_sqlite_a_version_1_database_upgrades_and_keeps_its_data(tmp_path: Path) -> None:
+    path = tmp_path / "glimpse.db"
+    with sqlite3.connect(path) as conn:  # a database as the first release left it
+        conn.executescript(f"{MIGRATIONS[0]}; PRAGMA user_version = 1;")
+        conn.execute(
+            "INSERT INTO turns (channel_id, role, author_name, author_id, text, images, created_at, message_id)"
+            " VALUES (?, 'user', 'bob', 3, 'old', '[]', ?, 3)",
+            (CHANNEL, T0),
+        )
+        conn.execute(
+            "INSERT INTO cache (namespace, key, value, expires_at, phash) VALUES ('ns', 'k', '{\"v\": 1}', ?, 5)",
+            (time.time() + 60,),
+        )
+    async with await open_store(f"sqlite:///{path}") as store:
+        assert [t.text for t in await store.history(CHANNEL)] == ["old"]
+        assert await store.cache_get("ns", "k") == {"v": 1}
+        await store.cache_set("ns", "k", {"v": 2}, ttl=60)
+        assert await store.cache_get("ns", "k") == {"v": 2}
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone() == (len(MIGRATIONS),)
+        assert "phash" not in {row[1] for row in conn.execute("PRAGMA table_info(cache)")}
+
+
 def disk_size(path: Path) -> int:
     return sum(p.stat().st_size for p in (path, Path(f"{path}-wal")) if p.exists())
 
@@ -406,10 +409,10 @@ async def test_sqlite_purge_gives_the_space_back(tmp_path: Path) -> None:
     async with await open_store(f"sqlite:///{path}") as store:
         for n in range(20):
             big = Prepared(n.to_bytes(2, "big") * 50_000)
-            await store.append_turn(n, turn(n, big), [big])
+            await exchange(store, n, n, big)
         full = disk_size(path)
-        assert await store.forget(3) == 1
-        assert await store.purge(time.time()) == 19
+        assert await store.forget(3) == 2
+        assert await store.purge(time.time()) == 38
         assert disk_size(path) < full / 10
 
 
