@@ -6,8 +6,8 @@ sleeping inside the request, which stalls a live reply; so every send and edit t
 channel first takes a slot here.
 
 The limiter is a sliding-window log: an operation may start when fewer than ``rate`` operations
-were stamped within the last ``per + margin`` seconds. An operation taken with :meth:`slot` is
-stamped again when it completes: Discord counts a request when it arrives, which is somewhere
+were stamped within the last ``per + margin`` seconds. Each operation (:meth:`slot`) is stamped
+when granted and again when it completes: Discord counts a request when it arrives, which is somewhere
 between our start and the response, so the completion time is the safe stamp whatever the latency
 (``margin`` covers clock granularity and the distance between two of Discord's servers). Waiters
 are served first come, first served (the lock is FIFO), and nothing polls: a waiter sleeps until
@@ -80,14 +80,6 @@ class ChannelPacer:
     def now(self) -> float:
         return self._clock() if self._clock is not None else asyncio.get_running_loop().time()
 
-    async def acquire(self, channel_id: int) -> None:
-        """Wait for a slot in ``channel_id``; the operation is stamped at the time of the grant.
-
-        Prefer :meth:`slot` around the request, which also stamps its completion.
-        """
-        stamp = await self._grant(channel_id)
-        stamp.running = False
-
     @contextlib.asynccontextmanager
     async def slot(self, channel_id: int) -> AsyncIterator[None]:
         """``async with pacer.slot(channel_id): await message.edit(...)`` — one slot per request."""
@@ -100,18 +92,6 @@ class ChannelPacer:
             channel = self._channels.get(channel_id)
             if channel is not None:
                 channel.completed.set()
-
-    def delay(self, channel_id: int) -> float:
-        """Seconds until a new operation in ``channel_id`` could start if nobody else were waiting."""
-        channel = self._channels.get(channel_id)
-        if channel is None:
-            return 0.0
-        return max(0.0, self._free_at(channel) - self.now())
-
-    def waiting(self, channel_id: int) -> int:
-        """How many callers are queued for ``channel_id``."""
-        channel = self._channels.get(channel_id)
-        return 0 if channel is None else channel.waiting
 
     async def _grant(self, channel_id: int) -> _Stamp:
         channel = self._channels.get(channel_id)

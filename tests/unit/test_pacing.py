@@ -10,12 +10,18 @@ from bot.replies import ChannelPacer
 from tests.virtual_time import max_in_window, run_virtual
 
 
+async def _take(pacer: ChannelPacer, channel: int) -> None:
+    """One instantaneous request in ``channel``."""
+    async with pacer.slot(channel):
+        pass
+
+
 async def _timed(pacer: ChannelPacer, channel: int, log: list[tuple[str, float]], who: str, n: int) -> None:
     loop = asyncio.get_running_loop()
     for _ in range(n):
-        await pacer.acquire(channel)
-        log.append((who, loop.time()))
-        await asyncio.sleep(0)  # the request itself: a caller always yields between two grants
+        async with pacer.slot(channel):
+            log.append((who, loop.time()))
+            await asyncio.sleep(0)  # the request itself: a caller always yields between two grants
 
 
 def test_virtual_loop_jumps_over_sleeps() -> None:
@@ -101,31 +107,36 @@ def test_waiter_behind_an_in_flight_request_waits_for_its_completion() -> None:
 
 
 def test_cancelled_waiter_leaves_the_queue() -> None:
-    async def main() -> tuple[list[float], int]:
+    async def main() -> tuple[bool, float, int]:
         pacer = ChannelPacer(1, 1.0, margin=0.0)
         loop = asyncio.get_running_loop()
-        await pacer.acquire(5)
-        doomed = asyncio.create_task(pacer.acquire(5))
+        await _take(pacer, 5)
+        doomed = asyncio.create_task(_take(pacer, 5))
         await asyncio.sleep(0.1)
-        assert pacer.waiting(5) == 1
+        queued = not doomed.done()
         doomed.cancel()
         await asyncio.gather(doomed, return_exceptions=True)
-        await pacer.acquire(5)
-        return [loop.time()], pacer.waiting(5)
+        await _take(pacer, 5)
+        granted = loop.time()
+        # counted as waiting no more: channel 5 is forgotten once idle, like any other
+        await asyncio.sleep(5)
+        await _take(pacer, 6)
+        return queued, granted, len(pacer._channels)
 
-    times, waiting = run_virtual(main)
-    assert times == [pytest.approx(1.0)]
-    assert waiting == 0
+    queued, granted, channels = run_virtual(main)
+    assert queued
+    assert granted == pytest.approx(1.0)
+    assert channels == 1
 
 
 def test_idle_channels_are_forgotten() -> None:
     async def main() -> tuple[int, int]:
         pacer = ChannelPacer(5, 1.0, margin=0.0)
         for channel in range(50):
-            await pacer.acquire(channel)
+            await _take(pacer, channel)
         before = len(pacer._channels)
         await asyncio.sleep(5)
-        await pacer.acquire(999)
+        await _take(pacer, 999)
         return before, len(pacer._channels)
 
     before, after = run_virtual(main)
@@ -133,27 +144,39 @@ def test_idle_channels_are_forgotten() -> None:
     assert after == 1
 
 
-def test_delay_reports_the_wait_for_a_full_channel() -> None:
-    async def main() -> tuple[float, float]:
+def test_a_full_channel_grants_when_its_oldest_stamp_leaves_the_window() -> None:
+    async def main() -> dict[int, float]:
         pacer = ChannelPacer(2, 4.0, margin=0.0)
-        await pacer.acquire(1)
+        loop = asyncio.get_running_loop()
+        await _take(pacer, 1)
         await asyncio.sleep(1)
-        await pacer.acquire(1)
-        return pacer.delay(1), pacer.delay(2)
+        await _take(pacer, 1)
+        granted: dict[int, float] = {}
 
-    assert run_virtual(main) == (pytest.approx(3.0), 0.0)
+        async def next_in(channel: int) -> None:
+            async with pacer.slot(channel):
+                granted[channel] = loop.time()
+
+        await asyncio.gather(next_in(1), next_in(2))
+        return granted
+
+    assert run_virtual(main) == {1: pytest.approx(4.0), 2: pytest.approx(1.0)}
 
 
 def test_injected_clock_is_used() -> None:
     now = [100.0]
     pacer = ChannelPacer(1, 10.0, margin=0.0, clock=lambda: now[0])
 
-    async def main() -> float:
-        await pacer.acquire(1)
+    async def main() -> None:
+        await _take(pacer, 1)
         now[0] = 104.0
-        return pacer.delay(1)
+        assert pacer.now() == 104.0
+        with pytest.raises(TimeoutError):  # 6 s of the injected clock to go
+            await asyncio.wait_for(_take(pacer, 1), 0.05)
+        now[0] = 110.0  # the window has passed by the injected clock, not by the loop's
+        await asyncio.wait_for(_take(pacer, 1), 5.0)
 
-    assert asyncio.run(main()) == pytest.approx(6.0)
+    asyncio.run(main())
 
 
 def test_invalid_arguments() -> None:
