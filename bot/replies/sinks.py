@@ -79,15 +79,14 @@ class MessageSink:
 
 
 class InteractionSink:
-    """Answers an interaction: message 0 is the original response, the rest are followups.
+    """Answers a deferred interaction: message 0 is the original response (the "thinking" message
+    ``interaction.response.defer(thinking=True)`` posted), the rest are followups.
 
-    Expects the interaction to be deferred already (``interaction.response.defer(thinking=True)``);
-    if it is not, the first message is sent as the interaction's response.
+    Every command defers before it builds one, within the 3 s Discord allows for the first response.
     """
 
-    def __init__(self, interaction: discord.Interaction, *, ephemeral: bool = False) -> None:
+    def __init__(self, interaction: discord.Interaction) -> None:
         self._interaction = interaction
-        self._ephemeral = ephemeral
         self._followups: list[discord.WebhookMessage] = []
         self._sent = 0
         # Interaction routes are webhook routes; pacing them with the channel is simply conservative.
@@ -95,27 +94,15 @@ class InteractionSink:
 
     async def send(self, content: str, *, file: discord.File | None = None) -> int | None:
         interaction = self._interaction
-        message_id: int | None
-        if self._sent == 0 and not interaction.response.is_done():
-            response = await interaction.response.send_message(
-                content,
-                ephemeral=self._ephemeral,
-                allowed_mentions=NO_MENTIONS,
-                **_file_kwargs(file, editing=False),
-            )
-            message_id = response.message_id
-        elif self._sent == 0:  # deferred: the "thinking" message becomes the first one
+        message_id: int
+        if self._sent == 0:  # the "thinking" message becomes the first one
             original = await interaction.edit_original_response(
                 content=content, allowed_mentions=NO_MENTIONS, **_file_kwargs(file, editing=True)
             )
             message_id = original.id
         else:
             followup = await interaction.followup.send(
-                content,
-                wait=True,
-                ephemeral=self._ephemeral,
-                allowed_mentions=NO_MENTIONS,
-                **_file_kwargs(file, editing=False),
+                content, wait=True, allowed_mentions=NO_MENTIONS, **_file_kwargs(file, editing=False)
             )
             self._followups.append(followup)
             message_id = followup.id

@@ -540,13 +540,12 @@ def test_interaction_sink_edits_the_original_response_and_uses_followups() -> No
     async def main() -> MagicMock:
         interaction = MagicMock(spec=discord.Interaction)
         interaction.channel_id = 7
-        interaction.response.is_done.return_value = True
         interaction.edit_original_response = AsyncMock(return_value=SimpleNamespace(id=11))
         followup = MagicMock(spec=discord.WebhookMessage)
         followup.id = 12
         followup.edit = AsyncMock(return_value=followup)
         interaction.followup.send = AsyncMock(return_value=followup)
-        sink = InteractionSink(interaction, ephemeral=True)
+        sink = InteractionSink(interaction)
         assert await sink.send("…") == 11  # the deferred "thinking" message, now the placeholder
         await sink.edit(0, "first")
         assert await sink.send("second") == 12
@@ -557,7 +556,7 @@ def test_interaction_sink_edits_the_original_response_and_uses_followups() -> No
     assert [c.kwargs["content"] for c in interaction.edit_original_response.await_args_list] == ["…", "first"]
     send = interaction.followup.send.await_args
     assert send.args == ("second",)
-    assert send.kwargs["wait"] is True and send.kwargs["ephemeral"] is True
+    assert send.kwargs["wait"] is True
     assert send.kwargs["allowed_mentions"] is NO_MENTIONS
     followup = interaction.followup.send.return_value
     assert followup.edit.await_args.kwargs == {"content": "second!", "allowed_mentions": NO_MENTIONS}
