@@ -36,8 +36,9 @@ from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 from bench._common import machine
 from bot.moderation import Category, ModerationSettings, Verdict
-from bot.moderation.cache import CLEAN_CONFIRM_DISTANCE, MemoryCacheStore, VerdictCache
+from bot.moderation.cache import CLEAN_CONFIRM_DISTANCE, VerdictCache
 from bot.moderation.phash import CONFIRM_DISTANCE, LOOKUP_DISTANCE, ImageFingerprint, fingerprint
+from tests.fakes.cache_store import MemoryCacheStore
 
 log = logging.getLogger("bench.moderation")
 

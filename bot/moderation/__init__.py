@@ -13,7 +13,7 @@ from bot.moderation.action_ids import (
     decode_action_id,
     encode_action_id,
 )
-from bot.moderation.cache import CacheHit, CacheStore, MemoryCacheStore, VerdictCache
+from bot.moderation.cache import CacheHit, CacheStore, VerdictCache
 from bot.moderation.categories import ALL_CATEGORIES, Category
 from bot.moderation.config import Action, ModerationSettings, ModerationSettingsError
 from bot.moderation.phash import ImageFingerprint, dhash, fingerprint, hamming
@@ -43,7 +43,6 @@ __all__ = [
     "CheckResult",
     "Decision",
     "ImageFingerprint",
-    "MemoryCacheStore",
     "MissingPermissionNotices",
     "ModerationService",
     "ModerationSettings",

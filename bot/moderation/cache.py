@@ -17,7 +17,6 @@ are only reused for a closer match than flagged ones (``CLEAN_CONFIRM_DISTANCE``
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Callable
@@ -167,30 +166,3 @@ class VerdictCache:
 
 def _prefix(guild_id: int, settings: ModerationSettings) -> str:
     return f"{guild_id}:{settings.policy_fingerprint()}:"
-
-
-class MemoryCacheStore:
-    """A process-local :class:`CacheStore` with expiry (tests, benchmarks, a single bot without a
-    shared store). Expired keys are dropped when read."""
-
-    def __init__(self, *, clock: Callable[[], float] = time.monotonic) -> None:
-        self._clock = clock
-        self._data: dict[tuple[str, str], tuple[float, dict[str, Any]]] = {}
-        self.reads = 0
-        self.writes = 0
-
-    async def cache_get(self, namespace: str, key: str) -> dict[str, Any] | None:
-        self.reads += 1
-        item = self._data.get((namespace, key))
-        if item is None:
-            return None
-        expires, value = item
-        if expires <= self._clock():
-            del self._data[(namespace, key)]
-            return None
-        return value
-
-    async def cache_set(self, namespace: str, key: str, value: dict[str, Any], ttl: float) -> None:
-        self.writes += 1
-        # A JSON round trip, like a real store: catches values that would not survive one.
-        self._data[(namespace, key)] = (self._clock() + ttl, json.loads(json.dumps(value)))

@@ -14,7 +14,6 @@ from bot.moderation import (
     Action,
     Category,
     ImageFingerprint,
-    MemoryCacheStore,
     ModerationSettings,
     Verdict,
     VerdictCache,
@@ -24,6 +23,7 @@ from bot.moderation import (
 )
 from bot.moderation.cache import CLEAN_CONFIRM_DISTANCE, MAX_ENTRIES_PER_KEY, NAMESPACE, band_keys
 from bot.moderation.phash import CONFIRM_BITS, CONFIRM_DISTANCE, LOOKUP_DISTANCE, hash_from_hex, hash_to_hex
+from tests.fakes.cache_store import MemoryCacheStore
 
 # --- hashes -----------------------------------------------------------------------------------------
 
