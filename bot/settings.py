@@ -6,7 +6,6 @@ Secrets are wrapped in :class:`Secret`, whose repr and str never show the value.
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -102,10 +101,6 @@ class Settings:
         if reader.problems:
             raise SettingsError(reader.problems)
         return settings
-
-    @property
-    def log_level_number(self) -> int:
-        return logging.getLevelName(self.log_level)
 
 
 class _Reader:

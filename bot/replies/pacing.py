@@ -72,11 +72,6 @@ class ChannelPacer:
         self._channels: dict[int, _Channel] = {}
         self._next_sweep = 0.0
 
-    @property
-    def interval(self) -> float:
-        """The steady spacing that uses the whole allowance: one operation every ``window / rate`` s."""
-        return self.window / self.rate
-
     def now(self) -> float:
         return self._clock() if self._clock is not None else asyncio.get_running_loop().time()
 

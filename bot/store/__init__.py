@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 from bot.store.base import (
-    AuditKey,
     AuditRecord,
     DuplicateAnswerError,
     ImageBlob,
@@ -18,7 +17,6 @@ from bot.store.base import (
 )
 
 __all__ = [
-    "AuditKey",
     "AuditRecord",
     "DuplicateAnswerError",
     "ImageBlob",

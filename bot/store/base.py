@@ -89,10 +89,6 @@ class StoreStats:
     image_bytes: int
 
 
-AuditKey = tuple[str, str, str]
-"""(kind, category, action), the grouping of :meth:`Store.audit_counts`."""
-
-
 def refs_to_json(images: Iterable[ImageRef]) -> str:
     return json.dumps([asdict(image) for image in images], separators=(",", ":"))
 
@@ -210,14 +206,6 @@ class Store(ABC):
         self, guild_id: int, *, since: float, limit: int | None = 100
     ) -> list[AuditRecord]:
         """The guild's records created at or after ``since``, newest first (all when ``limit=None``)."""
-
-    async def audit_counts(self, guild_id: int, since: float) -> dict[AuditKey, int]:
-        """How many records per (kind, category, action) since ``since``."""
-        counts: dict[AuditKey, int] = {}
-        for record in await self.audit_records(guild_id, since=since, limit=None):
-            key = (record.kind, record.category, record.action)
-            counts[key] = counts.get(key, 0) + 1
-        return counts
 
     # -- TTL cache ----------------------------------------------------------------------------------
 

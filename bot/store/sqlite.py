@@ -24,7 +24,6 @@ import aiosqlite
 
 from bot.conversation import Turn
 from bot.store.base import (
-    AuditKey,
     AuditRecord,
     DuplicateAnswerError,
     ImageBlob,
@@ -325,15 +324,6 @@ class SQLiteStore(Store):
                 (guild_id, since, -1 if limit is None else limit),
             )
         return [AuditRecord(*row[:-1], detail=json.loads(row[-1])) for row in rows]
-
-    async def audit_counts(self, guild_id: int, since: float) -> dict[AuditKey, int]:
-        async with self._reading() as conn:
-            rows = await conn.execute_fetchall(
-                "SELECT kind, category, action, COUNT(*) FROM audit WHERE guild_id = ? AND created_at >= ?"
-                " GROUP BY kind, category, action",
-                (guild_id, since),
-            )
-        return {(kind, category, action): count for kind, category, action, count in rows}
 
     # -- TTL cache ----------------------------------------------------------------------------------
 

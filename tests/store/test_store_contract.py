@@ -277,7 +277,8 @@ async def test_memory_survives_close_and_reopen(store_url: str) -> None:
     store = await open_store(store_url)
     await exchange(store, CHANNEL, 1, image(1))
     await store.set_guild_settings(GUILD, "moderation", {"watched": [1, 2]})
-    await store.add_audit(GUILD, AuditRecord("verdict", "spam", "log"))
+    record = AuditRecord("verdict", "spam", "log")
+    await store.add_audit(GUILD, record)
     await store.close()
 
     store = await open_store(store_url)
@@ -285,7 +286,7 @@ async def test_memory_survives_close_and_reopen(store_url: str) -> None:
         assert await store.history(CHANNEL) == [turn(1, image(1)), answer(1)]
         assert await store.get_images([image(1).sha256]) == {image(1).sha256: image(1).data}
         assert await store.get_guild_settings(GUILD, "moderation") == {"watched": [1, 2]}
-        assert await store.audit_counts(GUILD, 0) == {("verdict", "spam", "log"): 1}
+        assert await store.audit_records(GUILD, since=0) == [record]
         assert not await exchange(store, CHANNEL, 1)  # de-duplication survives too
     finally:
         await store.close()
@@ -302,7 +303,7 @@ async def test_guild_settings(store: Store) -> None:
     assert await store.get_guild_settings(GUILD + 1, "moderation") == {"log_channel": 6}
 
 
-async def test_audit_records_and_counts(store: Store) -> None:
+async def test_audit_records_newest_first_per_guild(store: Store) -> None:
     now = time.time()
     records = [
         AuditRecord("verdict", "scam", "log", 2, 1, 2, 3, created_at=now - 40 * 86400),
@@ -316,15 +317,11 @@ async def test_audit_records_and_counts(store: Store) -> None:
         await store.add_audit(GUILD, record)
     await store.add_audit(GUILD + 1, records[-1])
 
-    assert await store.audit_counts(GUILD, now - 7 * 86400) == {
-        ("verdict", "scam", "delete"): 2,
-        ("action", "scam", "timeout"): 1,
-        ("verdict", "none", "none"): 1,
-    }
-    assert sum((await store.audit_counts(GUILD, now - 90 * 86400)).values()) == 5
+    assert await store.audit_records(GUILD, since=now - 7 * 86400, limit=None) == records[:0:-1]
     assert await store.audit_records(GUILD, since=now - 7 * 86400, limit=2) == [records[4], records[3]]
-    assert (await store.audit_records(GUILD, since=0, limit=None))[-1] == records[0]
-    assert await store.audit_counts(GUILD + 2, 0) == {}
+    assert await store.audit_records(GUILD, since=0, limit=None) == records[::-1]
+    assert await store.audit_records(GUILD + 1, since=0) == [records[-1]]
+    assert await store.audit_records(GUILD + 2, since=0) == []
 
 
 async def test_cache_values_expire(store: Store) -> None:
