@@ -38,6 +38,7 @@ from bench._common import machine
 from bot.moderation import Category, ModerationSettings, Verdict
 from bot.moderation.cache import CLEAN_CONFIRM_DISTANCE, VerdictCache
 from bot.moderation.phash import CONFIRM_DISTANCE, LOOKUP_DISTANCE, ImageFingerprint, fingerprint
+from tests.fakes.attachment import FakeAttachment
 from tests.fakes.cache_store import MemoryCacheStore
 
 log = logging.getLogger("bench.moderation")
@@ -307,7 +308,7 @@ CLEAN_ANSWER = json.dumps({"flagged": False, "categories": [], "severity": 0, "r
 
 
 async def service_run(posts: Sequence[Post], *, latency: float) -> list[str]:
-    """Every post checked by ``ModerationService.check_image`` at the default policy, all submitted at
+    """Every post checked by ``ModerationService.check_attachment`` at the default policy, all submitted at
     once; the fake model answers a clean verdict after ``latency`` seconds."""
     from bot.images.prepare import ImageWorker
     from bot.moderation.service import MODEL_LANE, ModerationService
@@ -325,7 +326,8 @@ async def service_run(posts: Sequence[Post], *, latency: float) -> list[str]:
             service = ModerationService(store=store, vision=vision, images=worker)
             try:
                 started = time.perf_counter()
-                results = await asyncio.gather(*(service.check_image(1, settings, post.data) for post in posts))
+                checks = (service.check_attachment(1, settings, FakeAttachment.of(post.data)) for post in posts)
+                results = await asyncio.gather(*checks)
                 elapsed = time.perf_counter() - started
             finally:
                 worker.close()

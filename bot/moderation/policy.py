@@ -28,10 +28,6 @@ class Decision:
     timeout_seconds: int | None = None
     missing: frozenset[Permission] = frozenset()
 
-    @property
-    def acts(self) -> bool:
-        return self.delete or self.timeout_seconds is not None
-
     def describe(self) -> str:
         """One line for the mod-log: what was done and what could not be."""
         done = []

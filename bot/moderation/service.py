@@ -159,15 +159,6 @@ class ModerationService:
                 return CheckResult(Verdict.needs_review(f"the image could not be read: {rejected.reason}"))
         return await self._judge(guild_id, settings, image, fp)
 
-    async def check_image(self, guild_id: int, settings: ModerationSettings, data: bytes) -> CheckResult:
-        """Check image bytes (benchmarks and tests; the bot goes through :meth:`check_attachment`)."""
-        async with self._image_lane:
-            try:
-                image, fp = await self._prepare(data, settings)
-            except ImageRejected as rejected:
-                return CheckResult(Verdict.needs_review(f"the image could not be read: {rejected.reason}"))
-        return await self._judge(guild_id, settings, image, fp)
-
     async def _prepare(self, data: bytes, settings: ModerationSettings) -> tuple[PreparedImage, ImageFingerprint]:
         image = await self.images.prepare(data, detail=settings.detail)
         # The prepared copy is hashed (small, already decoded once): copies of one image at other

@@ -9,13 +9,13 @@ from __future__ import annotations
 import asyncio
 import io
 from collections.abc import Coroutine
-from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 from PIL import Image
 
 from bot.images import MAX_INPUT_BYTES, DownloadFailed, DownloadGate, ImageWorker, downloaded, gather_images
+from tests.fakes.attachment import FakeAttachment
 
 
 async def settle(rounds: int = 10) -> None:
@@ -26,32 +26,6 @@ async def settle(rounds: int = 10) -> None:
 
 def start(coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
     return asyncio.ensure_future(coro)
-
-
-@dataclass
-class FakeAttachment:
-    """Shaped like ``discord.Attachment``; ``read`` notes the gate's bytes in use while it runs."""
-
-    size: int
-    data: bytes = b""
-    gate: DownloadGate | None = None
-    error: Exception | None = None
-    filename: str = "a.png"
-    content_type: str | None = "image/png"
-    seen_in_use: list[int] = field(default_factory=list)
-    reads: int = 0
-
-    async def read(self) -> bytes:
-        self.reads += 1
-        if self.gate is not None:
-            self.seen_in_use.append(self.gate.in_use)
-        await asyncio.sleep(0)  # a real read yields: let the other downloads interleave
-        if self.error is not None:
-            raise self.error
-        return self.data
-
-    def is_spoiler(self) -> bool:
-        return False
 
 
 def png_bytes(color: str) -> bytes:

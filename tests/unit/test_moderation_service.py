@@ -17,6 +17,7 @@ from bot.moderation import Category, ModerationService, ModerationSettings
 from bot.moderation.stats import format_summary, summarize
 from bot.store import AuditRecord, Store, open_store
 from bot.vlm import VisionClient
+from tests.fakes.attachment import FakeAttachment
 from tests.fakes.vlm import Script, VLMServer
 
 GUILD = 42
@@ -35,6 +36,10 @@ def picture(seed: int) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, "PNG")
     return buffer.getvalue()
+
+
+def posted(seed: int) -> FakeAttachment:
+    return FakeAttachment.of(picture(seed))
 
 
 @pytest.fixture
@@ -63,8 +68,8 @@ async def test_a_check_sends_one_low_detail_json_request_and_caches_the_verdict(
     service: ModerationService, vlm: VLMServer
 ) -> None:
     vlm.script(FLAGGED)
-    first = await service.check_image(GUILD, SETTINGS, picture(1))
-    again = await service.check_image(GUILD, SETTINGS, picture(1))
+    first = await service.check_attachment(GUILD, SETTINGS, posted(1))
+    again = await service.check_attachment(GUILD, SETTINGS, posted(1))
     assert first.verdict.flagged and first.verdict.categories == (Category.SPAM,) and not first.cached
     assert again.cached and again.verdict == first.verdict and again.prompt_tokens is None
     [request] = vlm.completions
@@ -75,9 +80,9 @@ async def test_a_check_sends_one_low_detail_json_request_and_caches_the_verdict(
 
 async def test_other_guilds_and_changed_rules_do_not_share_verdicts(service: ModerationService, vlm: VLMServer) -> None:
     vlm.respond_with(lambda _: CLEAN)
-    await service.check_image(GUILD, SETTINGS, picture(2))
-    assert not (await service.check_image(GUILD + 1, SETTINGS, picture(2))).cached
-    assert not (await service.check_image(GUILD, SETTINGS.replace(rules="No ads."), picture(2))).cached
+    await service.check_attachment(GUILD, SETTINGS, posted(2))
+    assert not (await service.check_attachment(GUILD + 1, SETTINGS, posted(2))).cached
+    assert not (await service.check_attachment(GUILD, SETTINGS.replace(rules="No ads."), posted(2))).cached
     assert len(vlm.completions) == 3
 
 
@@ -85,7 +90,7 @@ async def test_model_lane_bounds_requests_and_copies_in_flight_share_one(
     service: ModerationService, vlm: VLMServer
 ) -> None:
     vlm.respond_with(lambda _: Script(text=CLEAN, gated=True, chunk_size=len(CLEAN)))
-    tasks = [asyncio.create_task(service.check_image(GUILD, SETTINGS, picture(seed))) for seed in (3, 4, 3, 3)]
+    tasks = [asyncio.create_task(service.check_attachment(GUILD, SETTINGS, posted(seed))) for seed in (3, 4, 3, 3)]
     await vlm.wait_for_requests(1)
     await asyncio.sleep(0.05)  # give a second request the chance to start if the lane let it
     assert len(vlm.completions) == 1  # model_lane=1
@@ -99,11 +104,11 @@ async def test_model_lane_bounds_requests_and_copies_in_flight_share_one(
 
 async def test_provider_without_json_mode_is_asked_again_without_it(service: ModerationService, vlm: VLMServer) -> None:
     vlm.script(Script.error(400, "response_format is not supported"), FLAGGED, FLAGGED)
-    result = await service.check_image(GUILD, SETTINGS, picture(5))
+    result = await service.check_attachment(GUILD, SETTINGS, posted(5))
     assert result.verdict.flagged
     first, second = vlm.completions
     assert "response_format" in first.body and "response_format" not in second.body
-    await service.check_image(GUILD, SETTINGS, picture(6))
+    await service.check_attachment(GUILD, SETTINGS, posted(6))
     assert "response_format" not in vlm.completions[2].body  # remembered
 
 
@@ -119,13 +124,13 @@ async def test_unusable_answers_need_review_and_are_not_cached(
     service: ModerationService, vlm: VLMServer, script: Script | str, why: str
 ) -> None:
     vlm.script(script, FLAGGED)
-    result = await service.check_image(GUILD, SETTINGS, picture(7))
+    result = await service.check_attachment(GUILD, SETTINGS, posted(7))
     assert result.verdict.requires_review and why in (result.verdict.review_reason or "")
-    assert not (await service.check_image(GUILD, SETTINGS, picture(7))).cached
+    assert not (await service.check_attachment(GUILD, SETTINGS, posted(7))).cached
 
 
 async def test_unreadable_image_needs_review_without_a_request(service: ModerationService, vlm: VLMServer) -> None:
-    result = await service.check_image(GUILD, SETTINGS, b"not an image at all")
+    result = await service.check_attachment(GUILD, SETTINGS, FakeAttachment.of(b"not an image at all"))
     assert result.verdict.requires_review and result.image is None and vlm.completions == []
 
 
@@ -140,9 +145,9 @@ async def test_settings_round_trip_and_a_broken_record_reads_as_unset(service: M
 
 async def test_audit_records_feed_the_stats(service: ModerationService, vlm: VLMServer) -> None:
     vlm.script(FLAGGED, "garbage")
-    flagged = await service.check_image(GUILD, SETTINGS, picture(8))
-    cached = await service.check_image(GUILD, SETTINGS, picture(8))
-    review = await service.check_image(GUILD, SETTINGS, picture(9))
+    flagged = await service.check_attachment(GUILD, SETTINGS, posted(8))
+    cached = await service.check_attachment(GUILD, SETTINGS, posted(8))
+    review = await service.check_attachment(GUILD, SETTINGS, posted(9))
     ids = {"channel_id": 1, "message_id": 2, "user_id": 3}
     for result in (flagged, cached, review):
         await service.record_verdict(GUILD, result, **ids)
