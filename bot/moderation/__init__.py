@@ -23,7 +23,6 @@ from bot.moderation.prompt import (
     MODERATION_TEMPERATURE,
     RESPONSE_FORMAT_JSON_OBJECT,
     build_moderation_messages,
-    verdict_json_schema,
 )
 from bot.moderation.service import CheckResult, ModerationService
 from bot.moderation.verdict import Verdict, escape_untrusted, format_verdict, parse_verdict
@@ -60,5 +59,4 @@ __all__ = [
     "format_verdict",
     "hamming",
     "parse_verdict",
-    "verdict_json_schema",
 ]

@@ -51,38 +51,8 @@ def build_moderation_messages(
     ]
 
 
-def verdict_json_schema(categories: Collection[Category]) -> dict[str, Any]:
-    """``response_format`` for providers with structured outputs (``json_schema``, strict)."""
-    return {
-        "type": "json_schema",
-        "json_schema": {
-            "name": "moderation_verdict",
-            "strict": True,
-            "schema": {
-                "type": "object",
-                "properties": {
-                    "flagged": {"type": "boolean"},
-                    "categories": {
-                        "type": "array",
-                        "items": {"type": "string", "enum": _ordered(categories)},
-                    },
-                    "severity": {"type": "integer", "enum": [0, 1, 2, 3]},
-                    "reason": {"type": "string", "maxLength": MAX_REASON_CHARS},
-                    "rule": {"type": ["string", "null"], "maxLength": MAX_RULE_CHARS},
-                },
-                "required": ["flagged", "categories", "severity", "reason", "rule"],
-                "additionalProperties": False,
-            },
-        },
-    }
-
-
-def _ordered(categories: Collection[Category]) -> list[str]:
-    """Categories in the enum's order, so the prompt is stable for a given set."""
-    return [c.value for c in Category if c in categories]
-
-
 def _category_lines(categories: Collection[Category]) -> str:
+    """One line per category, in the enum's order, so the prompt is stable for a given set."""
     return "\n".join(f"- {c.value}: {c.description}" for c in Category if c in categories)
 
 

@@ -54,10 +54,6 @@ class OcrResult:
     engine: EngineName
     note: str | None = None
 
-    @property
-    def has_text(self) -> bool:
-        return bool(self.text.strip())
-
 
 class ImagePart(Protocol):
     """What the prompt needs from an image: ``bot.images.prepare.PreparedImage`` has it."""

@@ -9,7 +9,6 @@ import pytest
 
 from bot.ocr.core import (
     SEAM_LINES,
-    OcrResult,
     TiledTranscript,
     build_ocr_messages,
     clean_transcription,
@@ -116,11 +115,6 @@ def test_real_text_is_not_mistaken_for_no_text(answer: str) -> None:
 )
 def test_clean_transcription(answer: str, expected: str) -> None:
     assert clean_transcription(answer) == expected
-
-
-def test_result_without_text() -> None:
-    assert not OcrResult("", "model").has_text
-    assert OcrResult("a", "local", note="The model service failed").has_text
 
 
 # --- joining tiles ----------------------------------------------------------------------------------
