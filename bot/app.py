@@ -42,8 +42,12 @@ SHUTDOWN_GRACE_SECONDS = 10.0
 HANDLER_TASKS = ("discord.py: on_", "CommandTree-invoker", "discord-ui-view-dispatch")
 
 
-class Glimpse(commands.Bot):
-    """The bot. Cogs reach the shared services as ``self.bot.<service>``."""
+class Glimpse(commands.AutoShardedBot):
+    """The bot. Cogs reach the shared services as ``self.bot.<service>``.
+
+    Auto-sharded: ``SHARD_COUNT`` / ``SHARD_IDS`` choose this process's shards; unset, Discord's
+    recommended count runs in this one process.
+    """
 
     vision: VisionClient
     images: ImageWorker
@@ -65,6 +69,8 @@ class Glimpse(commands.Bot):
             allowed_mentions=discord.AllowedMentions.none(),
             help_command=None,
             owner_ids=set(settings.owner_ids) or None,
+            shard_count=settings.shard_count,
+            shard_ids=list(settings.shard_ids) if settings.shard_ids is not None else None,
         )
         self.settings = settings
         self.sync_commands = sync_commands
@@ -102,9 +108,28 @@ class Glimpse(commands.Bot):
             synced = await self.tree.sync()
             log.info("Synced %d application commands globally", len(synced))
 
+    @property
+    def shard_names(self) -> str:
+        """This process's shards, for logs and /healthz: "shards 0, 1 of 2"."""
+        if self.shard_count is None:
+            return "shards: Discord's recommended count"
+        ids = sorted(self.shard_ids if self.shard_ids is not None else range(self.shard_count))
+        return f"shard{'s' if len(ids) > 1 else ''} {', '.join(map(str, ids))} of {self.shard_count}"
+
     async def on_ready(self) -> None:
         assert self.user is not None
-        log.info("Logged in as %s (id %s) in %d servers", self.user, self.user.id, len(self.guilds))
+        log.info(
+            "Logged in as %s (id %s) in %d servers, %s", self.user, self.user.id, len(self.guilds), self.shard_names
+        )
+
+    async def on_shard_ready(self, shard_id: int) -> None:
+        log.info("Shard %d of %s ready", shard_id, self.shard_count)
+
+    async def on_shard_disconnect(self, shard_id: int) -> None:
+        log.warning("Shard %d of %s disconnected; discord.py reconnects it", shard_id, self.shard_count)
+
+    async def on_shard_resumed(self, shard_id: int) -> None:
+        log.info("Shard %d of %s resumed", shard_id, self.shard_count)
 
     async def _purge_forever(self) -> None:
         """Retention: drop turns, images and audit records older than the configured limit, hourly."""

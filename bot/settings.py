@@ -14,6 +14,8 @@ from typing import TypeVar
 DEFAULT_VLM_BASE_URL = "https://api.novita.ai/openai"
 DEFAULT_VLM_MODEL = "qwen/qwen2.5-vl-72b-instruct"
 DEFAULT_STORE_URL = "sqlite:///data/glimpse.db"
+DEFAULT_METRICS_HOST = "127.0.0.1"
+MAX_SHARDS = 4096
 
 T = TypeVar("T", int, float)
 
@@ -71,12 +73,19 @@ class Settings:
     memory_idle_minutes: int = 24 * 60
     memory_retention_days: int = 30
     recent_image_minutes: int = 30
+    # Several processes: which shards this one runs (None: Discord's recommended count, all of them).
+    shard_count: int | None = None
+    shard_ids: tuple[int, ...] | None = None
+    # Health and Prometheus metrics over HTTP (None: off).
+    metrics_port: int | None = None
+    metrics_host: str = DEFAULT_METRICS_HOST
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         """Read and validate settings; raise :class:`SettingsError` naming every bad variable."""
         env = os.environ if env is None else env
         reader = _Reader(env)
+        shard_count = reader.optional_integer("SHARD_COUNT", low=1, high=MAX_SHARDS)
         settings = cls(
             discord_token=reader.secret("DISCORD_TOKEN"),
             vlm_api_key=reader.secret("VLM_API_KEY"),
@@ -97,6 +106,10 @@ class Settings:
             memory_idle_minutes=reader.integer("MEMORY_IDLE_MINUTES", 24 * 60, low=1, high=525_600),
             memory_retention_days=reader.integer("MEMORY_RETENTION_DAYS", 30, low=1, high=3650),
             recent_image_minutes=reader.integer("RECENT_IMAGE_MINUTES", 30, low=1, high=10_080),
+            shard_count=shard_count,
+            shard_ids=reader.shard_ids("SHARD_IDS", shard_count),
+            metrics_port=reader.optional_integer("METRICS_PORT", low=1, high=65_535),
+            metrics_host=reader.text("METRICS_HOST", DEFAULT_METRICS_HOST),
         )
         if reader.problems:
             raise SettingsError(reader.problems)
@@ -153,6 +166,27 @@ class _Reader:
             self.problems.append(f"{name} must be between {low:g} and {high:g}")
             return default
         return number
+
+    def optional_integer(self, name: str, *, low: int, high: int) -> int | None:
+        if self._raw(name) is None:
+            return None
+        return self._bounded(name, low, int, "a whole number", low, high)
+
+    def shard_ids(self, name: str, count: int | None) -> tuple[int, ...] | None:
+        """``SHARD_IDS`` of ``SHARD_COUNT`` (``count``): each below the count, and only with one."""
+        if self._raw(name) is None:
+            return None
+        known = len(self.problems)
+        ids = tuple(sorted(self.ids(name)))
+        if len(self.problems) > known:
+            return None
+        if count is None:
+            self.problems.append(f"{name} needs SHARD_COUNT (the total number of shards)")
+            return None
+        if not ids or ids[-1] >= count:
+            self.problems.append(f"{name} must list shard numbers from 0 to {count - 1} (below SHARD_COUNT)")
+            return None
+        return ids
 
     def ids(self, name: str) -> frozenset[int]:
         value = self._raw(name)

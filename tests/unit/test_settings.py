@@ -97,3 +97,31 @@ def test_the_installed_handler_redacts_messages_and_tracebacks(capsys: pytest.Ca
         root.setLevel(saved[1])
     assert "plain [redacted]" in err and "401 for Bearer [redacted]" in err
     assert secret not in err
+
+
+def test_shards_and_metrics_are_off_or_automatic_by_default() -> None:
+    settings = Settings.from_env(BASE)
+    assert (settings.shard_count, settings.shard_ids) == (None, None)
+    assert (settings.metrics_port, settings.metrics_host) == (None, "127.0.0.1")
+
+
+def test_shard_ids_of_a_shard_count() -> None:
+    settings = Settings.from_env(BASE | {"SHARD_COUNT": "4", "SHARD_IDS": "3, 2"})
+    assert (settings.shard_count, settings.shard_ids) == (4, (2, 3))
+    assert Settings.from_env(BASE | {"SHARD_COUNT": "2"}).shard_ids is None  # every shard of 2 here
+
+
+@pytest.mark.parametrize(
+    ("env", "problem"),
+    [
+        ({"SHARD_IDS": "0"}, "SHARD_IDS needs SHARD_COUNT"),
+        ({"SHARD_COUNT": "2", "SHARD_IDS": "2"}, "SHARD_IDS must list shard numbers from 0 to 1"),
+        ({"SHARD_COUNT": "2", "SHARD_IDS": "one"}, "SHARD_IDS must be a comma-separated list"),
+        ({"SHARD_COUNT": "0"}, "SHARD_COUNT must be between 1 and 4096"),
+        ({"METRICS_PORT": "99999"}, "METRICS_PORT must be between 1 and 65535"),
+    ],
+)
+def test_bad_shard_and_metrics_settings_are_named(env: dict[str, str], problem: str) -> None:
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_env(BASE | env)
+    assert any(line.startswith(problem) for line in caught.value.problems), caught.value.problems

@@ -8,7 +8,7 @@ from .interactions import Interaction, InteractionConfig
 from .messages import NewFile
 from .ratelimit import RateLimitConfig
 from .server import DiscordEmulator, EmulatorConfig
-from .standard import standard_world
+from .standard import sharded_world, standard_world
 from .state import MODERATOR, Channel, Guild, Message, Perm, Role, User, World
 
 __all__ = [
@@ -27,5 +27,6 @@ __all__ = [
     "Role",
     "User",
     "World",
+    "sharded_world",
     "standard_world",
 ]

@@ -35,6 +35,7 @@ MESSAGE_CONTENT = 1 << 15
 
 # Close codes discord.py treats specially.
 AUTHENTICATION_FAILED = 4004
+INVALID_SHARD = 4010
 DISALLOWED_INTENTS = 4014
 
 
@@ -46,6 +47,7 @@ class GatewayConfig:
     presences_granted: bool = True
     compression: bool = True  # honour ``compress=zlib-stream``
     replay_buffer: int = 1000
+    recommended_shards: int = 1  # what GET /gateway/bot tells an auto-sharded bot
 
 
 class _Connection:
@@ -104,6 +106,16 @@ class Session:
         return (guild_id >> 22) % count == shard_id
 
 
+def _valid_shard(shard: Any) -> bool:
+    """``[shard_id, shard_count]`` with ``0 <= shard_id < shard_count``."""
+    return (
+        isinstance(shard, list)
+        and len(shard) == 2
+        and all(isinstance(n, int) for n in shard)
+        and 0 <= shard[0] < shard[1]
+    )
+
+
 class Gateway:
     def __init__(
         self, world: World, recorder: Recorder, config: GatewayConfig, token: str, url: Callable[[], str]
@@ -120,6 +132,10 @@ class Gateway:
     @property
     def connected_sessions(self) -> list[Session]:
         return [s for s in self.sessions.values() if s.connected]
+
+    def sessions_on(self, shard_id: int, shard_count: int) -> list[Session]:
+        """The connected sessions that identified as ``shard_id`` of ``shard_count``."""
+        return [s for s in self.connected_sessions if s.shard == [shard_id, shard_count]]
 
     # ---- websocket handler ----------------------------------------------------------------
 
@@ -170,22 +186,32 @@ class Gateway:
         if data.get("token") != self.token:
             await connection.close(AUTHENTICATION_FAILED, "Authentication failed.")
             return None
+        shard = data.get("shard")
+        if shard is not None and not _valid_shard(shard):
+            await connection.close(INVALID_SHARD, "Invalid shard.")
+            return None
         intents = int(data.get("intents", 0))
         if not self._intents_allowed(intents):
             await connection.close(DISALLOWED_INTENTS, "Disallowed intent(s).")
             return None
         self.identify_payloads.append({k: v for k, v in data.items() if k != "token"})
-        session = Session(id=secrets.token_hex(16), intents=intents, shard=data.get("shard"))
+        # Discord allows several sessions on one shard: each gets that shard's events.
+        session = Session(id=secrets.token_hex(16), intents=intents, shard=shard)
         session.buffer = deque(maxlen=self.config.replay_buffer)
         session.connection = connection
         self.sessions[session.id] = session
+        guilds = [guild for guild in self.world.guilds.values() if session.sees_guild(guild.id)]
         ready = payloads.ready(
-            self.world, session.id, self._url(), session.shard, self.config.message_content_granted
+            self.world,
+            session.id,
+            self._url(),
+            session.shard,
+            self.config.message_content_granted,
+            [guild.id for guild in guilds],
         )
         await self._send(session, "READY", ready)
-        for guild in self.world.guilds.values():
-            if session.sees_guild(guild.id):
-                await self._send(session, "GUILD_CREATE", payloads.guild_create(guild, self.world))
+        for guild in guilds:
+            await self._send(session, "GUILD_CREATE", payloads.guild_create(guild, self.world))
         session.ready = True
         self.recorder.notifier.notify()
         return session

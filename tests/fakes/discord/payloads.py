@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+from collections.abc import Iterable
 from typing import Any
 
 from .state import Attachment, Channel, Guild, Member, Message, Perm, Role, User, World
@@ -247,12 +248,18 @@ def application(world: World, *, message_content_granted: bool) -> JSON:
 
 
 def ready(
-    world: World, session_id: str, resume_url: str, shard: list[int] | None, message_content: bool
+    world: World,
+    session_id: str,
+    resume_url: str,
+    shard: list[int] | None,
+    message_content: bool,
+    guild_ids: Iterable[int],
 ) -> JSON:
+    """READY for a session; ``guild_ids`` are the guilds of its shard (the others are not listed)."""
     data: JSON = {
         "v": 10,
         "user": user(world.bot) | {"verified": True, "mfa_enabled": False, "flags": 0},
-        "guilds": [{"id": str(g), "unavailable": True} for g in world.guilds],
+        "guilds": [{"id": str(g), "unavailable": True} for g in guild_ids],
         "session_id": session_id,
         "resume_gateway_url": resume_url,
         "application": {

@@ -290,7 +290,8 @@ class RestApi:
 
     async def get_gateway_bot(self, request: web.Request) -> web.Response:
         limit = {"total": 1000, "remaining": 999, "reset_after": 14_400_000, "max_concurrency": 1}
-        return json_response({"url": self._gateway_url(), "shards": 1, "session_start_limit": limit})
+        shards = self.gateway.config.recommended_shards
+        return json_response({"url": self._gateway_url(), "shards": shards, "session_start_limit": limit})
 
     async def get_me(self, request: web.Request) -> web.Response:
         return json_response(

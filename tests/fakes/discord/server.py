@@ -167,7 +167,8 @@ class DiscordEmulator(Actions):
     async def running(self, client: Any, timeout: float = 10.0) -> AsyncIterator[Any]:  # noqa: ASYNC109
         """Run a discord.py ``client`` (in this process) against the emulator for the block.
 
-        Enters once the bot's gateway session is up and the client has every guild in its cache; a
+        Enters once the bot's gateway session is up and the client has every guild its sessions
+        receive (all of them, unless it runs only some shards) in its cache; a
         login or IDENTIFY failure (bad token, disallowed intents) is raised here. On exit the client
         is closed and its task awaited.
         """
@@ -179,7 +180,7 @@ class DiscordEmulator(Actions):
                         task.done()
                         or (
                             self.gateway.connected_sessions
-                            and all(client.get_guild(g) for g in self.world.guilds)
+                            and all(client.get_guild(g) for g in self.world.guilds if _runs_shard_of(client, g))
                         )
                     ),
                     timeout,
@@ -401,6 +402,18 @@ class DiscordEmulator(Actions):
 
     async def invalidate_sessions(self, resumable: bool = False) -> None:
         await self.gateway.invalidate_sessions(resumable)
+
+
+def _runs_shard_of(client: Any, guild_id: int) -> bool:
+    """Whether ``client`` (a discord.py Client or AutoShardedClient) runs the shard of ``guild_id``."""
+    count = client.shard_count
+    if not count:
+        return True
+    ids = getattr(client, "shard_ids", None)
+    if ids is None:
+        single = getattr(client, "shard_id", None)
+        ids = range(count) if single is None else [single]
+    return (guild_id >> 22) % count in ids
 
 
 def _token_for(bot_id: int) -> str:

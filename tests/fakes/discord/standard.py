@@ -33,3 +33,18 @@ def standard_world(*, bot_permissions: Perm | None = None) -> World:
     world.add_member(other, world.add_user("dave"))
     world.add_text_channel(other, "lobby")
     return world
+
+
+def sharded_world(shard_count: int = 2) -> World:
+    """One guild on each of ``shard_count`` shards: guild ``shard-N`` (on shard N) with ``#images-N``
+    and ``#chat-N``. ``alice`` (Moderator in every guild) and ``bob`` are members everywhere."""
+    world = World()
+    alice, bob = world.add_user("alice"), world.add_user("bob")
+    for shard_id in range(shard_count):
+        guild = world.add_guild(f"shard-{shard_id}", shard=(shard_id, shard_count))
+        moderator = world.add_role(guild, "Moderator", MODERATOR)
+        world.add_member(guild, alice, roles=[moderator])
+        world.add_member(guild, bob)
+        world.add_text_channel(guild, f"images-{shard_id}")
+        world.add_text_channel(guild, f"chat-{shard_id}")
+    return world

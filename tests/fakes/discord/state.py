@@ -77,6 +77,15 @@ def snowflake() -> int:
     return ((int(time.time() * 1000) - DISCORD_EPOCH_MS) << 22) | (next(_counter) % 4096)
 
 
+def snowflake_on_shard(shard_id: int, shard_count: int) -> int:
+    """A fresh snowflake whose guild would go to ``shard_id`` of ``shard_count``:
+    ``(id >> 22) % shard_count == shard_id``, moved back at most ``shard_count - 1`` ms."""
+    fresh = snowflake()
+    stamp = fresh >> 22
+    stamp -= (stamp - shard_id) % shard_count
+    return (stamp << 22) | (fresh & ((1 << 22) - 1))
+
+
 @dataclass(eq=False)
 class User:
     id: int
@@ -259,11 +268,20 @@ class World:
         return user
 
     def add_guild(
-        self, name: str, *, owner: User | None = None, bot_permissions: Perm = BOT_DEFAULT
+        self,
+        name: str,
+        *,
+        owner: User | None = None,
+        bot_permissions: Perm = BOT_DEFAULT,
+        shard: tuple[int, int] | None = None,
     ) -> Guild:
-        """A guild with an @everyone role, the bot as a member (own managed role) and an owner."""
+        """A guild with an @everyone role, the bot as a member (own managed role) and an owner.
+
+        ``shard=(shard_id, shard_count)`` picks an id whose events go to that shard.
+        """
         owner = owner or self.add_user(f"{name} owner")
-        guild = Guild(id=snowflake(), name=name, owner_id=owner.id)
+        guild_id = snowflake() if shard is None else snowflake_on_shard(*shard)
+        guild = Guild(id=guild_id, name=name, owner_id=owner.id)
         guild.roles[guild.id] = Role(guild.id, guild.id, "@everyone", EVERYONE_DEFAULT, position=0)
         self.guilds[guild.id] = guild
         self.add_member(guild, owner)
