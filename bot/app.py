@@ -8,13 +8,14 @@ import importlib.util
 import logging
 import pkgutil
 import time
+from typing import Any
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
 from bot.conversation import ChatService, MemoryLimits
-from bot.guard import SeenMessages
+from bot.guard import Claims, Work
 from bot.images import DownloadGate, ImageWorker
 from bot.moderation import ModerationService
 from bot.replies import ChannelPacer, LiveRegistry
@@ -39,7 +40,7 @@ EXTENSIONS = _extensions()
 PURGE_EVERY_SECONDS = 3600
 SHUTDOWN_GRACE_SECONDS = 10.0
 # The tasks discord.py runs event handlers, app commands and component callbacks in (by their names).
-HANDLER_TASKS = ("discord.py: on_", "CommandTree-invoker", "discord-ui-view-dispatch")
+HANDLER_TASKS = ("discord.py: on_", "CommandTree-invoker", "discord-ui-view-dispatch", "glimpse-claim")
 
 
 class Glimpse(commands.AutoShardedBot):
@@ -57,7 +58,7 @@ class Glimpse(commands.AutoShardedBot):
     chat: ChatService
     moderation: ModerationService
     live: LiveRegistry
-    seen: SeenMessages
+    claims: Claims
 
     def __init__(self, settings: Settings, *, message_content: bool = True, sync_commands: bool = False) -> None:
         intents = discord.Intents.default()
@@ -90,8 +91,9 @@ class Glimpse(commands.AutoShardedBot):
         self.downloads = DownloadGate()  # bytes of attachments between download and preparation
         self.pacer = ChannelPacer()
         self.live = LiveRegistry()  # replies on screen, so that deleting one stops it at once
-        self.seen = SeenMessages()  # messages already claimed by chat or describe
         self.store = await open_store(settings.store_url, StoreOptions.from_settings(settings))
+        self.claims = Claims(self.store)  # each message and interaction handled once, in any process
+        self._claim_interactions_first()
         self.chat = ChatService(self.store, self.vision, MemoryLimits.from_settings(settings))
         self.moderation = ModerationService(
             store=self.store, vision=self.vision, images=self.images, downloads=self.downloads
@@ -107,6 +109,28 @@ class Glimpse(commands.AutoShardedBot):
         if self.sync_commands:
             synced = await self.tree.sync()
             log.info("Synced %d application commands globally", len(synced))
+
+    def _claim_interactions_first(self) -> None:
+        """Claim every interaction in the store before discord.py hands it to a command, a button or
+        a form, so a redelivery or a second process on the same shard does nothing with it.
+
+        discord.py has no hook before it dispatches an interaction; its gateway parser for
+        INTERACTION_CREATE (an entry of the connection state's ``parsers``) is wrapped instead.
+        """
+        parsers = self._connection.parsers
+        parse = parsers["INTERACTION_CREATE"]
+        claiming: set[asyncio.Task[None]] = set()
+
+        async def parse_if_claimed(data: Any) -> None:
+            if await self.claims.claim(Work.INTERACTION, data["id"]):
+                parse(data)
+
+        def claim_first(data: Any) -> None:
+            task = asyncio.create_task(parse_if_claimed(data), name=f"glimpse-claim-interaction-{data['id']}")
+            claiming.add(task)  # a strong reference until it is done
+            task.add_done_callback(claiming.discard)
+
+        parsers["INTERACTION_CREATE"] = claim_first
 
     @property
     def shard_names(self) -> str:

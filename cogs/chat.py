@@ -14,6 +14,7 @@ from discord.utils import escape_markdown
 
 from bot.addressing import addresses_bot
 from bot.conversation import MEMORY_UNAVAILABLE, user_turn
+from bot.guard import Work
 from bot.images import AttachmentLike, gather_images, image_attachments, is_image
 from bot.replies import InteractionSink, LiveReply, MessageSink, ReplySink, Wrap, can_post_in
 
@@ -40,7 +41,7 @@ class Chat(commands.Cog):
     async def on_message(self, message: discord.Message) -> None:
         if message.author.bot or not addresses_bot(message, self.bot.user):
             return
-        if self._is_owner_command(message) or not self.bot.seen.claim(message.id):
+        if self._is_owner_command(message) or not await self.bot.claims.claim(Work.REPLY, message.id):
             return
         if not can_post_in(message.channel):
             log.warning("Mentioned in channel %s where I may not post; not answering", message.channel.id)

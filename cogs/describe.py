@@ -12,6 +12,7 @@ from discord.ext import commands
 
 from bot.addressing import addresses_bot
 from bot.conversation import user_turn
+from bot.guard import Work
 from bot.images import AttachmentLike, Detail, gather_images, image_attachments
 from bot.prompts import describe_request
 from bot.replies import InteractionSink, LiveReply, MessageSink, ReplyDeleted, ReplySink, Wrap, can_post_in
@@ -43,7 +44,7 @@ class Describe(commands.Cog):
             return
         if addresses_bot(message, self.bot.user):
             return  # a question for the bot: the chat cog answers it
-        if image_attachments(message.attachments) and self.bot.seen.claim(message.id):
+        if image_attachments(message.attachments) and await self.bot.claims.claim(Work.REPLY, message.id):
             if not can_post_in(message.channel):
                 log.warning("No permission to post in channel %s; its images are not described", message.channel.id)
                 return

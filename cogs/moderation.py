@@ -12,7 +12,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.guard import SeenMessages
+from bot.guard import Work
 from bot.images import image_attachments
 from bot.moderation import Category, ModerationSettings, ModerationSettingsError
 from bot.moderation.config import MAX_RULES_CHARS, Action
@@ -70,7 +70,6 @@ class Moderation(commands.Cog):
     def __init__(self, bot: Glimpse) -> None:
         self.bot = bot
         self.service = bot.moderation
-        self.seen = SeenMessages()
         self.menu = app_commands.ContextMenu(name="Check image", callback=self.check_image_menu)
         self.menu.guild_only = True
         self.menu.default_permissions = discord.Permissions(manage_messages=True)
@@ -88,7 +87,7 @@ class Moderation(commands.Cog):
         settings = await self.service.settings(guild.id)
         if settings is None or not settings.watches(message.channel.id, getattr(message.channel, "parent_id", None)):
             return
-        if not self.seen.claim(message.id):
+        if not await self.bot.claims.claim(Work.MODERATION, message.id):
             return  # a redelivered event
         try:
             await moderate(message, settings, self.service)

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Protocol
 
 from bot.moderation.config import Action, ModerationSettings
 from bot.moderation.verdict import Verdict
+
+log = logging.getLogger(__name__)
 
 
 class Permission(StrEnum):
@@ -79,25 +83,54 @@ def decide(
     )
 
 
+NOTICE_KIND = "permission-notice"
+NOTICE_REMINDER_SECONDS = 30 * 86400.0
+"""A permission still missing after this long is reported once more (a reminder)."""
+
+
+class NoticeStore(Protocol):
+    """The claims of :class:`bot.store.Store` the notices are kept in."""
+
+    async def claim(self, kind: str, key: str, ttl: float) -> bool: ...
+
+    async def release(self, kind: str, key: str) -> None: ...
+
+
 class MissingPermissionNotices:
     """Remembers which missing permissions were already reported per guild, so the mod-log gets one
-    notice and not one per image; once the permission is back, a later loss is reported again."""
+    notice and not one per image; once the permission is back, a later loss is reported again.
 
-    def __init__(self) -> None:
-        self._reported: dict[int, set[Permission]] = {}
+    Kept as claims in the store, so every process and a restarted one agree; while the store is
+    down, this process's own memory stands in (at worst one more notice afterwards).
+    """
 
-    def to_report(self, guild_id: int, missing: Iterable[Permission]) -> frozenset[Permission]:
+    def __init__(self, store: NoticeStore) -> None:
+        self._store = store
+        self._fallback: dict[int, set[Permission]] = {}
+
+    async def to_report(self, guild_id: int, missing: Iterable[Permission]) -> frozenset[Permission]:
         """The permissions in ``missing`` not reported yet for this guild (now marked reported)."""
-        reported = self._reported.setdefault(guild_id, set())
-        new = frozenset(missing) - reported
-        reported |= new
-        return new
+        new = set()
+        for permission in missing:
+            try:
+                first = await self._store.claim(NOTICE_KIND, f"{guild_id}:{permission}", NOTICE_REMINDER_SECONDS)
+            except Exception:
+                log.warning("Store unavailable for the %s notice of guild %s", permission, guild_id, exc_info=True)
+                reported = self._fallback.setdefault(guild_id, set())
+                first = permission not in reported
+                reported.add(permission)
+            if first:
+                new.add(permission)
+        return frozenset(new)
 
-    def restored(self, guild_id: int, present: Iterable[Permission]) -> None:
+    async def restored(self, guild_id: int, present: Iterable[Permission]) -> None:
         """Forget reports for permissions the bot has again."""
-        reported = self._reported.get(guild_id)
-        if reported:
-            reported -= set(present)
+        for permission in present:
+            self._fallback.get(guild_id, set()).discard(permission)
+            try:
+                await self._store.release(NOTICE_KIND, f"{guild_id}:{permission}")
+            except Exception:
+                log.warning("Store unavailable to clear the %s notice of guild %s", permission, guild_id, exc_info=True)
 
 
 class RefusedDeletes:

@@ -107,8 +107,9 @@ class ModerationService:
         # The bot passes its one gate (downloads of every feature share one byte budget).
         self.downloads = downloads if downloads is not None else DownloadGate()
         self.cache = VerdictCache(store, clock=clock)
-        # Per-process memory of the Discord side (reported permissions, refused deletes, clicks).
-        self.notices = MissingPermissionNotices()
+        # Reported missing permissions, in the store (shared by processes, kept across restarts).
+        self.notices = MissingPermissionNotices(store)
+        # Per-process memory of the Discord side (refused deletes, clicks).
         self.refused_deletes = RefusedDeletes()
         self.entries = EntryLedger()
         self.response_format = response_format

@@ -1,8 +1,9 @@
 """The store interface every backend implements, and the plain data it traffics in.
 
 A store keeps: each channel's conversation turns (with references to prepared images), the prepared
-image bytes once per content hash, per-guild settings, a moderation audit trail, and a TTL cache.
-It never keeps secrets or the original attachments: only what :mod:`bot.images.prepare` prepared.
+image bytes once per content hash, per-guild settings, a moderation audit trail, a TTL cache, and
+once-only claims shared by every process on the store. It never keeps secrets or the original
+attachments: only what :mod:`bot.images.prepare` prepared.
 """
 
 from __future__ import annotations
@@ -183,7 +184,7 @@ class Store(ABC):
     @abstractmethod
     async def purge(self, older_than: float) -> int:
         """Retention: delete turns created before ``older_than`` (returns how many), their unreferenced
-        images, expired cache entries and audit records older than the audit retention."""
+        images, expired cache entries and claims, and audit records older than the audit retention."""
 
     @abstractmethod
     async def stats(self) -> StoreStats: ...
@@ -216,3 +217,14 @@ class Store(ABC):
     @abstractmethod
     async def cache_set(self, namespace: str, key: str, value: JSONDict, ttl: float) -> None:
         """Keep ``value`` for ``ttl`` seconds (replacing what was there)."""
+
+    # -- once-only claims ---------------------------------------------------------------------------
+
+    @abstractmethod
+    async def claim(self, kind: str, key: str, ttl: float) -> bool:
+        """Take the claim on (``kind``, ``key``) for ``ttl`` seconds, atomically across processes:
+        ``True`` for the one caller that got it, ``False`` while someone holds it."""
+
+    @abstractmethod
+    async def release(self, kind: str, key: str) -> None:
+        """Drop the claim on (``kind``, ``key``) (a no-op when nobody holds it)."""

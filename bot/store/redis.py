@@ -10,6 +10,7 @@ Keys (all under ``glimpse:``)::
     guild:{guild}       HASH   settings key -> JSON
     audit:{guild}       ZSET   "{nonce}|{record JSON}" scored by created_at
     cache:{ns}:{key}    STRING JSON, with its own TTL
+    claim:{kind}:{key}  STRING "1" while claimed (SET NX with the claim's TTL)
 
 Every conversation write is one Lua script, so appends are atomic and ordered (in order of
 completion), a question and its answer are pushed together (adjacent), a redelivered message is
@@ -296,3 +297,10 @@ class RedisStore(Store):
 
     async def cache_set(self, namespace: str, key: str, value: JSONDict, ttl: float) -> None:
         await self._redis.set(self._key("cache", namespace, key), json.dumps(value), px=max(int(ttl * 1000), 1))
+
+    async def claim(self, kind: str, key: str, ttl: float) -> bool:
+        taken = await self._redis.set(self._key("claim", kind, key), b"1", nx=True, px=max(int(ttl * 1000), 1))
+        return bool(taken)
+
+    async def release(self, kind: str, key: str) -> None:
+        await self._redis.delete(self._key("claim", kind, key))

@@ -105,6 +105,16 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE cache DROP COLUMN phash;
     """,
+    # 3: once-only claims (messages and interactions handled once; notices posted once)
+    """
+    CREATE TABLE claims (
+        kind       TEXT NOT NULL,
+        key        TEXT NOT NULL,
+        expires_at REAL NOT NULL,
+        PRIMARY KEY (kind, key)
+    );
+    CREATE INDEX claims_by_expiry ON claims (expires_at);
+    """,
 )
 
 _TURN_COLUMNS = "role, author_name, author_id, text, images, created_at, message_id"
@@ -256,6 +266,7 @@ class SQLiteStore(Store):
                 " (SELECT 1 FROM turn_images WHERE turn_images.sha256 = images.sha256)"
             )
             await conn.execute("DELETE FROM cache WHERE expires_at <= ?", (now,))
+            await conn.execute("DELETE FROM claims WHERE expires_at <= ?", (now,))
             await conn.execute(
                 "DELETE FROM audit WHERE created_at < ?", (now - self._options.audit_retention_seconds,)
             )
@@ -343,6 +354,20 @@ class SQLiteStore(Store):
                 "INSERT OR REPLACE INTO cache (namespace, key, value, expires_at) VALUES (?, ?, ?, ?)",
                 (namespace, key, json.dumps(value), time.time() + ttl),
             )
+
+    async def claim(self, kind: str, key: str, ttl: float) -> bool:
+        now = time.time()
+        async with self._transaction() as conn:
+            cursor = await conn.execute(
+                "INSERT INTO claims (kind, key, expires_at) VALUES (?, ?, ?) ON CONFLICT (kind, key)"
+                " DO UPDATE SET expires_at = excluded.expires_at WHERE claims.expires_at <= ?",
+                (kind, key, now + ttl, now),
+            )
+            return cursor.rowcount == 1
+
+    async def release(self, kind: str, key: str) -> None:
+        async with self._transaction() as conn:
+            await conn.execute("DELETE FROM claims WHERE kind = ? AND key = ?", (kind, key))
 
 
 async def _migrate(conn: aiosqlite.Connection) -> None:

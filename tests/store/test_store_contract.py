@@ -339,6 +339,62 @@ async def test_cache_values_expire(store: Store) -> None:
     assert await store.cache_get("verdict:1", "long") == {"flagged": False}
 
 
+async def test_a_claim_is_taken_once_until_it_expires_or_is_released(store: Store) -> None:
+    assert await store.claim("reply", "1001", ttl=60)
+    assert not await store.claim("reply", "1001", ttl=60)
+    assert await store.claim("moderation", "1001", ttl=60)  # another kind of work on the same message
+    assert await store.claim("reply", "1002", ttl=0.3)
+    await store.release("reply", "1001")
+    await store.release("reply", "never-claimed")
+    assert await store.claim("reply", "1001", ttl=60)
+
+    async def expired() -> bool:
+        return await store.claim("reply", "1002", ttl=60)
+
+    await wait_for(expired)
+    assert not await store.claim("reply", "1002", ttl=60)
+
+
+async def test_concurrent_claims_from_several_processes_give_it_to_exactly_one(store_url: str) -> None:
+    stores = [await open_store(store_url) for _ in range(4)]  # four connections, as four bot processes
+    try:
+        for key in ("a", "b", "c"):
+            taken = await asyncio.gather(*(s.claim("interaction", key, ttl=60) for s in stores for _ in range(3)))
+            assert taken.count(True) == 1, key
+    finally:
+        for opened in stores:
+            await opened.close()
+
+
+async def test_claims_survive_close_and_reopen(store_url: str) -> None:
+    async with await open_store(store_url) as first:
+        assert await first.claim("notice", "333:manage_messages", ttl=60)
+    async with await open_store(store_url) as second:
+        assert not await second.claim("notice", "333:manage_messages", ttl=60)
+
+
+async def test_cache_finds_near_duplicates_by_perceptual_hash(store: Store) -> None:
+    base = 0xF0F0_0000_FFFF_1234  # high bit set: stored beyond the signed range too
+    await store.cache_set("mod:1", "exact", {"v": 0}, ttl=60, phash=base)
+    await store.cache_set("mod:1", "near", {"v": 3}, ttl=60, phash=base ^ 0b111)
+    await store.cache_set("mod:1", "far", {"v": 20}, ttl=60, phash=base ^ 0xFFFFF)
+    await store.cache_set("mod:1", "short", {"v": 1}, ttl=0.2, phash=base ^ 0b1)
+    await store.cache_set("mod:1", "plain", {"v": -1}, ttl=60)
+    await store.cache_set("mod:2", "elsewhere", {"v": 0}, ttl=60, phash=base)
+
+    hits = await store.cache_similar("mod:1", base, max_distance=5)
+    assert [(h.key, h.value, h.distance) for h in hits] == [
+        ("exact", {"v": 0}, 0), ("short", {"v": 1}, 1), ("near", {"v": 3}, 3)
+    ]
+
+    async def short_gone() -> bool:
+        return [h.key for h in await store.cache_similar("mod:1", base, 5)] == ["exact", "near"]
+
+    await wait_for(short_gone)
+    await store.cache_set("mod:1", "exact", {"v": 0}, ttl=60)  # overwritten without a phash
+    assert [h.key for h in await store.cache_similar("mod:1", base, 5)] == ["near"]
+
+
 # -- backend specifics ---------------------------------------------------------------------------------
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,6 +21,7 @@ from bot.moderation import (
     decide,
 )
 from bot.moderation.policy import RefusedDeletes
+from bot.store import open_store
 
 SCAM = Verdict(True, (Category.SCAM,), 2, "Fake giveaway.", "No scams.")
 
@@ -231,15 +233,29 @@ def test_describe_says_what_was_done_and_what_could_not_be() -> None:
     assert full.describe() == "Automatic action: message deleted, author timed out for 1 h."
 
 
-def test_missing_permissions_are_reported_once_until_restored() -> None:
-    notices = MissingPermissionNotices()
-    both = {Permission.MANAGE_MESSAGES, Permission.MODERATE_MEMBERS}
-    assert notices.to_report(1, {Permission.MANAGE_MESSAGES}) == {Permission.MANAGE_MESSAGES}
-    assert notices.to_report(1, {Permission.MANAGE_MESSAGES}) == frozenset()
-    assert notices.to_report(1, both) == {Permission.MODERATE_MEMBERS}
-    assert notices.to_report(2, both) == both  # per guild
-    notices.restored(1, {Permission.MANAGE_MESSAGES})
-    assert notices.to_report(1, both) == {Permission.MANAGE_MESSAGES}
+async def test_missing_permissions_are_reported_once_until_restored(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'glimpse.db'}"
+    async with await open_store(url) as store, await open_store(url) as other_process:
+        notices, elsewhere = MissingPermissionNotices(store), MissingPermissionNotices(other_process)
+        both = {Permission.MANAGE_MESSAGES, Permission.MODERATE_MEMBERS}
+        assert await notices.to_report(1, {Permission.MANAGE_MESSAGES}) == {Permission.MANAGE_MESSAGES}
+        assert await notices.to_report(1, {Permission.MANAGE_MESSAGES}) == frozenset()
+        assert await elsewhere.to_report(1, both) == {Permission.MODERATE_MEMBERS}  # shared by processes
+        assert await notices.to_report(2, both) == both  # per guild
+        await elsewhere.restored(1, {Permission.MANAGE_MESSAGES})
+        assert await notices.to_report(1, both) == {Permission.MANAGE_MESSAGES}
+    async with await open_store(url) as restarted:
+        assert await MissingPermissionNotices(restarted).to_report(1, both) == frozenset()
+
+
+async def test_missing_permission_notices_fall_back_to_memory_while_the_store_is_down(tmp_path: Path) -> None:
+    store = await open_store(f"sqlite:///{tmp_path / 'glimpse.db'}")
+    await store.close()  # every call fails from now on
+    notices = MissingPermissionNotices(store)
+    assert await notices.to_report(1, {Permission.MANAGE_MESSAGES}) == {Permission.MANAGE_MESSAGES}
+    assert await notices.to_report(1, {Permission.MANAGE_MESSAGES}) == frozenset()
+    await notices.restored(1, {Permission.MANAGE_MESSAGES})
+    assert await notices.to_report(1, {Permission.MANAGE_MESSAGES}) == {Permission.MANAGE_MESSAGES}
 
 
 def test_a_refused_delete_is_not_retried_until_the_cached_permissions_change() -> None:

@@ -62,7 +62,7 @@ async def enforce(
     can_timeout = me is not None and me.guild_permissions.moderate_members
     decision = decide(verdict, settings, bot_can_delete=can_delete, bot_can_timeout=can_timeout)
     present = ((Permission.MANAGE_MESSAGES, can_delete), (Permission.MODERATE_MEMBERS, can_timeout))
-    service.notices.restored(guild.id, [p for p, ok in present if ok])
+    await service.notices.restored(guild.id, [p for p, ok in present if ok])
     return await apply(message, decision, service.refused_deletes)
 
 
@@ -105,7 +105,7 @@ async def report_missing(
 ) -> None:
     """One notice per missing permission and guild (again only after it came back and was lost)."""
     assert message.guild is not None
-    new = notices.to_report(message.guild.id, decision.missing)
+    new = await notices.to_report(message.guild.id, decision.missing)
     if not new:
         return
     names = " and ".join(PERMISSION_NAMES[p] for p in sorted(new))
