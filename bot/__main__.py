@@ -7,6 +7,7 @@ import asyncio
 import logging
 import signal
 import sys
+import time
 
 import discord
 import yarl
@@ -29,8 +30,10 @@ def point_discord_at(settings: Settings) -> None:
         log.info("Discord gateway: %s", settings.discord_gateway_url)
 
 
-async def run_bot(settings: Settings, *, sync_commands: bool, message_content: bool = True) -> None:
-    bot = Glimpse(settings, message_content=message_content, sync_commands=sync_commands)
+async def run_bot(
+    settings: Settings, *, sync_commands: bool, message_content: bool = True, started_at: float | None = None
+) -> None:
+    bot = Glimpse(settings, message_content=message_content, sync_commands=sync_commands, started_at=started_at)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, lambda: asyncio.ensure_future(bot.close()))
@@ -39,6 +42,7 @@ async def run_bot(settings: Settings, *, sync_commands: bool, message_content: b
 
 
 def main(argv: list[str] | None = None) -> int:
+    started_at = time.monotonic()
     parser = argparse.ArgumentParser(prog="python -m bot", description="Run the Glimpse Discord bot.")
     parser.add_argument("--sync", action="store_true", help="register the slash commands with Discord first")
     args = parser.parse_args(argv)
@@ -59,7 +63,9 @@ def main(argv: list[str] | None = None) -> int:
     message_content = True
     while True:
         try:
-            asyncio.run(run_bot(settings, sync_commands=args.sync, message_content=message_content))
+            asyncio.run(
+                run_bot(settings, sync_commands=args.sync, message_content=message_content, started_at=started_at)
+            )
             return 0
         except discord.PrivilegedIntentsRequired:
             if not message_content:

@@ -60,7 +60,17 @@ class Glimpse(commands.AutoShardedBot):
     live: LiveRegistry
     claims: Claims
 
-    def __init__(self, settings: Settings, *, message_content: bool = True, sync_commands: bool = False) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        message_content: bool = True,
+        sync_commands: bool = False,
+        started_at: float | None = None,
+    ) -> None:
+        """``started_at``: when this process started (``time.monotonic()``), for a process that may
+        follow another one on the same token: until a pacing window has passed since then, every
+        channel's window counts as used (the earlier process may have used it just before it died)."""
         intents = discord.Intents.default()
         intents.message_content = message_content
         super().__init__(
@@ -75,6 +85,7 @@ class Glimpse(commands.AutoShardedBot):
         )
         self.settings = settings
         self.sync_commands = sync_commands
+        self.started_at = started_at
         self.tree.on_error = self.on_app_command_error
 
     async def setup_hook(self) -> None:
@@ -89,7 +100,7 @@ class Glimpse(commands.AutoShardedBot):
         )
         self.images = ImageWorker()
         self.downloads = DownloadGate()  # bytes of attachments between download and preparation
-        self.pacer = ChannelPacer()
+        self.pacer = ChannelPacer(busy_since=self.started_at)  # the loop's clock is time.monotonic()
         self.live = LiveRegistry()  # replies on screen, so that deleting one stops it at once
         self.store = await open_store(settings.store_url, StoreOptions.from_settings(settings))
         self.claims = Claims(self.store)  # each message and interaction handled once, in any process

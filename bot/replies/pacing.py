@@ -13,6 +13,10 @@ between our start and the response, so the completion time is the safe stamp wha
 are served first come, first served (the lock is FIFO), and nothing polls: a waiter sleeps until
 the exact moment the oldest stamp leaves the window, or, when the stamp that decides its wait is a
 request still in flight, until that request completes.
+
+A process that has just started cannot know what an earlier one (killed a moment ago, or a
+restart) did in a channel: with ``busy_since`` every channel counts as fully used at that moment
+(the process's start), so the first operations wait until that window has passed.
 """
 
 from __future__ import annotations
@@ -62,6 +66,7 @@ class ChannelPacer:
         *,
         margin: float = DEFAULT_MARGIN,
         clock: Callable[[], float] | None = None,
+        busy_since: float | None = None,
     ) -> None:
         if rate < 1 or per <= 0 or margin < 0:
             raise ValueError("rate must be >= 1, per > 0 and margin >= 0")
@@ -69,6 +74,7 @@ class ChannelPacer:
         self.per = per
         self.window = per + margin
         self._clock = clock
+        self._busy_since = busy_since  # on this pacer's clock
         self._channels: dict[int, _Channel] = {}
         self._next_sweep = 0.0
 
@@ -91,7 +97,7 @@ class ChannelPacer:
     async def _grant(self, channel_id: int) -> _Stamp:
         channel = self._channels.get(channel_id)
         if channel is None:
-            channel = self._channels[channel_id] = _Channel()
+            channel = self._channels[channel_id] = self._new_channel()
         channel.waiting += 1
         try:
             async with channel.lock:
@@ -108,6 +114,14 @@ class ChannelPacer:
             channel.waiting -= 1
         self._sweep()
         return stamp
+
+    def _new_channel(self) -> _Channel:
+        """A channel first used here; within a window of ``busy_since``, its window counts as full."""
+        channel = _Channel()
+        since = self._busy_since
+        if since is not None and self.now() < since + self.window:
+            channel.stamps = [_Stamp(since, running=False) for _ in range(self.rate)]
+        return channel
 
     def _free_at(self, channel: _Channel) -> float:
         """When the channel has room for one more operation."""

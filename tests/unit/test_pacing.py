@@ -185,3 +185,20 @@ def test_invalid_arguments() -> None:
     with pytest.raises(ValueError):
         ChannelPacer(5, 0.0)
 
+
+def test_a_freshly_started_pacer_counts_every_channel_as_used_at_its_start() -> None:
+    async def main() -> tuple[list[float], list[float]]:
+        loop = asyncio.get_running_loop()
+        await asyncio.sleep(2.0)  # the process started at 0 and is ready at 2
+        pacer = ChannelPacer(5, 5.0, margin=0.25, busy_since=0.0)
+        log: list[tuple[str, float]] = []
+        await _timed(pacer, 1, log, "a", 6)
+        await asyncio.sleep(12.0 - loop.time())  # a channel first used after the window is not held back
+        later: list[tuple[str, float]] = []
+        await _timed(pacer, 2, later, "b", 1)
+        return [t for _, t in log], [t for _, t in later]
+
+    times, later = run_virtual(main)
+    # an earlier process may have used the whole window up to the start: nothing before 0 + 5.25
+    assert times[:5] == [pytest.approx(5.25)] * 5 and times[5] == pytest.approx(10.5)
+    assert later == [pytest.approx(12.0)]
