@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.conftest import bot_environment
+from tests.e2e.helpers import assert_discord_refused_nothing
 from tests.e2e.test_restart import ANSWER_TIMEOUT, REPO, STARTUP_TIMEOUT, bot_process
 from tests.fakes.discord import DiscordEmulator
 from tests.fakes.vlm import Script, VLMServer
@@ -68,4 +69,4 @@ async def test_a_process_started_right_after_a_sigkill_gets_no_429(
         assert second.returncode is None, log.read_text()
 
     assert emulator.rate_limits == [], log.read_text()
-    assert [(r.method, r.path, r.status) for r in emulator.requests if r.status >= 400] == []
+    assert_discord_refused_nothing(emulator)

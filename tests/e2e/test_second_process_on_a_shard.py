@@ -17,7 +17,7 @@ import pytest
 from bot.app import Glimpse
 from bot.settings import Settings
 from tests.e2e.conftest import bot_environment
-from tests.e2e.helpers import png
+from tests.e2e.helpers import assert_discord_refused_nothing, png
 from tests.e2e.test_moderation import SCAM, next_entry, picture, setup_moderation
 from tests.e2e.test_restart import wait_for_turns
 from tests.fakes.discord import DiscordEmulator
@@ -41,12 +41,6 @@ async def twins(
         yield first, second
 
 
-def assert_nothing_refused(emulator: DiscordEmulator) -> None:
-    """Discord refused nothing: no 429, no 4xx (a second acknowledgement would be a 400)."""
-    assert emulator.rate_limits == [] and emulator.unknown_routes == []
-    assert [(r.method, r.path, r.status) for r in emulator.requests if r.status >= 400] == []
-
-
 async def test_an_image_in_a_describe_channel_is_described_once(
     twins: tuple[Glimpse, Glimpse], emulator: DiscordEmulator, vlm: VLMServer
 ) -> None:
@@ -60,7 +54,7 @@ async def test_an_image_in_a_describe_channel_is_described_once(
 
     assert len(vlm.completions) == 1
     assert emulator.bot_messages(emulator.channel("images")) == [reply]
-    assert_nothing_refused(emulator)
+    assert_discord_refused_nothing(emulator)  # a second acknowledgement would be a 400
 
 
 async def test_a_question_is_answered_once_and_remembered_once(
@@ -82,7 +76,7 @@ async def test_a_question_is_answered_once_and_remembered_once(
     await emulator.wait_for_response(context)
     assert context.original is not None and "2 remembered messages" in context.original.content
     assert len(context.callbacks) == 1
-    assert_nothing_refused(emulator)
+    assert_discord_refused_nothing(emulator)  # a second acknowledgement would be a 400
 
 
 async def test_a_slash_command_is_acknowledged_and_answered_once(
@@ -98,7 +92,7 @@ async def test_a_slash_command_is_acknowledged_and_answered_once(
 
     assert len(interaction.callbacks) == 1 and interaction.followups == []
     assert len(vlm.completions) == 1
-    assert_nothing_refused(emulator)
+    assert_discord_refused_nothing(emulator)  # a second acknowledgement would be a 400
 
 
 async def test_a_watched_image_is_moderated_once(
@@ -114,4 +108,4 @@ async def test_a_watched_image_is_moderated_once(
 
     assert len(vlm.completions) == 1
     assert [m for m in emulator.bot_messages(emulator.channel("mod-log")) if m.embeds] == [entry]
-    assert_nothing_refused(emulator)
+    assert_discord_refused_nothing(emulator)  # a second acknowledgement would be a 400

@@ -373,31 +373,6 @@ async def test_claims_survive_close_and_reopen(store_url: str) -> None:
         assert not await second.claim("notice", "333:manage_messages", ttl=60)
 
 
-async def test_cache_finds_near_duplicates_by_perceptual_hash(store: Store) -> None:
-    base = 0xF0F0_0000_FFFF_1234  # high bit set: stored beyond the signed range too
-    await store.cache_set("mod:1", "exact", {"v": 0}, ttl=60, phash=base)
-    await store.cache_set("mod:1", "near", {"v": 3}, ttl=60, phash=base ^ 0b111)
-    await store.cache_set("mod:1", "far", {"v": 20}, ttl=60, phash=base ^ 0xFFFFF)
-    await store.cache_set("mod:1", "short", {"v": 1}, ttl=0.2, phash=base ^ 0b1)
-    await store.cache_set("mod:1", "plain", {"v": -1}, ttl=60)
-    await store.cache_set("mod:2", "elsewhere", {"v": 0}, ttl=60, phash=base)
-
-    hits = await store.cache_similar("mod:1", base, max_distance=5)
-    assert [(h.key, h.value, h.distance) for h in hits] == [
-        ("exact", {"v": 0}, 0), ("short", {"v": 1}, 1), ("near", {"v": 3}, 3)
-    ]
-
-    async def short_gone() -> bool:
-        return [h.key for h in await store.cache_similar("mod:1", base, 5)] == ["exact", "near"]
-
-    await wait_for(short_gone)
-    await store.cache_set("mod:1", "exact", {"v": 0}, ttl=60)  # overwritten without a phash
-    assert [h.key for h in await store.cache_similar("mod:1", base, 5)] == ["near"]
-
-
-# -- backend specifics ---------------------------------------------------------------------------------
-
-
 def test_sqlite_urls() -> None:
     assert sqlite_path("sqlite:///data/glimpse.db") == "data/glimpse.db"
     assert sqlite_path("sqlite:////var/lib/glimpse.db") == "/var/lib/glimpse.db"
