@@ -11,9 +11,12 @@ from bot.store.base import (
     DuplicateAnswerError,
     ImageBlob,
     JSONDict,
+    SettingsChange,
+    SettingsConflictError,
     Store,
     StoreOptions,
     StoreStats,
+    VersionedSettings,
 )
 
 __all__ = [
@@ -21,9 +24,12 @@ __all__ = [
     "DuplicateAnswerError",
     "ImageBlob",
     "JSONDict",
+    "SettingsChange",
+    "SettingsConflictError",
     "Store",
     "StoreOptions",
     "StoreStats",
+    "VersionedSettings",
     "open_store",
     "sqlite_path",
 ]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from types import TracebackType
 from typing import Any, Protocol, Self
@@ -20,6 +20,10 @@ from bot.conversation import ImageRef, Turn
 
 JSONDict = dict[str, Any]
 DEFAULT_KEEP_TURNS = 200
+SETTINGS_CHANGES_KEPT = 100
+"""Settings changes kept per guild (the oldest beyond are dropped on each change)."""
+SETTINGS_SWAP_ATTEMPTS = 5
+"""Re-reads :meth:`Store.update_guild_settings` makes when other writers keep winning the race."""
 
 
 class ImageBlob(Protocol):
@@ -78,6 +82,40 @@ class AuditRecord:
     @classmethod
     def from_json(cls, raw: str | bytes) -> AuditRecord:
         return cls(**json.loads(raw))
+
+
+@dataclass(frozen=True, slots=True)
+class VersionedSettings:
+    """One settings record of a guild and its version: 0 when nothing was ever stored."""
+
+    value: JSONDict | None
+    version: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class SettingsChange:
+    """Who changed a guild's settings record, what they changed (a short summary) and when."""
+
+    key: str
+    version: int
+    actor_id: int | None
+    summary: str
+    created_at: float = field(default_factory=time.time)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, raw: str | bytes) -> SettingsChange:
+        return cls(**json.loads(raw))
+
+
+class SettingsConflictError(Exception):
+    """The record changed since it was read (``expected_version``), or kept changing under us."""
+
+    def __init__(self, current: VersionedSettings) -> None:
+        super().__init__(f"the settings changed meanwhile (now version {current.version})")
+        self.current = current
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,10 +230,62 @@ class Store(ABC):
     # -- per-guild settings -------------------------------------------------------------------------
 
     @abstractmethod
-    async def get_guild_settings(self, guild_id: int, key: str) -> JSONDict | None: ...
+    async def load_guild_settings(self, guild_id: int, key: str) -> VersionedSettings:
+        """The guild's record under ``key`` with its version (``value=None, version=0`` if never stored)."""
 
     @abstractmethod
-    async def set_guild_settings(self, guild_id: int, key: str, value: JSONDict) -> None: ...
+    async def swap_guild_settings(
+        self, guild_id: int, key: str, value: JSONDict, *, expected_version: int, change: SettingsChange
+    ) -> VersionedSettings | None:
+        """Compare-and-set: store ``value`` as version ``expected_version + 1`` and keep ``change``
+        (its ``version`` replaced by the new one) in the guild's change log, in one atomic step, only
+        if the stored version is still ``expected_version``. ``None`` (nothing written) otherwise."""
+
+    @abstractmethod
+    async def settings_changes(self, guild_id: int, *, limit: int = 10) -> list[SettingsChange]:
+        """The guild's newest settings changes (every key), newest first."""
+
+    async def get_guild_settings(self, guild_id: int, key: str) -> JSONDict | None:
+        return (await self.load_guild_settings(guild_id, key)).value
+
+    async def update_guild_settings(
+        self,
+        guild_id: int,
+        key: str,
+        change: Callable[[JSONDict | None], JSONDict],
+        *,
+        actor_id: int | None,
+        summary: str,
+        expected_version: int | None = None,
+    ) -> VersionedSettings:
+        """Apply ``change`` to the stored record with compare-and-set, so no writer's change is lost.
+
+        Without ``expected_version`` (a change that stands on its own, like "describe on in #x") the
+        record is re-read and ``change`` re-applied when another writer got in first. With it (a form
+        filled from the record as it was), a record that moved on raises :class:`SettingsConflictError`
+        instead: the person decided on what they saw. ``change`` may raise to refuse the change.
+        """
+        for _ in range(SETTINGS_SWAP_ATTEMPTS):
+            current = await self.load_guild_settings(guild_id, key)
+            if expected_version is not None and current.version != expected_version:
+                raise SettingsConflictError(current)
+            value = change(current.value)
+            record = SettingsChange(key, current.version + 1, actor_id, summary)
+            stored = await self.swap_guild_settings(
+                guild_id, key, value, expected_version=current.version, change=record
+            )
+            if stored is not None:
+                return stored
+            if expected_version is not None:
+                break
+        raise SettingsConflictError(await self.load_guild_settings(guild_id, key))
+
+    async def set_guild_settings(
+        self, guild_id: int, key: str, value: JSONDict, *, actor_id: int | None = None, summary: str = "replaced"
+    ) -> VersionedSettings:
+        """Replace the record whatever it holds (still versioned and logged); prefer
+        :meth:`update_guild_settings`, which builds on what is stored."""
+        return await self.update_guild_settings(guild_id, key, lambda _: value, actor_id=actor_id, summary=summary)
 
     # -- audit trail --------------------------------------------------------------------------------
 

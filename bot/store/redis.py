@@ -7,7 +7,8 @@ Keys (all under ``glimpse:``)::
     chimgs:{channel}    SET    image hashes the channel's turns reference
     img:{sha256}        STRING prepared image bytes, once per content hash
     imgrefs:{sha256}    SET    channels referencing the image
-    guild:{guild}       HASH   settings key -> JSON
+    guild:{guild}       HASH   settings key -> JSON, and "{key}#v" -> its version
+    setchg:{guild}      LIST   settings changes, newest first (capped)
     audit:{guild}       ZSET   "{nonce}|{record JSON}" scored by created_at
     cache:{ns}:{key}    STRING JSON, with its own TTL
     claim:{kind}:{key}  STRING "1" while claimed (SET NX with the claim's TTL)
@@ -27,18 +28,22 @@ import logging
 import time
 import uuid
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 
 import redis.asyncio as aioredis
 
 from bot.conversation import Turn
 from bot.store.base import (
+    SETTINGS_CHANGES_KEPT,
     AuditRecord,
     DuplicateAnswerError,
     ImageBlob,
     JSONDict,
+    SettingsChange,
     Store,
     StoreOptions,
     StoreStats,
+    VersionedSettings,
     check_exchange,
     check_images,
     turn_from_json,
@@ -151,6 +156,21 @@ return removed
 """
 
 
+# Compare-and-set of one settings record and its change log entry.
+# KEYS: guild hash, change list. ARGV: field, expected version, value JSON, change JSON, changes kept.
+_SWAP = """
+local field, expected = ARGV[1], tonumber(ARGV[2])
+local version = tonumber(redis.call('HGET', KEYS[1], field .. '#v') or '0')
+if version == 0 and redis.call('HEXISTS', KEYS[1], field) == 1 then version = 1 end
+if version ~= expected then return 0 end
+version = version + 1
+redis.call('HSET', KEYS[1], field, ARGV[3], field .. '#v', version)
+redis.call('LPUSH', KEYS[2], version .. '|' .. ARGV[4])
+redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[5]) - 1)
+return version
+"""
+
+
 def _ttl(seconds: float) -> int:
     return max(int(seconds), 1)
 
@@ -163,6 +183,7 @@ class RedisStore(Store):
         self._append = client.register_script(_APPEND)
         self._forget = client.register_script(_FORGET)
         self._purge = client.register_script(_PURGE)
+        self._swap = client.register_script(_SWAP)
 
     @classmethod
     async def open(cls, url: str, options: StoreOptions | None = None) -> RedisStore:
@@ -261,12 +282,30 @@ class RedisStore(Store):
 
     # -- per-guild settings -------------------------------------------------------------------------
 
-    async def get_guild_settings(self, guild_id: int, key: str) -> JSONDict | None:
-        raw = await self._redis.hget(self._key("guild", guild_id), key)
-        return None if raw is None else json.loads(raw)
+    async def load_guild_settings(self, guild_id: int, key: str) -> VersionedSettings:
+        raw, version = await self._redis.hmget(self._key("guild", guild_id), [key, f"{key}#v"])
+        if raw is None:
+            return VersionedSettings(None)
+        return VersionedSettings(json.loads(raw), int(version or 1))  # written before versions: 1
 
-    async def set_guild_settings(self, guild_id: int, key: str, value: JSONDict) -> None:
-        await self._redis.hset(self._key("guild", guild_id), key, json.dumps(value))
+    async def swap_guild_settings(
+        self, guild_id: int, key: str, value: JSONDict, *, expected_version: int, change: SettingsChange
+    ) -> VersionedSettings | None:
+        version = int(
+            await self._swap(
+                keys=[self._key("guild", guild_id), self._key("setchg", guild_id)],
+                args=[key, expected_version, json.dumps(value), change.to_json(), SETTINGS_CHANGES_KEPT],
+            )
+        )
+        return VersionedSettings(value, version) if version else None
+
+    async def settings_changes(self, guild_id: int, *, limit: int = 10) -> list[SettingsChange]:
+        raw = await self._redis.lrange(self._key("setchg", guild_id), 0, limit - 1)
+        changes = []
+        for item in raw:
+            version, _, data = item.partition(b"|")
+            changes.append(replace(SettingsChange.from_json(data), version=int(version)))
+        return changes
 
     # -- audit trail --------------------------------------------------------------------------------
 

@@ -24,13 +24,16 @@ import aiosqlite
 
 from bot.conversation import Turn
 from bot.store.base import (
+    SETTINGS_CHANGES_KEPT,
     AuditRecord,
     DuplicateAnswerError,
     ImageBlob,
     JSONDict,
+    SettingsChange,
     Store,
     StoreOptions,
     StoreStats,
+    VersionedSettings,
     check_exchange,
     check_images,
     refs_from_json,
@@ -114,6 +117,20 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (kind, key)
     );
     CREATE INDEX claims_by_expiry ON claims (expires_at);
+    """,
+    # 4: versioned guild settings (compare-and-set) and the log of who changed them
+    """
+    ALTER TABLE guild_settings ADD COLUMN version INTEGER NOT NULL DEFAULT 1;
+    CREATE TABLE settings_changes (
+        id         INTEGER PRIMARY KEY,
+        guild_id   INTEGER NOT NULL,
+        key        TEXT NOT NULL,
+        version    INTEGER NOT NULL,
+        actor_id   INTEGER,
+        summary    TEXT NOT NULL,
+        created_at REAL NOT NULL
+    );
+    CREATE INDEX settings_changes_by_guild ON settings_changes (guild_id, id);
     """,
 )
 
@@ -286,23 +303,54 @@ class SQLiteStore(Store):
 
     # -- per-guild settings -------------------------------------------------------------------------
 
-    async def get_guild_settings(self, guild_id: int, key: str) -> JSONDict | None:
+    async def load_guild_settings(self, guild_id: int, key: str) -> VersionedSettings:
         async with self._reading() as conn:
             rows = list(
                 await conn.execute_fetchall(
-                    "SELECT value FROM guild_settings WHERE guild_id = ? AND key = ?", (guild_id, key)
+                    "SELECT value, version FROM guild_settings WHERE guild_id = ? AND key = ?", (guild_id, key)
                 )
             )
-        return json.loads(rows[0][0]) if rows else None
+        return VersionedSettings(json.loads(rows[0][0]), rows[0][1]) if rows else VersionedSettings(None)
 
-    async def set_guild_settings(self, guild_id: int, key: str, value: JSONDict) -> None:
+    async def swap_guild_settings(
+        self, guild_id: int, key: str, value: JSONDict, *, expected_version: int, change: SettingsChange
+    ) -> VersionedSettings | None:
+        version = expected_version + 1
         async with self._transaction() as conn:
+            if expected_version == 0:
+                cursor = await conn.execute(
+                    "INSERT INTO guild_settings (guild_id, key, value, updated_at, version) VALUES (?, ?, ?, ?, 1)"
+                    " ON CONFLICT DO NOTHING",
+                    (guild_id, key, json.dumps(value), change.created_at),
+                )
+            else:
+                cursor = await conn.execute(
+                    "UPDATE guild_settings SET value = ?, updated_at = ?, version = ?"
+                    " WHERE guild_id = ? AND key = ? AND version = ?",
+                    (json.dumps(value), change.created_at, version, guild_id, key, expected_version),
+                )
+            if cursor.rowcount != 1:
+                return None
             await conn.execute(
-                "INSERT INTO guild_settings (guild_id, key, value, updated_at) VALUES (?, ?, ?, ?)"
-                " ON CONFLICT (guild_id, key) DO UPDATE SET value = excluded.value,"
-                " updated_at = excluded.updated_at",
-                (guild_id, key, json.dumps(value), time.time()),
+                "INSERT INTO settings_changes (guild_id, key, version, actor_id, summary, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (guild_id, key, version, change.actor_id, change.summary, change.created_at),
             )
+            await conn.execute(
+                "DELETE FROM settings_changes WHERE guild_id = ? AND id <= (SELECT id FROM settings_changes"
+                " WHERE guild_id = ? ORDER BY id DESC LIMIT 1 OFFSET ?)",
+                (guild_id, guild_id, SETTINGS_CHANGES_KEPT),
+            )
+        return VersionedSettings(value, version)
+
+    async def settings_changes(self, guild_id: int, *, limit: int = 10) -> list[SettingsChange]:
+        async with self._reading() as conn:
+            rows = await conn.execute_fetchall(
+                "SELECT key, version, actor_id, summary, created_at FROM settings_changes WHERE guild_id = ?"
+                " ORDER BY id DESC LIMIT ?",
+                (guild_id, limit),
+            )
+        return [SettingsChange(*row) for row in rows]
 
     # -- audit trail --------------------------------------------------------------------------------
 

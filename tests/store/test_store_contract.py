@@ -15,7 +15,18 @@ import pytest
 import redis
 
 from bot.conversation import ImageRef, Turn
-from bot.store import AuditRecord, DuplicateAnswerError, Store, StoreOptions, open_store, sqlite_path
+from bot.store import (
+    AuditRecord,
+    DuplicateAnswerError,
+    SettingsChange,
+    SettingsConflictError,
+    Store,
+    StoreOptions,
+    VersionedSettings,
+    open_store,
+    sqlite_path,
+)
+from bot.store.base import SETTINGS_CHANGES_KEPT
 from bot.store.sqlite import MIGRATIONS, SchemaTooNewError
 
 CHANNEL = 111
@@ -303,6 +314,68 @@ async def test_guild_settings(store: Store) -> None:
     assert await store.get_guild_settings(GUILD + 1, "moderation") == {"log_channel": 6}
 
 
+async def test_guild_settings_are_versioned_and_swapped_only_from_the_version_read(store: Store) -> None:
+    assert await store.load_guild_settings(GUILD, "server") == VersionedSettings(None, 0)
+    change = SettingsChange("server", 0, actor_id=7, summary="describe on")
+    first = await store.swap_guild_settings(GUILD, "server", {"a": 1}, expected_version=0, change=change)
+    assert first == VersionedSettings({"a": 1}, 1)
+    # a writer that read version 0 too loses, and writes nothing
+    assert await store.swap_guild_settings(GUILD, "server", {"b": 2}, expected_version=0, change=change) is None
+    assert await store.swap_guild_settings(GUILD, "server", {"b": 2}, expected_version=2, change=change) is None
+    second = await store.swap_guild_settings(GUILD, "server", {"a": 2}, expected_version=1, change=change)
+    assert second == VersionedSettings({"a": 2}, 2)
+    assert await store.load_guild_settings(GUILD, "server") == VersionedSettings({"a": 2}, 2)
+    assert await store.load_guild_settings(GUILD, "moderation") == VersionedSettings(None, 0)
+    assert await store.load_guild_settings(GUILD + 1, "server") == VersionedSettings(None, 0)
+    assert [c.version for c in await store.settings_changes(GUILD)] == [2, 1]
+
+
+async def test_settings_changes_say_who_changed_what_and_when_newest_first(store: Store) -> None:
+    before = time.time()
+    await store.update_guild_settings(GUILD, "server", lambda _: {"n": 1}, actor_id=7, summary="describe #a on")
+    await store.update_guild_settings(GUILD, "moderation", lambda _: {"m": 1}, actor_id=8, summary="mod-log #b")
+    await store.update_guild_settings(GUILD + 1, "server", lambda _: {"n": 9}, actor_id=9, summary="elsewhere")
+    changes = await store.settings_changes(GUILD)
+    assert [(c.key, c.version, c.actor_id, c.summary) for c in changes] == [
+        ("moderation", 1, 8, "mod-log #b"),
+        ("server", 1, 7, "describe #a on"),
+    ]
+    assert all(before <= c.created_at <= time.time() for c in changes)
+    assert len(await store.settings_changes(GUILD, limit=1)) == 1
+    for n in range(SETTINGS_CHANGES_KEPT + 5):
+        await store.update_guild_settings(GUILD, "server", lambda _, n=n: {"n": n}, actor_id=7, summary=f"#{n}")
+    kept = await store.settings_changes(GUILD, limit=1000)
+    assert len(kept) == SETTINGS_CHANGES_KEPT
+    assert kept[0].summary == f"#{SETTINGS_CHANGES_KEPT + 4}"
+
+
+async def test_concurrent_updates_all_land_and_a_stale_form_is_refused(store_url: str) -> None:
+    # two connections, as two processes (or two admins) would have
+    one, two = await open_store(store_url), await open_store(store_url)
+    try:
+        def add(n: int) -> Callable[[dict | None], dict]:
+            return lambda value: {"items": [*(value or {}).get("items", []), n]}
+
+        await asyncio.gather(
+            *(
+                (one if n % 2 else two).update_guild_settings(GUILD, "server", add(n), actor_id=n, summary=f"+{n}")
+                for n in range(4)
+            )
+        )
+        stored = await one.load_guild_settings(GUILD, "server")
+        assert sorted(stored.value["items"]) == list(range(4))  # none lost
+        assert stored.version == 4
+        with pytest.raises(SettingsConflictError) as refused:
+            await two.update_guild_settings(
+                GUILD, "server", lambda _: {"items": []}, actor_id=1, summary="stale form", expected_version=3
+            )
+        assert refused.value.current.version == 4
+        assert (await one.load_guild_settings(GUILD, "server")).value == stored.value
+    finally:
+        await one.close()
+        await two.close()
+
+
 async def test_audit_records_newest_first_per_guild(store: Store) -> None:
     now = time.time()
     records = [
@@ -450,3 +523,20 @@ def test_store_options_from_settings() -> None:
     env = {"DISCORD_TOKEN": "t", "VLM_API_KEY": "k", "MEMORY_RETENTION_DAYS": "2", "MEMORY_MAX_TURNS": "300"}
     options = StoreOptions.from_settings(Settings.from_env(env))
     assert (options.keep_turns, options.retention_seconds) == (300, 2 * 86400)
+
+
+async def test_sqlite_settings_written_before_versions_migrate_as_version_one(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as conn:  # the schema of the first release, with a record in it
+        conn.executescript(MIGRATIONS[0] + "; PRAGMA user_version = 1;")
+        conn.execute("INSERT INTO guild_settings VALUES (?, 'moderation', '{\"rules\": \"x\"}', 0)", (GUILD,))
+    async with await open_store(f"sqlite:///{path}") as store:
+        assert await store.load_guild_settings(GUILD, "moderation") == VersionedSettings({"rules": "x"}, 1)
+        with pytest.raises(SettingsConflictError):
+            await store.update_guild_settings(
+                GUILD, "moderation", lambda _: {}, actor_id=1, summary="stale", expected_version=0
+            )
+        stored = await store.update_guild_settings(
+            GUILD, "moderation", lambda v: {**(v or {}), "on": True}, actor_id=1, summary="on"
+        )
+        assert stored == VersionedSettings({"rules": "x", "on": True}, 2)
