@@ -16,6 +16,7 @@ from discord.ext import commands
 
 from bot.conversation import ChatService, MemoryLimits
 from bot.guard import Claims, Work
+from bot.guild import Defaults, GuildSettingsService
 from bot.images import DownloadGate, ImageWorker
 from bot.moderation import ModerationService
 from bot.replies import ChannelPacer, LiveRegistry
@@ -59,6 +60,7 @@ class Glimpse(commands.AutoShardedBot):
     moderation: ModerationService
     live: LiveRegistry
     claims: Claims
+    server_settings: GuildSettingsService
 
     def __init__(
         self,
@@ -105,6 +107,9 @@ class Glimpse(commands.AutoShardedBot):
         self.store = await open_store(settings.store_url, StoreOptions.from_settings(settings))
         self.claims = Claims(self.store)  # each message and interaction handled once, in any process
         self._claim_interactions_first()
+        self.server_settings = GuildSettingsService(
+            self.store, Defaults(describe_channel_ids=settings.describe_channel_ids, allow_dms=settings.allow_dms)
+        )
         self.chat = ChatService(self.store, self.vision, MemoryLimits.from_settings(settings))
         self.moderation = ModerationService(
             store=self.store, vision=self.vision, images=self.images, downloads=self.downloads

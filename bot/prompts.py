@@ -17,12 +17,25 @@ ALT_TEXT_SYSTEM = (
 ALT_TEXT_REQUEST = "Write alt text for this image."
 ALT_TEXT_REQUEST_MANY = "Write alt text for each of these {count} images, numbered in order."
 
-CHAT_SYSTEM = (
+CHAT_PERSONA = (
     "You are Glimpse, a helpful assistant in a Discord chat who can see the images people share. "
-    "Messages from people start with their display name and a colon. Answer the latest message, using "
-    "the earlier conversation and images when they are relevant. Be concise and friendly; use Discord "
-    "markdown sparingly. Never claim to see an image that was not provided."
+    "Be concise and friendly; use Discord markdown sparingly."
 )
+"""The voice of the conversation; a server's persona (`/settings persona`) takes its place."""
+
+CHAT_RULES = (
+    "Messages from people start with their display name and a colon. Answer the latest message, using "
+    "the earlier conversation and images when they are relevant. Never claim to see an image that was "
+    "not provided."
+)
+"""How the conversation reaches the model: kept under every persona, so the exchange still works."""
+
+CHAT_SYSTEM = f"{CHAT_PERSONA} {CHAT_RULES}"
+
+
+def chat_system(persona: str = "") -> str:
+    """The chat system prompt: the server's (or channel's) persona, or Glimpse's own, then the rules."""
+    return f"{persona.strip()}\n\n{CHAT_RULES}" if persona.strip() else CHAT_SYSTEM
 
 
 def describe_request(image_count: int, prompt: str | None) -> str:

@@ -79,6 +79,7 @@ class Settings:
     # Health and Prometheus metrics over HTTP (None: off).
     metrics_port: int | None = None
     metrics_host: str = DEFAULT_METRICS_HOST
+    allow_dms: bool = True
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -110,6 +111,7 @@ class Settings:
             shard_ids=reader.shard_ids("SHARD_IDS", shard_count),
             metrics_port=reader.optional_integer("METRICS_PORT", low=1, high=65_535),
             metrics_host=reader.text("METRICS_HOST", DEFAULT_METRICS_HOST),
+            allow_dms=reader.boolean("ALLOW_DMS", True),
         )
         if reader.problems:
             raise SettingsError(reader.problems)
@@ -146,6 +148,17 @@ class _Reader:
             self.problems.append(f"{name} must be one of {', '.join(choices)}")
             return default
         return value
+
+    def boolean(self, name: str, default: bool) -> bool:
+        value = self._raw(name)
+        if value is None:
+            return default
+        if value.lower() in ("1", "true", "yes", "on"):
+            return True
+        if value.lower() in ("0", "false", "no", "off"):
+            return False
+        self.problems.append(f"{name} must be true or false")
+        return default
 
     def integer(self, name: str, default: int, *, low: int, high: int) -> int:
         return self._bounded(name, default, int, "a whole number", low, high)

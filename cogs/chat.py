@@ -12,9 +12,11 @@ from discord import app_commands
 from discord.ext import commands
 from discord.utils import escape_markdown
 
+from bot.access import message_member, permit, place_of
 from bot.addressing import addresses_bot
 from bot.conversation import MEMORY_UNAVAILABLE, user_turn
 from bot.guard import Work
+from bot.guild import ChatMode, Feature
 from bot.images import AttachmentLike, gather_images, image_attachments, is_image
 from bot.replies import InteractionSink, LiveReply, MessageSink, ReplySink, Wrap, can_post_in
 
@@ -27,6 +29,9 @@ NOT_AN_IMAGE = "Skipped {name}: it is not an image."
 
 HISTORY_LOOKBACK = 25
 """Messages scanned for "the image above" when a question comes without an image."""
+THREAD_NAME_CHARS = 80
+"""A conversation thread is named after the question that opened it (Discord allows 100 characters)."""
+THREAD_ARCHIVE_MINUTES = 1440
 
 
 class Chat(commands.Cog):
@@ -39,9 +44,17 @@ class Chat(commands.Cog):
 
     @commands.Cog.listener()
     async def on_message(self, message: discord.Message) -> None:
-        if message.author.bot or not addresses_bot(message, self.bot.user):
+        if message.author.bot:
             return
-        if self._is_owner_command(message) or not await self.bot.claims.claim(Work.REPLY, message.id):
+        addressed = addresses_bot(message, self.bot.user)
+        place = place_of(message.channel)
+        here = await self.bot.server_settings.behaviour(place)
+        if not (addressed or here.answers_every_message) or self._is_owner_command(message):
+            return
+        # Refusals stay quiet: a message is not a request for an error line.
+        if not (await self.bot.server_settings.decide(message_member(message), place, Feature.CHAT)).allowed:
+            return
+        if not await self.bot.claims.claim(Work.REPLY, message.id):
             return
         if not can_post_in(message.channel):
             log.warning("Mentioned in channel %s where I may not post; not answering", message.channel.id)
@@ -50,14 +63,31 @@ class Chat(commands.Cog):
         ref = message.reference.resolved if message.reference else None
         if isinstance(ref, discord.Message) and ref.author != self.bot.user:
             attachments += ref.attachments  # "what does this say?" in reply to someone's image
+        text = self._question_text(message)
+        channel: discord.abc.Messageable = message.channel
+        if here.chat == ChatMode.THREAD:
+            thread = await self._open_thread(message, text)
+            if thread is None:
+                return
+            channel = thread
         await self.ask(
-            MessageSink(message),
-            channel=message.channel,
+            MessageSink(message, into=channel),
+            channel=channel,
             author=message.author,
-            text=self._question_text(message),
+            text=text,
             attachments=attachments,
             message_id=message.id,
+            persona=here.persona,
         )
+
+    async def _open_thread(self, message: discord.Message, text: str) -> discord.Thread | None:
+        """The thread that holds the conversation a mention starts in a thread-mode channel."""
+        name = " ".join(text.split())[:THREAD_NAME_CHARS] or f"Glimpse and {message.author.display_name}"[:100]
+        try:
+            return await message.create_thread(name=name, auto_archive_duration=THREAD_ARCHIVE_MINUTES)
+        except discord.HTTPException as error:
+            log.warning("Could not open a thread in channel %s (%s); not answering", message.channel.id, error)
+            return None
 
     def _is_owner_command(self, message: discord.Message) -> bool:
         """`@Glimpse sync` is a command for the admin cog, not a question."""
@@ -71,8 +101,11 @@ class Chat(commands.Cog):
         prompt: app_commands.Range[str, 1, 2000],
         image: discord.Attachment | None = None,
     ) -> None:
-        await interaction.response.defer(thinking=True)
+        if not await permit(self.bot.server_settings, interaction, Feature.CHAT):
+            return
         assert interaction.channel is not None
+        here = await self.bot.server_settings.behaviour(place_of(interaction.channel))
+        await interaction.response.defer(thinking=True)
         await self.ask(
             InteractionSink(interaction),
             channel=interaction.channel,
@@ -80,6 +113,7 @@ class Chat(commands.Cog):
             text=prompt,
             attachments=[image] if image else [],
             message_id=interaction.id,
+            persona=here.persona,
         )
 
     @app_commands.command(name="forget", description="Clear what Glimpse remembers of this channel.")
@@ -130,8 +164,11 @@ class Chat(commands.Cog):
         text: str,
         attachments: list[AttachmentLike],
         message_id: int,
+        persona: str = "",
     ) -> None:
-        """Placeholder at once; then images (attached, or the one posted above) and the answer."""
+        """Placeholder at once; then images (attached, or the one posted above) and the answer.
+
+        ``persona``: the server's (or channel's) system prompt, "" for the built-in one."""
         settings = self.bot.settings
         limit = settings.max_images_per_request
         # A file that is not an image is said to be skipped; it does not stand for "the image above".
@@ -158,7 +195,13 @@ class Chat(commands.Cog):
             message_id=message_id,
         )
         await self.bot.chat.answer(
-            channel_id, question, gathered.images, reply, history=memory.turns, notes=notes + gathered.notes
+            channel_id,
+            question,
+            gathered.images,
+            reply,
+            history=memory.turns,
+            notes=notes + gathered.notes,
+            persona=persona,
         )
 
     async def _images_above(

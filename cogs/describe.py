@@ -10,9 +10,11 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.access import decide_message, permit
 from bot.addressing import addresses_bot
 from bot.conversation import user_turn
 from bot.guard import Work
+from bot.guild import Feature
 from bot.images import AttachmentLike, Detail, gather_images, image_attachments
 from bot.prompts import describe_request
 from bot.replies import InteractionSink, LiveReply, MessageSink, ReplyDeleted, ReplySink, Wrap, can_post_in
@@ -34,17 +36,15 @@ class Describe(commands.Cog):
     async def cog_unload(self) -> None:
         self.bot.tree.remove_command(self.menu.name, type=self.menu.type)
 
-    def _is_describe_channel(self, channel: discord.abc.Messageable) -> bool:
-        watched = self.bot.settings.describe_channel_ids
-        return getattr(channel, "id", None) in watched or getattr(channel, "parent_id", None) in watched
-
     @commands.Cog.listener()
     async def on_message(self, message: discord.Message) -> None:
-        if message.author.bot or not self._is_describe_channel(message.channel):
+        if message.author.bot or message.guild is None or not image_attachments(message.attachments):
             return
         if addresses_bot(message, self.bot.user):
             return  # a question for the bot: the chat cog answers it
-        if image_attachments(message.attachments) and await self.bot.claims.claim(Work.REPLY, message.id):
+        # Quiet when refused: describe off here, or a member who may not use the bot.
+        decision = await decide_message(self.bot.server_settings, message, Feature.AUTO_DESCRIBE)
+        if decision.allowed and await self.bot.claims.claim(Work.REPLY, message.id):
             if not can_post_in(message.channel):
                 log.warning("No permission to post in channel %s; its images are not described", message.channel.id)
                 return
@@ -68,6 +68,8 @@ class Describe(commands.Cog):
         prompt: app_commands.Range[str, 1, 1000] | None = None,
         detail: Literal["auto", "low", "high"] = "auto",
     ) -> None:
+        if not await permit(self.bot.server_settings, interaction, Feature.DESCRIBE):
+            return
         await interaction.response.defer(thinking=True)
         attachments = [a for a in (image, image2) if a is not None]
         await self.describe(
@@ -76,6 +78,8 @@ class Describe(commands.Cog):
         )
 
     async def describe_message(self, interaction: discord.Interaction, message: discord.Message) -> None:
+        if not await permit(self.bot.server_settings, interaction, Feature.DESCRIBE):
+            return
         if not image_attachments(message.attachments):
             await interaction.response.send_message(NO_IMAGES, ephemeral=True)
             return

@@ -10,6 +10,8 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.access import permit
+from bot.guild import Feature
 from bot.images import image_attachments
 from bot.ocr import LocalOcrEngine
 from bot.ocr.transcribe import OcrOptions, OcrServices, OfflineReader, transcribe_attachments
@@ -64,6 +66,8 @@ class Ocr(commands.Cog):
         engine: Literal["model", "local"] = "model",
         layout: Literal["plain", "markdown"] = "plain",
     ) -> None:
+        if not await permit(self.bot.server_settings, interaction, Feature.OCR):
+            return
         if engine == "local" and not self.offline.available():
             await interaction.response.send_message(self.offline.why_unavailable, ephemeral=True)
             return
@@ -72,6 +76,8 @@ class Ocr(commands.Cog):
         await transcribe_attachments(InteractionSink(interaction), [image], options, self.services())
 
     async def extract_text(self, interaction: discord.Interaction, message: discord.Message) -> None:
+        if not await permit(self.bot.server_settings, interaction, Feature.OCR):
+            return
         images = image_attachments(message.attachments)
         if not images:
             await interaction.response.send_message(NO_IMAGES, ephemeral=True)

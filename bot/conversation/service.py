@@ -24,7 +24,7 @@ from bot.conversation.turns import (
     turns_in_reach,
 )
 from bot.images import PreparedImage
-from bot.prompts import ALT_TEXT_SYSTEM, CHAT_SYSTEM
+from bot.prompts import ALT_TEXT_SYSTEM, chat_system
 from bot.vlm import AnswerTarget, Completion, VisionClient, stream_answer
 
 if TYPE_CHECKING:
@@ -120,12 +120,16 @@ class ChatService:
         *,
         history: Sequence[Turn] | None = None,
         notes: Sequence[str] = (),
+        persona: str = "",
     ) -> Completion | None:
         """Answer ``question`` (whose ``images`` are the prepared ``images``) in the light of memory:
-        ``history`` as read by :meth:`recall` when the question arrived (read now if not given)."""
+        ``history`` as read by :meth:`recall` when the question arrived (read now if not given), in the
+        voice of ``persona`` (the server's system prompt; "" for Glimpse's own)."""
         if history is None:
             history = await self.history(channel_id)
-        plan = plan_request(system_prompt=CHAT_SYSTEM, history=history, current=question, limits=self.limits)
+        plan = plan_request(
+            system_prompt=chat_system(persona), history=history, current=question, limits=self.limits
+        )
         return await self._stream(channel_id, plan, question, images, reply, notes)
 
     async def describe(

@@ -51,19 +51,25 @@ def _file_kwargs(file: discord.File | None, *, editing: bool) -> dict[str, Any]:
 
 
 class MessageSink:
-    """Replies to a :class:`discord.Message`; each continuation replies to the previous chunk."""
+    """Replies to a :class:`discord.Message`; each continuation replies to the previous chunk.
 
-    def __init__(self, message: discord.Message) -> None:
+    ``into``: answer in that channel instead (a thread opened from the message), where the first
+    message cannot reply to one outside it.
+    """
+
+    def __init__(self, message: discord.Message, *, into: discord.abc.Messageable | None = None) -> None:
         self._origin = message
+        self._channel = into or message.channel
         self._messages: list[discord.Message] = []
-        self.channel_id = message.channel.id
+        self.channel_id = getattr(self._channel, "id", message.channel.id)
 
     async def send(self, content: str, *, file: discord.File | None = None) -> int | None:
         previous = self._messages[-1] if self._messages else self._origin
-        sent = await self._origin.channel.send(
+        here = previous.channel.id == self.channel_id
+        sent = await self._channel.send(
             content,
             # Still post if the message we answer was deleted meanwhile.
-            reference=previous.to_reference(fail_if_not_exists=False),
+            reference=previous.to_reference(fail_if_not_exists=False) if here else None,  # type: ignore[arg-type]
             mention_author=False,
             allowed_mentions=NO_MENTIONS,
             **_file_kwargs(file, editing=False),

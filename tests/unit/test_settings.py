@@ -20,6 +20,14 @@ def test_defaults_apply_when_only_secrets_are_set() -> None:
     assert settings.max_images_per_request == 2
     assert settings.describe_channel_ids == frozenset()
     assert settings.discord_api_base is None
+    assert settings.allow_dms is True
+
+
+def test_allow_dms_reads_true_and_false_and_names_a_bad_value() -> None:
+    assert Settings.from_env(BASE | {"ALLOW_DMS": "false"}).allow_dms is False
+    assert Settings.from_env(BASE | {"ALLOW_DMS": " Yes "}).allow_dms is True
+    with pytest.raises(SettingsError, match="ALLOW_DMS must be true or false"):
+        Settings.from_env(BASE | {"ALLOW_DMS": "sometimes"})
 
 
 def test_every_problem_names_its_variable() -> None:
