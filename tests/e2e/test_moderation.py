@@ -18,7 +18,7 @@ from bot.moderation import ButtonAction, decode_action_id
 from bot.settings import Settings
 from cogs.moderation import RULES_INPUT_ID
 from tests.e2e.helpers import MISSING_PERMISSIONS
-from tests.fakes.discord import DiscordEmulator, Message, Perm, User
+from tests.fakes.discord import CommandUnavailable, DiscordEmulator, Message, Perm, User
 from tests.fakes.discord.state import BOT_DEFAULT
 from tests.fakes.vlm import RecordedRequest, VLMServer
 
@@ -361,6 +361,9 @@ async def test_setup_by_a_member_without_manage_server_is_refused(
 ) -> None:
     bob, general = emulator.user("bob"), emulator.channel("general")
     values = {"mod_log": general, "add_channel": general, "high": "delete_timeout"}
+    with pytest.raises(CommandUnavailable):  # Discord does not offer it to him by default...
+        await emulator.run_slash_command(bob, general, "moderation setup", values)
+    emulator.set_command_permission("moderation", bob, True)  # ...until an admin lets him see it
     interaction = await emulator.run_slash_command(bob, general, "moderation setup", values)
     await emulator.wait_for_response(interaction)
     assert interaction.ephemeral and "Manage Server" in interaction.original.content
@@ -433,6 +436,7 @@ async def test_check_image_menu_is_ephemeral_and_logs_nothing(
     reply = await emulator.wait_for_message(images, after=posted)  # the describe channel's alt text
     await emulator.wait_for_content(reply, lambda text: "Some shapes." in text)
 
+    emulator.set_command_permission("Check image", emulator.guild(), True, kind=3)  # shown to everyone
     refused = await emulator.use_message_command(bob, posted, "Check image")
     await emulator.wait_for_response(refused)
     assert refused.ephemeral and "moderators" in refused.original.content

@@ -3,6 +3,7 @@
 See ``tests/fakes/README.md``. Start with ``async with DiscordEmulator() as discord: ...``.
 """
 
+from .actions import CommandUnavailable
 from .gateway import GatewayConfig
 from .interactions import Interaction, InteractionConfig
 from .messages import NewFile
@@ -14,6 +15,7 @@ from .state import MODERATOR, Channel, Guild, Message, Perm, Role, User, World
 __all__ = [
     "MODERATOR",
     "Channel",
+    "CommandUnavailable",
     "DiscordEmulator",
     "EmulatorConfig",
     "GatewayConfig",

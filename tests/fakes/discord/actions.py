@@ -22,6 +22,11 @@ USER, CHANNEL, ROLE, MENTIONABLE, ATTACHMENT = 6, 7, 8, 9, 11
 CHAT_INPUT, USER_COMMAND, MESSAGE_COMMAND = 1, 2, 3
 
 
+class CommandUnavailable(PermissionError):
+    """Discord would not let this person use this command here (its default permissions, the server's
+    overrides, or a guild-only command in a DM): their client does not even offer it."""
+
+
 class Actions:
     def __init__(self, world: World, messages: Messages, interactions: Interactions) -> None:
         self.world = world
@@ -88,6 +93,13 @@ class Actions:
 
     # ---- commands -------------------------------------------------------------------------
 
+    def invocable_command(self, name: str, kind: int, user: User, channel: Channel) -> JSON:
+        """The registered command, if Discord lets ``user`` use it in ``channel`` (else CommandUnavailable)."""
+        command = self.find_command(name, kind, channel)
+        if not self.world.may_invoke(command, user.id, channel):
+            raise CommandUnavailable(f"{user.name} may not use {name!r} in #{channel.name or channel.id}")
+        return command
+
     def find_command(self, name: str, kind: int, channel: Channel) -> JSON:
         scopes = ([channel.guild_id] if channel.guild_id is not None else []) + [None]
         for scope in scopes:
@@ -108,7 +120,7 @@ class Actions:
         user/channel/role options take the emulator's objects.
         """
         top, *path = command.split()
-        schema = self.find_command(top, CHAT_INPUT, channel)
+        schema = self.invocable_command(top, CHAT_INPUT, user, channel)
         resolved: JSON = {}
         leaf_options = self._options(schema, path, dict(options or {}), channel, resolved)
         data: JSON = {"id": schema["id"], "name": top, "type": CHAT_INPUT, "options": leaf_options}
@@ -181,7 +193,7 @@ class Actions:
     async def use_message_command(self, user: User, message: Message, command: str) -> Interaction:
         """``user`` right-clicks ``message`` and picks the context-menu entry ``command``."""
         channel = self.world.channels[message.channel_id]
-        schema = self.find_command(command, MESSAGE_COMMAND, channel)
+        schema = self.invocable_command(command, MESSAGE_COMMAND, user, channel)
         data: JSON = {
             "id": schema["id"],
             "name": command,
@@ -195,7 +207,7 @@ class Actions:
 
     async def use_user_command(self, user: User, target: User, channel: Channel, command: str) -> Interaction:
         """``user`` right-clicks ``target`` (in ``channel``) and picks the context-menu entry ``command``."""
-        schema = self.find_command(command, USER_COMMAND, channel)
+        schema = self.invocable_command(command, USER_COMMAND, user, channel)
         resolved: JSON = {}
         self._option_value(USER, target, channel, resolved)
         data: JSON = {

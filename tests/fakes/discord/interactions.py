@@ -109,7 +109,7 @@ class Interactions:
             "channel": payloads.channel(channel, world),
             "channel_id": str(channel.id),
             "app_permissions": str(int(world.permissions_in(channel, world.bot.id))),
-            "locale": "en-US",
+            "locale": user.locale,
             "entitlements": [],
             "entitlement_sku_ids": [],
             "attachment_size_limit": self.config.attachment_size_limit,
@@ -118,8 +118,8 @@ class Interactions:
             perms = world.permissions_in(channel, user.id)
             payload |= {
                 "guild_id": str(guild.id),
-                "guild": {"id": str(guild.id), "locale": "en-US", "features": []},
-                "guild_locale": "en-US",
+                "guild": {"id": str(guild.id), "locale": guild.preferred_locale, "features": []},
+                "guild_locale": guild.preferred_locale,
                 "member": payloads.member(guild.members[user.id], permissions=perms),
                 "authorizing_integration_owners": {"0": str(guild.id)},
                 "context": 0,

@@ -129,7 +129,7 @@ def guild_create(g: Guild, world: World) -> JSON:
         "stage_instances": [],
         "guild_scheduled_events": [],
         "soundboard_sounds": [],
-        "preferred_locale": "en-US",
+        "preferred_locale": g.preferred_locale,
         "joined_at": iso(g.members[world.bot.id].joined_at),
         "verification_level": 0,
         "default_message_notifications": 0,

@@ -19,7 +19,7 @@ from aiohttp import hdrs, web
 from . import errors, payloads
 from .cdn import Cdn
 from .errors import DiscordError
-from .gateway import Gateway
+from .gateway import GUILDS, Gateway
 from .interactions import Interactions
 from .messages import ABSENT, Messages, NewFile, validate_body
 from .ratelimit import RateLimiter
@@ -121,6 +121,7 @@ class RestApi:
                 "/channels/{channel_id}/messages/{message_id}/reactions/{emoji}/{user_id}",
                 self.remove_reaction,
             ),
+            ("POST", "/channels/{channel_id}/messages/{message_id}/threads", self.start_thread_from_message),
             ("POST", "/channels/{channel_id}/typing", self.typing),
             ("GET", "/guilds/{guild_id}", self.get_guild),
             ("GET", "/guilds/{guild_id}/channels", self.get_guild_channels),
@@ -404,6 +405,9 @@ class RestApi:
             fail = body["message_reference"].get("fail_if_not_exists", True)
             if (referenced is None or referenced.deleted) and fail:
                 raise errors.invalid_form("message_reference", "REPLIES_UNKNOWN_MESSAGE", "Unknown message")
+            if referenced is not None and referenced.channel_id != channel.id:
+                code, text = "REPLIES_CANNOT_REFERENCE_OTHER_CHANNEL", "Cannot reply to a message in another channel"
+                raise errors.invalid_form("message_reference", code, text)
         message = await self.messages.create(
             channel,
             self.world.bot,
@@ -459,6 +463,23 @@ class RestApi:
 
     async def remove_reaction(self, request: web.Request) -> web.Response:
         return await self._reaction(request, added=False)
+
+    async def start_thread_from_message(self, request: web.Request) -> web.Response:
+        """A public thread whose id is the message's (its starter), owned by the bot; THREAD_CREATE."""
+        channel = self._channel(request)
+        message = self.messages.get(channel, int(request.match_info["message_id"]))
+        if channel.is_thread or channel.is_dm:
+            raise DiscordError(400, 50024, "Cannot execute action on this channel type")
+        self._require(channel, Perm.CREATE_PUBLIC_THREADS | Perm.READ_MESSAGE_HISTORY)
+        name = str(request[BODY].get("name") or "")
+        if not 1 <= len(name) <= 100:
+            raise errors.invalid_form("name", "BASE_TYPE_BAD_LENGTH", "Must be between 1 and 100 in length.")
+        if message.id in self.world.channels:
+            raise DiscordError(400, 160004, "A thread has already been created for this message")
+        thread = self.world.add_thread(channel, name, owner=self.world.bot, thread_id=message.id)
+        data = payloads.channel(thread, self.world) | {"newly_created": True}
+        await self.gateway.dispatch("THREAD_CREATE", data, guild_id=thread.guild_id, intent=GUILDS)
+        return json_response(payloads.channel(thread, self.world), 201)
 
     async def typing(self, request: web.Request) -> web.Response:
         channel = self._channel(request)

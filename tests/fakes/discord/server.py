@@ -252,6 +252,28 @@ class DiscordEmulator(Actions):
             self.gateway.dispatch("CHANNEL_UPDATE", data, guild_id=channel.guild_id, intent=GUILDS)
         )
 
+    def set_command_permission(
+        self,
+        command: str,
+        target: Role | User | Guild,
+        allowed: bool | None,
+        *,
+        kind: int = 1,
+        guild: Guild | None = None,
+    ) -> None:
+        """What a server admin sets in Server Settings > Integrations: let ``target`` (a role, a member,
+        or the guild: @everyone) use ``command`` or not, above its default permissions; ``None`` removes
+        the override. ``kind``: 1 slash command, 2 user menu, 3 message menu. No event is sent (the bot
+        is not told; Discord's clients enforce it)."""
+        guild = guild or self.guild()
+        channel = self.world.channels[guild.channel_ids[0]]
+        schema = self.find_command(command, kind, channel)
+        overrides = guild.command_permissions.setdefault(str(schema["id"]), {})
+        if allowed is None:
+            overrides.pop(target.id, None)
+        else:
+            overrides[target.id] = allowed
+
     def set_components(self, message: Message, components: list[dict[str, Any]]) -> None:
         """Replace what Discord stores as ``message``'s components, with no event and no revision.
 

@@ -92,6 +92,8 @@ class User:
     name: str
     bot: bool = False
     global_name: str | None = None
+    locale: str = "en-US"
+    """The language of the user's Discord client: sent with each interaction they start."""
 
     @property
     def mention(self) -> str:
@@ -241,6 +243,10 @@ class Guild:
     roles: dict[int, Role] = field(default_factory=dict)
     members: dict[int, Member] = field(default_factory=dict)
     channel_ids: list[int] = field(default_factory=list)
+    preferred_locale: str = "en-US"
+    command_permissions: dict[str, dict[int, bool]] = field(default_factory=dict)
+    """Command id -> {role or user id (the guild id: @everyone) -> allowed}: what admins set in
+    Server Settings > Integrations, above the command's ``default_member_permissions``."""
 
     @property
     def everyone(self) -> Role:
@@ -316,9 +322,12 @@ class World:
         guild.channel_ids.append(channel.id)
         return channel
 
-    def add_thread(self, parent: Channel, name: str, *, owner: User | None = None) -> Channel:
+    def add_thread(
+        self, parent: Channel, name: str, *, owner: User | None = None, thread_id: int | None = None
+    ) -> Channel:
+        """A public thread in ``parent`` (``thread_id``: a starter message's id, for one opened from it)."""
         thread = Channel(
-            snowflake(),
+            thread_id or snowflake(),
             ChannelType.PUBLIC_THREAD,
             name,
             parent.guild_id,
@@ -394,6 +403,33 @@ class World:
         ]
 
     # ---- permissions ----------------------------------------------------------------------
+
+    def may_invoke(self, command: dict[str, Any], user_id: int, channel: Channel) -> bool:
+        """Whether Discord lets ``user_id`` use ``command`` in ``channel``, as its clients enforce it.
+
+        DMs: not when the command is guild-only. Guilds: the owner and administrators always; then
+        the admins' overrides for this command (the user's own, else any of their roles' (an allow
+        wins), else @everyone's); else ``default_member_permissions`` (``None``: everyone, ``"0"``:
+        administrators only, otherwise every bit, from the member's guild-level permissions).
+        """
+        guild = self.guild_of(channel)
+        if guild is None:
+            contexts = command.get("contexts")
+            return command.get("dm_permission") is not False and (contexts is None or 1 in contexts)
+        base = self.base_permissions(guild, user_id)
+        if base & Perm.ADMINISTRATOR:
+            return True
+        overrides = guild.command_permissions.get(str(command["id"]), {})
+        member = guild.members.get(user_id)
+        roles = [overrides[r] for r in (member.role_ids if member else []) if r in overrides]
+        for decided in (overrides.get(user_id), any(roles) if roles else None, overrides.get(guild.id)):
+            if decided is not None:
+                return decided
+        required = command.get("default_member_permissions")
+        if required is None:
+            return True
+        needed = Perm(int(required))
+        return bool(needed) and base & needed == needed
 
     def base_permissions(self, guild: Guild, user_id: int) -> Perm:
         if user_id == guild.owner_id:
