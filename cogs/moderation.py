@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Literal
 
 import discord
@@ -19,6 +20,7 @@ from bot.moderation.config import MAX_RULES_CHARS, Action
 from bot.moderation.discord import ModLogButton, check_embeds, moderate, settings_embed, stats_embed
 from bot.moderation.stats import WINDOWS_DAYS
 from bot.replies import NO_MENTIONS
+from bot.store import SettingsConflictError
 
 if TYPE_CHECKING:
     from bot.app import Glimpse
@@ -26,6 +28,12 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 RULES_INPUT_ID = "moderation-rules"
+NEEDS_MANAGE_SERVER = "You need the Manage Server permission to set up moderation."
+STALE_FORM = (
+    "Not saved: the moderation settings changed after you opened this form. "
+    "Run `/moderation setup edit_rules:True` again to see them."
+)
+CONFLICT = "Not saved: the moderation settings kept changing while I saved yours. Please try again."
 _CATEGORY_CHOICES = [app_commands.Choice(name=c.label, value=c.value) for c in Category]
 _ACTION_CHOICES = [app_commands.Choice(name=a.label, value=a.value) for a in Action]
 
@@ -35,10 +43,11 @@ def _can_moderate(permissions: discord.Permissions) -> bool:
 
 
 class RulesModal(discord.ui.Modal, title="Server rules for image moderation"):
-    def __init__(self, cog: Moderation, pending: ModerationSettings) -> None:
+    def __init__(self, cog: Moderation, pending: ModerationSettings, version: int) -> None:
         super().__init__()
         self.cog = cog
         self.pending = pending
+        self.version = version  # of the settings the form was filled from: saved only if still so
         self.rules: discord.ui.TextInput[RulesModal] = discord.ui.TextInput(
             label="Rules (in your own words)",
             style=discord.TextStyle.paragraph,
@@ -51,12 +60,13 @@ class RulesModal(discord.ui.Modal, title="Server rules for image moderation"):
         self.add_item(self.rules)
 
     async def on_submit(self, interaction: discord.Interaction) -> None:
-        try:
-            settings = self.pending.replace(rules=self.rules.value)
-        except ModerationSettingsError as error:
-            await interaction.response.send_message("\n".join(error.problems), ephemeral=True)
+        if not interaction.permissions.manage_guild:  # a new interaction: checked again
+            await interaction.response.send_message(NEEDS_MANAGE_SERVER, ephemeral=True)
             return
-        await self.cog.save_and_show(interaction, settings)
+        pending, rules = self.pending, self.rules.value
+        await self.cog.save_and_show(
+            interaction, lambda _: pending.replace(rules=rules), "moderation rules", expected_version=self.version
+        )
 
 
 class Moderation(commands.Cog):
@@ -135,13 +145,11 @@ class Moderation(commands.Cog):
         assert interaction.guild is not None
         # Checked here too: the default permission is only a hint that server admins can override.
         if not interaction.permissions.manage_guild:
-            await interaction.response.send_message(
-                "You need the Manage Server permission to set up moderation.", ephemeral=True
-            )
+            await interaction.response.send_message(NEEDS_MANAGE_SERVER, ephemeral=True)
             return
-        current = await self.service.settings(interaction.guild.id) or ModerationSettings()
-        try:
-            settings = current.updated(
+
+        def change(current: ModerationSettings) -> ModerationSettings:
+            return current.updated(
                 mod_log_channel_id=mod_log and mod_log.id,
                 watch_all_channels=None if watch is None else watch == "all channels",
                 add_channel_id=add_channel and add_channel.id,
@@ -152,17 +160,40 @@ class Moderation(commands.Cog):
                 timeout_seconds=None if timeout_minutes is None else timeout_minutes * 60,
                 detail=detail,
             )
+
+        if edit_rules:  # the form shows what is stored now, and saves only if nobody changed it meanwhile
+            current, version = await self.service.versioned_settings(interaction.guild.id)
+            try:
+                pending = change(current or ModerationSettings())
+            except ModerationSettingsError as error:
+                await interaction.response.send_message("Not saved: " + "; ".join(error.problems), ephemeral=True)
+                return
+            await interaction.response.send_modal(RulesModal(self, pending, version))
+            return
+        await self.save_and_show(interaction, change, "moderation setup")
+
+    async def save_and_show(
+        self,
+        interaction: discord.Interaction,
+        change: Callable[[ModerationSettings], ModerationSettings],
+        summary: str,
+        *,
+        expected_version: int | None = None,
+    ) -> None:
+        """Save ``change`` by compare-and-set and show the result, or say in one line why not."""
+        assert interaction.guild is not None
+        try:
+            settings = await self.service.save_settings(
+                interaction.guild.id, change, actor_id=interaction.user.id, summary=summary,
+                expected_version=expected_version,
+            )
         except ModerationSettingsError as error:
             await interaction.response.send_message("Not saved: " + "; ".join(error.problems), ephemeral=True)
             return
-        if edit_rules:
-            await interaction.response.send_modal(RulesModal(self, settings))
+        except SettingsConflictError:
+            text = STALE_FORM if expected_version is not None else CONFLICT
+            await interaction.response.send_message(text, ephemeral=True)
             return
-        await self.save_and_show(interaction, settings)
-
-    async def save_and_show(self, interaction: discord.Interaction, settings: ModerationSettings) -> None:
-        assert interaction.guild is not None
-        await self.service.save_settings(interaction.guild.id, settings)
         log.info("User %s changed the moderation settings of guild %s", interaction.user.id, interaction.guild.id)
         embed = settings_embed(interaction.guild, settings, message_content=self.bot.intents.message_content)
         await interaction.response.send_message("Saved.", embed=embed, ephemeral=True, allowed_mentions=NO_MENTIONS)

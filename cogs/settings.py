@@ -64,7 +64,9 @@ class Settings(commands.Cog):
         """Apply ``change`` to this server's settings and answer in one ephemeral line: ``done``, or why not."""
         assert interaction.guild is not None
         try:
-            await self.bot.server_settings.update(interaction.guild.id, change, actor_id=interaction.user.id, summary=summary)
+            await self.bot.server_settings.update(
+                interaction.guild.id, change, actor_id=interaction.user.id, summary=summary
+            )
         except GuildSettingsError as error:
             await _say(interaction, "Not saved: " + "; ".join(error.problems))
             return

@@ -123,17 +123,37 @@ class ModerationService:
 
     async def settings(self, guild_id: int) -> ModerationSettings | None:
         """The guild's settings, or ``None`` when moderation was never set up (or the record is bad)."""
-        raw = await self.store.get_guild_settings(guild_id, SETTINGS_KEY)
-        if raw is None:
-            return None
-        try:
-            return ModerationSettings.from_dict(raw)
-        except ModerationSettingsError as error:
-            log.error("Stored moderation settings of guild %s are invalid (%s); ignoring them", guild_id, error)
-            return None
+        return (await self.versioned_settings(guild_id))[0]
 
-    async def save_settings(self, guild_id: int, settings: ModerationSettings) -> None:
-        await self.store.set_guild_settings(guild_id, SETTINGS_KEY, settings.to_dict())
+    async def versioned_settings(self, guild_id: int) -> tuple[ModerationSettings | None, int]:
+        """:meth:`settings` and the stored record's version (for a form that saves what it showed)."""
+        record = await self.store.load_guild_settings(guild_id, SETTINGS_KEY)
+        return _readable(guild_id, record.value), record.version
+
+    async def save_settings(
+        self,
+        guild_id: int,
+        change: Callable[[ModerationSettings], ModerationSettings],
+        *,
+        actor_id: int | None,
+        summary: str = "moderation settings",
+        expected_version: int | None = None,
+    ) -> ModerationSettings:
+        """Apply ``change`` to the stored settings (the defaults if none) by compare-and-set.
+
+        Raises :class:`ModerationSettingsError` (invalid) or :class:`bot.store.SettingsConflictError`
+        (``expected_version``, the version a form was filled from, is not the stored one any more).
+        """
+        stored = await self.store.update_guild_settings(
+            guild_id,
+            SETTINGS_KEY,
+            lambda raw: change(_readable(guild_id, raw) or ModerationSettings()).to_dict(),
+            actor_id=actor_id,
+            summary=summary,
+            expected_version=expected_version,
+        )
+        assert stored.value is not None
+        return ModerationSettings.from_dict(stored.value)
 
     # -- checks --------------------------------------------------------------------------------------
 
@@ -354,3 +374,13 @@ class ModerationService:
         except Exception:
             # The audit trail must not stop moderation itself; the failure is loud in the logs.
             log.exception("Could not store a moderation audit record for guild %s", guild_id)
+
+
+def _readable(guild_id: int, raw: dict[str, Any] | None) -> ModerationSettings | None:
+    if raw is None:
+        return None
+    try:
+        return ModerationSettings.from_dict(raw)
+    except ModerationSettingsError as error:
+        log.error("Stored moderation settings of guild %s are invalid (%s); ignoring them", guild_id, error)
+        return None

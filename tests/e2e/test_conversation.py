@@ -26,7 +26,7 @@ from tests.e2e.helpers import (  # noqa: F401  (the fixtures: scaled Discord lim
     emulator_config,
     paced_like_emulator,
 )
-from tests.fakes.discord import Channel, DiscordEmulator, Message, User
+from tests.fakes.discord import Channel, CommandUnavailable, DiscordEmulator, Message, User
 from tests.fakes.discord.gateway import GUILD_MESSAGES
 from tests.fakes.vlm import RecordedRequest, Script, VLMServer, image_bytes
 
@@ -330,6 +330,9 @@ async def test_forget_needs_manage_messages_and_then_the_old_turns_are_gone(
     context = await talk.command(bob, general, "context")
     assert "use 2 remembered messages with 1 image " in context
 
+    with pytest.raises(CommandUnavailable):  # Discord does not offer /forget to bob...
+        await talk.command(bob, general, "forget")
+    emulator.set_command_permission("forget", bob, True)  # ...until an admin lets him; the bot still refuses
     refused = await talk.command(bob, general, "forget")
     assert "Manage Messages" in refused
     _, kept = await talk.ask(bob, general, "what was the codeword?", answer="PELICAN.")

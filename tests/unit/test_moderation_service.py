@@ -137,8 +137,9 @@ async def test_unreadable_image_needs_review_without_a_request(service: Moderati
 async def test_settings_round_trip_and_a_broken_record_reads_as_unset(service: ModerationService, store: Store) -> None:
     assert await service.settings(GUILD) is None
     settings = SETTINGS.replace(rules="Be kind.", mod_log_channel_id=123)
-    await service.save_settings(GUILD, settings)
+    assert await service.save_settings(GUILD, lambda _: settings, actor_id=1) == settings
     assert await service.settings(GUILD) == settings
+    assert await service.versioned_settings(GUILD) == (settings, 1)
     await store.set_guild_settings(GUILD, "moderation", {"actions": "delete everything"})
     assert await service.settings(GUILD) is None
 

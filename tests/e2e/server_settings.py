@@ -1,0 +1,53 @@
+"""Steps the `/settings` end-to-end tests share: an admin runs a subcommand, a person posts or mentions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bot.app import Glimpse
+from bot.guild import SETTINGS_KEY
+from tests.fakes.discord import Channel, DiscordEmulator, Interaction, Message, User
+from tests.fakes.vlm import VLMServer
+
+
+async def run_settings(
+    emulator: DiscordEmulator, user: User, command: str, options: dict[str, Any] | None = None,
+    channel: Channel | None = None,
+) -> Interaction:
+    """``user`` runs ``/settings <command>`` in ``channel`` (#general); returns it once answered."""
+    interaction = await emulator.run_slash_command(
+        user, channel or emulator.channel("general"), f"settings {command}", options or {}
+    )
+    await emulator.wait_for_response(interaction)
+    return interaction
+
+
+def answer_of(interaction: Interaction) -> str:
+    assert interaction.ephemeral, "a /settings answer is for the admin only"
+    assert interaction.original is not None
+    return interaction.original.content
+
+
+async def stored_version(glimpse: Glimpse, emulator: DiscordEmulator) -> int:
+    return (await glimpse.store.load_guild_settings(emulator.guild().id, SETTINGS_KEY)).version
+
+
+async def answered(emulator: DiscordEmulator, vlm: VLMServer, posted: Message, text: str) -> Message:
+    """The bot's reply to ``posted``, once it reads ``text``."""
+    channel = emulator.world.channels[posted.channel_id]
+    reply = await emulator.wait_for_message(channel, lambda m: m.reference_id == posted.id)
+    await emulator.wait_for_content(reply, lambda content: content == text)
+    return reply
+
+
+def bot_replies_to(emulator: DiscordEmulator, message: Message) -> list[Message]:
+    """The bot's messages replying to ``message``, in any channel."""
+    bot = emulator.bot_user
+    return [m for m in emulator.world.messages.values() if m.reference_id == message.id and m.author is bot]
+
+
+def assert_discord_refused_nothing(emulator: DiscordEmulator) -> None:
+    """No 429, no unknown route, no 4xx: every request the bot made was one Discord accepts."""
+    assert emulator.rate_limits == [] and emulator.unknown_routes == []
+    refused = [(r.method, r.route, r.status) for r in emulator.requests if r.status and r.status >= 400]
+    assert refused == []
