@@ -44,10 +44,3 @@ def bot_replies_to(emulator: DiscordEmulator, message: Message) -> list[Message]
     """The bot's messages replying to ``message``, in any channel."""
     bot = emulator.bot_user
     return [m for m in emulator.world.messages.values() if m.reference_id == message.id and m.author is bot]
-
-
-def assert_discord_refused_nothing(emulator: DiscordEmulator) -> None:
-    """No 429, no unknown route, no 4xx: every request the bot made was one Discord accepts."""
-    assert emulator.rate_limits == [] and emulator.unknown_routes == []
-    refused = [(r.method, r.route, r.status) for r in emulator.requests if r.status and r.status >= 400]
-    assert refused == []

@@ -12,10 +12,11 @@ from bot.moderation import ModerationSettings
 from cogs.moderation import RULES_INPUT_ID, STALE_FORM
 from cogs.settings import PERSONA_INPUT_ID, STALE_PERSONA
 from tests.e2e.helpers import (  # noqa: F401  (the fixtures: scaled Discord limits, bot paced to match)
+    assert_discord_refused_nothing,
     emulator_config,
     paced_like_emulator,
 )
-from tests.e2e.server_settings import answer_of, assert_discord_refused_nothing, run_settings, stored_version
+from tests.e2e.server_settings import answer_of, run_settings, stored_version
 from tests.fakes.discord import DiscordEmulator
 from tests.fakes.vlm import VLMServer
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from bot.app import Glimpse
 from bot.guild.policy import BLOCKED, NEEDS_MANAGE_SERVER, NOT_ALLOWED
 from tests.e2e.helpers import (  # noqa: F401  (the fixtures: scaled Discord limits, bot paced to match)
+    assert_discord_refused_nothing,
     emulator_config,
     paced_like_emulator,
     png,
@@ -13,7 +14,6 @@ from tests.e2e.helpers import (  # noqa: F401  (the fixtures: scaled Discord lim
 from tests.e2e.server_settings import (
     answer_of,
     answered,
-    assert_discord_refused_nothing,
     bot_replies_to,
     run_settings,
     stored_version,
