@@ -89,6 +89,8 @@ class _Closed(Exception):
 
 def _classify(exc: BaseException) -> tuple[str, bool]:
     """Map a failure to ``(kind, retryable before the first token)``."""
+    if not isinstance(exc, openai.APIStatusError) and isinstance(exc, openai.APIError) and exc.body:
+        return _classify_error_frame(exc.body)
     if isinstance(exc, openai.APIStatusError):
         status = exc.status_code
         if status in (401, 403):
@@ -109,6 +111,30 @@ def _classify(exc: BaseException) -> tuple[str, bool]:
     if isinstance(exc, ValueError):  # a frame that is not JSON
         return "bad_response", True
     return "down", False
+
+
+def _classify_error_frame(body: object) -> tuple[str, bool]:
+    """An error frame inside a 200 stream (``data: {"error": {...}}``): judged by its type and code.
+
+    A refusal of the request itself (an unreadable image, a bad parameter) is not retried: it would
+    fail again and cost again. Rate limits and server errors are retried like their HTTP statuses.
+    """
+    fields = body if isinstance(body, dict) else {}
+    words = f"{fields.get('type') or ''} {fields.get('code') or ''}".lower()
+    if "rate_limit" in words or "429" in words:
+        return "busy", True
+    if "invalid" in words or "content_filter" in words or "400" in words:
+        return "bad_request", False
+    return "down", True
+
+
+def _refuses_stream_options(exc: BaseException, request: dict[str, Any]) -> bool:
+    """Some OpenAI-compatible providers answer 400 to ``stream_options`` (and so give no usage)."""
+    return (
+        "stream_options" in request
+        and isinstance(exc, openai.BadRequestError)
+        and "stream_options" in str(exc.message)
+    )
 
 
 def _retry_after(exc: BaseException) -> float | None:
@@ -163,6 +189,7 @@ class VisionClient:
         self.backoff_cap = backoff_cap
         self.max_retry_after = max_retry_after
         self._key = api_key
+        self.stream_options_supported = True  # until the provider refuses them once
         self._semaphore = asyncio.Semaphore(max_concurrency) if max_concurrency else None
         # The transport timeouts are a safety net only; the asyncio deadlines in VisionStream rule.
         slack = max(first_token_timeout, idle_timeout) + connect_timeout
@@ -189,8 +216,9 @@ class VisionClient:
             "model": self.model,
             "messages": messages,
             "stream": True,
-            "stream_options": {"include_usage": True},
         }
+        if self.stream_options_supported:
+            request["stream_options"] = {"include_usage": True}
         options = {"temperature": temperature, "max_tokens": max_tokens, "response_format": response_format}
         request.update({k: v for k, v in options.items() if v is not None})
         return VisionStream(self, request, _count_images(messages))
@@ -320,8 +348,13 @@ class VisionStream:
             except Exception as exc:
                 if self._close_requested.is_set():
                     raise
-                kind, retryable = _classify(exc)
                 await self._close_response()
+                if _refuses_stream_options(exc, self._request):
+                    log.warning("The model service refuses stream_options; streaming without token usage")
+                    client.stream_options_supported = False
+                    del self._request["stream_options"]
+                    continue
+                kind, retryable = _classify(exc)
                 status = getattr(exc, "status_code", None)
                 detail = client._redact(f"{type(exc).__name__}: {exc}")
                 delay = client._backoff(self._attempts, exc) if retryable else None

@@ -71,6 +71,12 @@ class Actions:
     async def delete_message(self, message: Message) -> None:
         await self.messages.delete(message)
 
+    async def bulk_delete(self, messages: Sequence[Message]) -> None:
+        """A moderator (or a purge bot) deletes several messages of one channel at once: MESSAGE_DELETE_BULK."""
+        channel = self.world.channels[messages[0].channel_id]
+        assert all(m.channel_id == channel.id for m in messages), "a bulk delete is within one channel"
+        await self.messages.delete_bulk(channel, list(messages))
+
     async def react(self, user: User, message: Message, emoji: str) -> None:
         message.reactions.setdefault(emoji, set()).add(user.id)
         channel = self.world.channels[message.channel_id]

@@ -269,6 +269,18 @@ class Messages:
             "MESSAGE_DELETE", data, guild_id=channel.guild_id, intent=self._intent(channel)
         )
 
+    async def delete_bulk(self, channel: Channel, messages: Sequence[Message]) -> None:
+        """Delete several messages of one channel at once: one MESSAGE_DELETE_BULK, as Discord sends it."""
+        for message in messages:
+            message.deleted = True
+        self.recorder.notifier.notify()
+        data: JSON = {"ids": [str(m.id) for m in messages], "channel_id": str(channel.id)}
+        if channel.guild_id is not None:
+            data["guild_id"] = str(channel.guild_id)
+        await self.gateway.dispatch(
+            "MESSAGE_DELETE_BULK", data, guild_id=channel.guild_id, intent=self._intent(channel)
+        )
+
     @staticmethod
     def _intent(channel: Channel) -> int:
         return DIRECT_MESSAGES if channel.is_dm else GUILD_MESSAGES

@@ -19,7 +19,7 @@ class RateLimitConfig:
     channel_window: float = 5.0
     message_route_limit: int = 5  # visible bucket of POST messages / PATCH message, per channel
     message_route_window: float = 5.0
-    webhook_limit: int = 5  # interaction webhook routes (@original, followups), per token
+    webhook_limit: int = 5  # interaction webhook routes (@original, followups): one bucket per token
     webhook_window: float = 2.0
     route_limit: int = 50  # any other route, per route and major parameter
     route_window: float = 1.0
@@ -86,6 +86,8 @@ class RateLimiter:
             limit, window = cfg.message_route_limit, cfg.message_route_window
         else:
             limit, window = cfg.route_limit, cfg.route_window
+        if route.startswith("/webhooks/"):  # every route of one webhook token shares its bucket
+            bucket_hash = hashlib.sha1(b"webhook").hexdigest()[:16]
         route_window = self._window(f"{bucket_hash}:{major}", limit, window)
         if not cfg.enabled:
             return Decision(True, {})

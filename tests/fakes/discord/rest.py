@@ -46,6 +46,8 @@ _CHANNEL_SHARED = {
 }
 _MAJOR_PARAMETERS = ("channel_id", "guild_id", "application_id", "token")
 _MAX_TIMEOUT = datetime.timedelta(days=28)
+BULK_DELETE_MIN, BULK_DELETE_MAX = 2, 100
+BULK_DELETE_MAX_AGE = 14 * 86400  # seconds: older messages must be deleted one by one
 BODY = web.RequestKey("discord_body", dict)  # the parsed JSON body (or multipart payload_json)
 FILES = web.RequestKey("discord_files", list)  # the multipart file parts
 
@@ -107,6 +109,7 @@ class RestApi:
             ("GET", "/channels/{channel_id}", self.get_channel),
             ("GET", "/channels/{channel_id}/messages", self.get_messages),
             ("POST", "/channels/{channel_id}/messages", self.send_message),
+            ("POST", "/channels/{channel_id}/messages/bulk-delete", self.bulk_delete),
             ("GET", "/channels/{channel_id}/messages/{message_id}", self.get_message),
             ("PATCH", "/channels/{channel_id}/messages/{message_id}", self.edit_message),
             ("DELETE", "/channels/{channel_id}/messages/{message_id}", self.delete_message),
@@ -400,6 +403,9 @@ class RestApi:
         validate_body(body, files, creating=True, upload_limit=self.messages.upload_limit)
         reference_id = None
         if body.get("message_reference"):
+            history = self.world.permissions_in(channel, self.world.bot.id) & Perm.READ_MESSAGE_HISTORY
+            if not channel.is_dm and not history:
+                raise DiscordError(400, 160002, "Cannot reply without permission to read message history")
             reference_id = int(body["message_reference"]["message_id"])
             referenced = self.world.messages.get(reference_id)
             fail = body["message_reference"].get("fail_if_not_exists", True)
@@ -439,6 +445,29 @@ class RestApi:
                 raise DiscordError(403, 50003, "Cannot execute action on a DM channel")
             self._require(channel, Perm.MANAGE_MESSAGES)
         await self.messages.delete(message)
+        return no_content()
+
+    async def bulk_delete(self, request: web.Request) -> web.Response:
+        """Delete 2-100 messages younger than 14 days at once (Manage Messages, even for the bot's own)."""
+        channel = self._channel(request)
+        if channel.is_dm:
+            raise DiscordError(403, 50003, "Cannot execute action on a DM channel")
+        self._require(channel, Perm.MANAGE_MESSAGES)
+        ids = [int(i) for i in request[BODY].get("messages") or []]
+        if not BULK_DELETE_MIN <= len(ids) <= BULK_DELETE_MAX:
+            raise errors.invalid_form(
+                "messages",
+                "BASE_TYPE_BAD_LENGTH",
+                f"Must be between {BULK_DELETE_MIN} and {BULK_DELETE_MAX} in length.",
+            )
+        found = [
+            m
+            for m in dict.fromkeys(self.world.messages.get(i) for i in ids)
+            if m is not None and m.channel_id == channel.id and not m.deleted and not m.ephemeral
+        ]
+        if any(time.time() - m.created_at > BULK_DELETE_MAX_AGE for m in found):
+            raise DiscordError(400, 50034, "You can only bulk delete messages that are under 14 days old.")
+        await self.messages.delete_bulk(channel, found)
         return no_content()
 
     async def _reaction(self, request: web.Request, added: bool) -> web.Response:
@@ -524,6 +553,9 @@ class RestApi:
             bot_perms = self.world.base_permissions(guild, self.world.bot.id)
             target_perms = self.world.base_permissions(guild, member.user.id)
             if not bot_perms & Perm.MODERATE_MEMBERS or target_perms & Perm.ADMINISTRATOR:
+                raise errors.missing_permissions()
+            # Discord's hierarchy: nobody acts on the owner, and the bot's highest role must be above the target's.
+            if member.user.id == guild.owner_id or not self.world.outranks(guild, self.world.bot.id, member.user.id):
                 raise errors.missing_permissions()
             until = body["communication_disabled_until"]
             if until is not None:

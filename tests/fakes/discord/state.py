@@ -355,6 +355,10 @@ class World:
             role.permissions = Perm(permissions)
         return changed
 
+    def move_role(self, role: Role, position: int) -> None:
+        """Put ``role`` at ``position`` in its guild's hierarchy (higher is more powerful; @everyone is 0)."""
+        role.position = position
+
     def overwrite(
         self,
         channel: Channel,
@@ -430,6 +434,17 @@ class World:
             return True
         needed = Perm(int(required))
         return bool(needed) and base & needed == needed
+
+    def top_role_position(self, guild: Guild, user_id: int) -> int:
+        return max((r.position for r in self.roles_of(guild, user_id)), default=0)
+
+    def outranks(self, guild: Guild, actor_id: int, target_id: int) -> bool:
+        """Discord's role hierarchy: the owner outranks everyone; otherwise the highest role decides."""
+        if actor_id == guild.owner_id:
+            return True
+        if target_id == guild.owner_id:
+            return False
+        return self.top_role_position(guild, actor_id) > self.top_role_position(guild, target_id)
 
     def base_permissions(self, guild: Guild, user_id: int) -> Perm:
         if user_id == guild.owner_id:

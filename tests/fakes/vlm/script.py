@@ -34,6 +34,9 @@ class Script:
       ``stall_before_headers`` stalls before even sending the response headers.
     - ``disconnect_after=n`` drops the connection after n chunks; ``malformed_after=n`` sends a
       broken SSE frame after n chunks and ends there.
+    - ``error_after=n`` sends an error frame (``data: {"error": {...}}``, ``error_message`` and
+      ``error_code``) after n chunks and ends there, on a response that began as 200: what providers
+      do when generation fails mid-stream (``error_code`` e.g. ``"invalid_image"``, ``"server_error"``).
     """
 
     text: str = ""
@@ -49,7 +52,16 @@ class Script:
     stall_after: int | None = None
     disconnect_after: int | None = None
     malformed_after: int | None = None
+    error_after: int | None = None
+    error_code: str = "server_error"
     headers: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def error_frame(
+        cls, after: int = 0, code: str = "server_error", message: str | None = None, **kwargs: object
+    ) -> Script:
+        """A 200 stream that fails with an error frame after ``after`` content chunks."""
+        return cls(error_after=after, error_code=code, error_message=message, **kwargs)  # type: ignore[arg-type]
 
     @classmethod
     def error(cls, status: int, message: str | None = None, *, retry_after: float | None = None) -> Script:

@@ -23,7 +23,7 @@ from typing import Any
 from aiohttp import web
 
 from .script import Gate, Responder, Script
-from .sse import DONE_FRAME, MALFORMED_FRAME, Completion, Usage, error_body, models_body
+from .sse import DONE_FRAME, MALFORMED_FRAME, Completion, Usage, error_body, frame, models_body
 from .tokens import text_tokens
 from .validation import Limits, ParsedRequest, ReceivedImage, RequestRejected, validate
 
@@ -49,7 +49,7 @@ class RecordedRequest:
     sent_text: str = ""
     chunks_sent: int = 0
     usage: Usage | None = None
-    # pending | completed | rejected | client_disconnected | server_disconnected | malformed | stalled
+    # pending | completed | rejected | client_disconnected | server_disconnected | malformed | error_frame | stalled
     outcome: str = "pending"
     finished: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
 
@@ -89,10 +89,13 @@ class VLMServer:
         max_images: int = 4,
         max_image_base64: int = 1_000_000,
         wait_timeout: float = 10.0,
+        rejects_stream_options: bool = False,
     ) -> None:
         self.api_key = api_key
         self.models = list(models)
         self.model = self.models[0]
+        # Some OpenAI-compatible providers answer 400 to ``stream_options`` (no usage in streams).
+        self.rejects_stream_options = rejects_stream_options
         self.limits = Limits(frozenset(self.models), max_images, max_image_base64)
         self.requests: list[RecordedRequest] = []
         self.responder: Responder | None = None
@@ -252,6 +255,9 @@ class VLMServer:
         except RequestRejected as exc:
             body = error_body(exc.message, type=exc.type, param=exc.param, code=exc.code)
             return self._error(record, exc.status, body)
+        if self.rejects_stream_options and "stream_options" in record.body:
+            message = "Unrecognized request argument supplied: stream_options"
+            return self._error(record, 400, error_body(message, param="stream_options"))
         script = record.script = await self._next_script(record)
         if script.stall_before_headers:
             await self._stall(record)
@@ -300,6 +306,11 @@ class VLMServer:
         if script.malformed_after == index:
             record.outcome = "malformed"
             return MALFORMED_FRAME
+        if script.error_after == index:
+            record.outcome = "error_frame"
+            kind = "invalid_request_error" if script.error_code.startswith("invalid") else "server_error"
+            message = script.error_message or "The server had an error while processing your request."
+            return frame(error_body(message, type=kind, code=script.error_code))
         return None
 
     def _usage(self, record: RecordedRequest) -> Usage:
