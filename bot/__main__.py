@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
 
-    setup_logging(settings.log_level, secrets=(settings.discord_token, settings.vlm_api_key))
+    setup_logging(settings.log_level, secrets=settings.secrets)
     point_discord_at(settings)
     message_content = True
     while True:

@@ -104,7 +104,7 @@ class Glimpse(commands.AutoShardedBot):
         self.downloads = DownloadGate()  # bytes of attachments between download and preparation
         self.pacer = ChannelPacer(busy_since=self.started_at)  # the loop's clock is time.monotonic()
         self.live = LiveRegistry()  # replies on screen, so that deleting one stops it at once
-        self.store = await open_store(settings.store_url, StoreOptions.from_settings(settings))
+        self.store = await open_store(settings.store_url.reveal(), StoreOptions.from_settings(settings))
         self.claims = Claims(self.store)  # each message and interaction handled once, in any process
         self._claim_interactions_first()
         self.server_settings = GuildSettingsService(

@@ -7,6 +7,7 @@ Secrets are wrapped in :class:`Secret`, whose repr and str never show the value.
 from __future__ import annotations
 
 import os
+import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TypeVar
@@ -43,6 +44,9 @@ class Secret:
         return hash(self._value)
 
 
+DEFAULT_STORE_SECRET = Secret(DEFAULT_STORE_URL)
+
+
 class SettingsError(Exception):
     """Configuration is missing or invalid; ``problems`` lists one line per variable."""
 
@@ -66,7 +70,7 @@ class Settings:
     discord_api_base: str | None = None
     discord_gateway_url: str | None = None
     owner_ids: frozenset[int] = frozenset()
-    store_url: str = DEFAULT_STORE_URL
+    store_url: Secret = DEFAULT_STORE_SECRET  # may hold a Redis password
     # Conversation memory (see bot/conversation/planner.py for how they are applied).
     memory_max_turns: int = 20
     memory_max_tokens: int = 6000
@@ -80,6 +84,7 @@ class Settings:
     metrics_port: int | None = None
     metrics_host: str = DEFAULT_METRICS_HOST
     allow_dms: bool = True
+    audit_retention_days: int = 90  # the moderation audit trail behind /moderation stats
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -101,7 +106,7 @@ class Settings:
             discord_api_base=reader.optional_url("DISCORD_API_BASE", schemes=("http", "https")),
             discord_gateway_url=reader.optional_url("DISCORD_GATEWAY_URL", schemes=("ws", "wss")),
             owner_ids=reader.ids("OWNER_IDS"),
-            store_url=reader.url("STORE_URL", DEFAULT_STORE_URL, schemes=("sqlite", "redis", "rediss")),
+            store_url=Secret(reader.url("STORE_URL", DEFAULT_STORE_URL, schemes=("sqlite", "redis", "rediss"))),
             memory_max_turns=reader.integer("MEMORY_MAX_TURNS", 20, low=1, high=500),
             memory_max_tokens=reader.integer("MEMORY_MAX_TOKENS", 6000, low=500, high=200_000),
             memory_idle_minutes=reader.integer("MEMORY_IDLE_MINUTES", 24 * 60, low=1, high=525_600),
@@ -112,10 +117,20 @@ class Settings:
             metrics_port=reader.optional_integer("METRICS_PORT", low=1, high=65_535),
             metrics_host=reader.text("METRICS_HOST", DEFAULT_METRICS_HOST),
             allow_dms=reader.boolean("ALLOW_DMS", True),
+            audit_retention_days=reader.integer("AUDIT_RETENTION_DAYS", 90, low=1, high=3650),
         )
         if reader.problems:
             raise SettingsError(reader.problems)
         return settings
+
+    @property
+    def secrets(self) -> tuple[Secret, ...]:
+        """Every value the logs must never show: the tokens, STORE_URL and the password inside it."""
+        found = [self.discord_token, self.vlm_api_key]
+        password = urllib.parse.urlsplit(self.store_url.reveal()).password
+        if password:  # the whole URL first, then the password wherever else it may show
+            found += [self.store_url, Secret(password), Secret(urllib.parse.unquote(password))]
+        return tuple(found)
 
 
 class _Reader:

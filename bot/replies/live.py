@@ -37,7 +37,6 @@ shows, what it should show), and the rules above hold only if that state is read
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import io
 import logging
 import math
@@ -61,9 +60,15 @@ WARNING = "⚠️"
 PREVIEW_CHARS = 1500
 # Consecutive failed edits after which the editor stops trying until the final edit.
 _MAX_EDIT_FAILURES = 3
-# What a request raises once the bot is closing: a dropped connection, or RuntimeError("Session is
-# closed") from aiohttp when discord.py's HTTP session was closed while the request waited its turn.
-CONNECTION_LOST: tuple[type[Exception], ...] = (aiohttp.ClientError, RuntimeError)
+
+
+def connection_lost(exc: BaseException) -> bool:
+    """What a request raises once the bot is closing: a dropped connection, or aiohttp's
+    ``RuntimeError("Session is closed")`` when discord.py's HTTP session closed while the request
+    waited its turn. Any other ``RuntimeError`` is a bug and is reported as one."""
+    if isinstance(exc, aiohttp.ClientError):
+        return True
+    return isinstance(exc, RuntimeError) and "Session is closed" in str(exc)
 
 
 @dataclass(frozen=True)
@@ -325,15 +330,23 @@ class LiveReply:
         except ReplyDeleted:
             self._deleted.set()
             log.info("live reply deleted before its final edit")
-        except CONNECTION_LOST as exc:
-            log.info("live reply: no connection to Discord for the final edit (%r)", exc)
         except discord.HTTPException as exc:
             log.warning("live reply: final edit refused (%s %s)", exc.status, exc.text)
             if not self._shown:
                 return
             line = f"{WARNING} Discord refused to show the rest of this answer."
-            with contextlib.suppress(ReplyDeleted, discord.HTTPException, *CONNECTION_LOST):
+            try:
                 await self._sync_all(_Target(self._with_line(self._shown, line)))
+            except (ReplyDeleted, discord.HTTPException):
+                pass
+            except Exception as again:
+                if not connection_lost(again):
+                    log.exception("live reply: the error line failed")
+        except Exception as exc:
+            if not connection_lost(exc):
+                log.exception("live reply: the final edit failed")
+                return
+            log.info("live reply: no connection to Discord for the final edit (%r)", exc)
 
     def _unregister(self) -> None:
         for message_id in self._message_ids:
@@ -369,11 +382,11 @@ class LiveReply:
                     return  # leave it to the final edit
                 self._changed.set()
                 continue
-            except CONNECTION_LOST as exc:
-                log.info("live reply: no connection to Discord (%r), the editor stops", exc)
-                return
-            except Exception:  # a background task: never leave an exception unretrieved
-                log.exception("live reply: the editor failed; the final edit decides")
+            except Exception as exc:  # a background task: never leave an exception unretrieved
+                if connection_lost(exc):
+                    log.info("live reply: no connection to Discord (%r), the editor stops", exc)
+                else:
+                    log.exception("live reply: the editor failed; the final edit decides")
                 return
             failures = 0
             if done and self._next_index(self._live_target()) is not None:

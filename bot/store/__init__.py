@@ -1,10 +1,13 @@
 """Persistent storage for Glimpse, chosen by ``STORE_URL``.
 
-``sqlite:///data/glimpse.db`` (a path relative to the working directory), ``sqlite:////abs/path.db``,
+``sqlite:///data/glimpse.db`` (a path relative to the project directory, wherever the bot is started
+from), ``sqlite:////abs/path.db``,
 ``sqlite:///:memory:``, or ``redis://host:6379/0`` / ``rediss://...`` for several processes.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 from bot.store.base import (
     AuditRecord,
@@ -20,6 +23,7 @@ from bot.store.base import (
 )
 
 __all__ = [
+    "PROJECT_DIR",
     "AuditRecord",
     "DuplicateAnswerError",
     "ImageBlob",
@@ -34,13 +38,18 @@ __all__ = [
     "sqlite_path",
 ]
 
+PROJECT_DIR = Path(__file__).resolve().parents[2]
+"""Where relative SQLite paths point: the checkout holding ``bot/`` (not the working directory)."""
+
 
 def sqlite_path(url: str) -> str:
-    """The file path in a ``sqlite:///...`` URL (three slashes: relative, four: absolute)."""
+    """The file path in a ``sqlite:///...`` URL: four slashes are absolute, three are relative to
+    :data:`PROJECT_DIR` (so ``make run`` from any directory finds the same memory)."""
     scheme, sep, rest = url.partition("://")
     if scheme != "sqlite" or not sep or not rest.startswith("/") or rest == "/":
         raise ValueError(f"not a sqlite:/// URL: {url!r}")
-    return rest[1:]
+    path = rest[1:]
+    return path if path == ":memory:" else str(PROJECT_DIR / path)
 
 
 async def open_store(url: str, options: StoreOptions | None = None) -> Store:

@@ -45,13 +45,19 @@ class StoreOptions:
     """Redis key lifetime after the last write (SQLite relies on :meth:`Store.purge`)."""
     audit_retention_seconds: float = 90 * 86400
     """Audit records older than this are dropped by :meth:`Store.purge` (and on add, in Redis)."""
+    connect_timeout: float = 5.0
+    """Seconds to connect to a networked store (Redis) before giving up."""
+    command_timeout: float = 10.0
+    """Seconds to wait for a networked store's answer to one command: a hung Redis fails a request
+    instead of freezing it."""
 
     @classmethod
     def from_settings(cls, settings: Any) -> StoreOptions:
-        """Options from ``bot.settings.Settings`` (MEMORY_MAX_TURNS, MEMORY_RETENTION_DAYS)."""
+        """Options from ``bot.settings.Settings`` (MEMORY_MAX_TURNS, MEMORY_RETENTION_DAYS, AUDIT_RETENTION_DAYS)."""
         return cls(
             keep_turns=max(DEFAULT_KEEP_TURNS, settings.memory_max_turns),
             retention_seconds=settings.memory_retention_days * 86400.0,
+            audit_retention_seconds=settings.audit_retention_days * 86400.0,
         )
 
 

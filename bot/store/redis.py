@@ -187,15 +187,20 @@ class RedisStore(Store):
 
     @classmethod
     async def open(cls, url: str, options: StoreOptions | None = None) -> RedisStore:
-        """Connect to ``url`` and check the server answers (fail at start, not at the first message)."""
-        client = aioredis.from_url(url)
+        """Connect to ``url`` and check the server answers (fail at start, not at the first message).
+
+        Connect and read timeouts come from ``options`` (a ``socket_timeout`` in the URL wins)."""
+        options = options or StoreOptions()
+        client = aioredis.from_url(
+            url, socket_connect_timeout=options.connect_timeout, socket_timeout=options.command_timeout
+        )
         try:
             await client.ping()
         except BaseException:
             await client.aclose()
             raise
         log.info("Redis store connected at %s", client.connection_pool.connection_kwargs.get("host"))
-        return cls(client, options or StoreOptions())
+        return cls(client, options)
 
     async def close(self) -> None:
         await self._redis.aclose()
@@ -268,6 +273,10 @@ class RedisStore(Store):
                     keys=self._channel_keys(int(channel)), args=[self._prefix, channel, older_than]
                 )
             )
+        # Every guild's audit, not only those that add records (add_audit trims its own on the way).
+        audit_cutoff = f"({time.time() - self._options.audit_retention_seconds}"
+        async for key in self._redis.scan_iter(match=self._key("audit", "*"), count=500):
+            await self._redis.zremrangebyscore(key, "-inf", audit_cutoff)
         return removed
 
     async def stats(self) -> StoreStats:

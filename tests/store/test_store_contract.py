@@ -16,6 +16,7 @@ import redis
 
 from bot.conversation import ImageRef, Turn
 from bot.store import (
+    PROJECT_DIR,
     AuditRecord,
     DuplicateAnswerError,
     SettingsChange,
@@ -447,7 +448,7 @@ async def test_claims_survive_close_and_reopen(store_url: str) -> None:
 
 
 def test_sqlite_urls() -> None:
-    assert sqlite_path("sqlite:///data/glimpse.db") == "data/glimpse.db"
+    assert sqlite_path("sqlite:///data/glimpse.db") == str(PROJECT_DIR / "data" / "glimpse.db")
     assert sqlite_path("sqlite:////var/lib/glimpse.db") == "/var/lib/glimpse.db"
     assert sqlite_path("sqlite:///:memory:") == ":memory:"
     for bad in ("sqlite://", "sqlite:///", "postgres:///x"):
@@ -540,3 +541,21 @@ async def test_sqlite_settings_written_before_versions_migrate_as_version_one(tm
             GUILD, "moderation", lambda v: {**(v or {}), "on": True}, actor_id=1, summary="on"
         )
         assert stored == VersionedSettings({"rules": "x", "on": True}, 2)
+
+
+async def test_purge_drops_audit_older_than_its_retention_even_on_a_quiet_server(store_url: str) -> None:
+    now = time.time()
+    store = await open_store(store_url, StoreOptions(audit_retention_seconds=100 * 86400))
+    old = AuditRecord("verdict", "scam", "log", created_at=now - 50 * 86400)
+    recent = AuditRecord("verdict", "none", "none", created_at=now - 86400)
+    await store.add_audit(GUILD, old)
+    await store.add_audit(GUILD, recent)
+    await store.close()
+
+    # AUDIT_RETENTION_DAYS lowered to 10 and a restart; nothing is moderated on that server since.
+    store = await open_store(store_url, StoreOptions(audit_retention_seconds=10 * 86400))
+    try:
+        await store.purge(now - 30 * 86400)
+        assert await store.audit_records(GUILD, since=0, limit=None) == [recent]
+    finally:
+        await store.close()
