@@ -13,12 +13,20 @@ from discord.ext import commands
 from discord.utils import escape_markdown
 
 from bot.access import message_member, permit, place_of
-from bot.addressing import addresses_bot
+from bot.addressing import addresses_bot, sync_scope
 from bot.conversation import MEMORY_UNAVAILABLE, user_turn
 from bot.guard import Work
 from bot.guild import ChatMode, Feature
 from bot.images import AttachmentLike, gather_images, image_attachments, is_image
-from bot.replies import InteractionSink, LiveReply, MessageSink, ReplySink, Wrap, can_post_in
+from bot.replies import (
+    InteractionSink,
+    LiveReply,
+    MessageSink,
+    OncePerChannel,
+    ReplySink,
+    Wrap,
+    missing_reply_permissions,
+)
 
 if TYPE_CHECKING:
     from bot.app import Glimpse
@@ -37,6 +45,7 @@ THREAD_ARCHIVE_MINUTES = 1440
 class Chat(commands.Cog):
     def __init__(self, bot: Glimpse) -> None:
         self.bot = bot
+        self._warned = OncePerChannel()  # channels where a missing permission was already logged
 
     def _question_text(self, message: discord.Message) -> str:
         assert self.bot.user is not None
@@ -56,8 +65,12 @@ class Chat(commands.Cog):
             return
         if not await self.bot.claims.claim(Work.REPLY, message.id):
             return
-        if not can_post_in(message.channel):
-            log.warning("Mentioned in channel %s where I may not post; not answering", message.channel.id)
+        if missing := missing_reply_permissions(message.channel):
+            if self._warned.first(message.channel.id, missing):
+                log.warning(
+                    "Mentioned in channel %s without %s; not answering there (said once)",
+                    message.channel.id, " or ".join(missing),
+                )
             return
         attachments: list[AttachmentLike] = list(message.attachments)
         ref = message.reference.resolved if message.reference else None
@@ -90,8 +103,8 @@ class Chat(commands.Cog):
             return None
 
     def _is_owner_command(self, message: discord.Message) -> bool:
-        """`@Glimpse sync` is a command for the admin cog, not a question."""
-        return self._question_text(message).split(maxsplit=1)[:1] == ["sync"]
+        """`@Glimpse sync [scope]`, exactly, is a command for the admin cog, not a question."""
+        return sync_scope(self._question_text(message)) is not None
 
     @app_commands.command(name="ask", description="Ask Glimpse something; it remembers this channel's conversation.")
     @app_commands.describe(prompt="Your question", image="An image to ask about")

@@ -17,7 +17,16 @@ from bot.guard import Work
 from bot.guild import Feature
 from bot.images import AttachmentLike, Detail, gather_images, image_attachments
 from bot.prompts import describe_request
-from bot.replies import InteractionSink, LiveReply, MessageSink, ReplyDeleted, ReplySink, Wrap, can_post_in
+from bot.replies import (
+    InteractionSink,
+    LiveReply,
+    MessageSink,
+    OncePerChannel,
+    ReplyDeleted,
+    ReplySink,
+    Wrap,
+    missing_reply_permissions,
+)
 
 if TYPE_CHECKING:
     from bot.app import Glimpse
@@ -30,6 +39,7 @@ NO_IMAGES = "That message has no image attachments I can read."
 class Describe(commands.Cog):
     def __init__(self, bot: Glimpse) -> None:
         self.bot = bot
+        self._warned = OncePerChannel()  # channels where a missing permission was already logged
         self.menu = app_commands.ContextMenu(name="Describe image", callback=self.describe_message)
         bot.tree.add_command(self.menu)
 
@@ -45,8 +55,12 @@ class Describe(commands.Cog):
         # Quiet when refused: describe off here, or a member who may not use the bot.
         decision = await decide_message(self.bot.server_settings, message, Feature.AUTO_DESCRIBE)
         if decision.allowed and await self.bot.claims.claim(Work.REPLY, message.id):
-            if not can_post_in(message.channel):
-                log.warning("No permission to post in channel %s; its images are not described", message.channel.id)
+            if missing := missing_reply_permissions(message.channel):
+                if self._warned.first(message.channel.id, missing):
+                    log.warning(
+                        "No %s in channel %s; its images are not described (said once)",
+                        " or ".join(missing), message.channel.id,
+                    )
                 return
             await self.describe(
                 MessageSink(message), message.attachments, asker=message.author, message_id=message.id,

@@ -6,7 +6,15 @@
 from bot.replies.live import EMPTY_ANSWER, WARNING, LiveReply
 from bot.replies.pacing import ChannelPacer
 from bot.replies.registry import LiveRegistry
-from bot.replies.sinks import NO_MENTIONS, InteractionSink, MessageSink, ReplySink, can_post_in
+from bot.replies.sinks import (
+    NO_MENTIONS,
+    InteractionSink,
+    MessageSink,
+    OncePerChannel,
+    ReplySink,
+    can_post_in,
+    missing_reply_permissions,
+)
 from bot.replies.textsplit import DISCORD_LIMIT, Wrap
 from bot.vlm import ReplyDeleted
 
@@ -20,8 +28,10 @@ __all__ = [
     "LiveRegistry",
     "LiveReply",
     "MessageSink",
+    "OncePerChannel",
     "ReplyDeleted",
     "ReplySink",
     "Wrap",
     "can_post_in",
+    "missing_reply_permissions",
 ]

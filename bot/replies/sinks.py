@@ -12,20 +12,47 @@ import discord
 NO_MENTIONS = discord.AllowedMentions.none()
 
 
-def can_post_in(channel: object) -> bool:
-    """Whether the bot may post in ``channel``, judged from its cached permissions (DMs: always).
+def missing_reply_permissions(channel: object) -> tuple[str, ...]:
+    """The permissions the bot lacks to reply in ``channel``, judged from its cached permissions
+    (DMs: none). A reply needs Read Message History besides Send Messages: Discord answers 160002
+    without it.
 
     Checked before work that would end in a message nobody can see: a 403 costs nothing to avoid,
     and Discord bans clients that pile up invalid (401/403/429) requests.
     """
     guild = getattr(channel, "guild", None)
     if guild is None or not isinstance(channel, discord.abc.GuildChannel | discord.Thread):
-        return True
+        return ()
     permissions = channel.permissions_for(guild.me)
+    if not permissions.view_channel:
+        return ("View Channel",)
     in_thread = isinstance(channel, discord.Thread)
-    return permissions.view_channel and (
-        permissions.send_messages_in_threads if in_thread else permissions.send_messages
-    )
+    needed = (
+        ("Send Messages in Threads" if in_thread else "Send Messages",
+         permissions.send_messages_in_threads if in_thread else permissions.send_messages),
+        ("Read Message History", permissions.read_message_history),
+    )  # fmt: skip
+    return tuple(name for name, granted in needed if not granted)
+
+
+def can_post_in(channel: object) -> bool:
+    """Whether the bot may reply in ``channel`` (see :func:`missing_reply_permissions`)."""
+    return not missing_reply_permissions(channel)
+
+
+class OncePerChannel:
+    """What was already said about a channel, so a flood of messages there logs one line, not one each."""
+
+    def __init__(self) -> None:
+        self._said: set[tuple[int, tuple[str, ...]]] = set()
+
+    def first(self, channel_id: int, missing: tuple[str, ...]) -> bool:
+        """True the first time ``missing`` is reported for ``channel_id`` (again if it changes)."""
+        key = (channel_id, missing)
+        if key in self._said:
+            return False
+        self._said.add(key)
+        return True
 
 
 class ReplySink(Protocol):
