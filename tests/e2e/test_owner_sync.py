@@ -22,7 +22,7 @@ def settings_env(emulator: DiscordEmulator, vlm: VLMServer, tmp_path: Path) -> d
 
 
 async def ask(emulator: DiscordEmulator, user_name: str, text: str, expect: Callable[[str], bool]) -> str:
-    """``user_name`` ("owner" for the server's owner) mentions the bot with ``text``; the reply once ``expect`` holds."""
+    """``user_name`` ("owner": the server owner) mentions the bot with ``text``; its reply once ``expect`` holds."""
     general = emulator.channel("general")
     user = emulator.world.users[emulator.guild().owner_id] if user_name == "owner" else emulator.user(user_name)
     asked = await emulator.post_message(user, general, f"<@{emulator.bot_user.id}> {text}")
