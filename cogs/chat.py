@@ -139,21 +139,22 @@ class Chat(commands.Cog):
             )
             return
         assert interaction.channel_id is not None
+        await interaction.response.defer(ephemeral=True, thinking=True)  # the store may be slow: ack first
         removed = await self.bot.chat.forget(
             interaction.channel_id,
             snowflake=interaction.id,
             horizon_seconds=self.bot.settings.recent_image_minutes * 60,
         )
         log.info("User %s cleared the memory of channel %s", interaction.user.id, interaction.channel_id)
-        await interaction.response.send_message(
-            f"Done: I forgot this channel's conversation: {_count(removed, 'stored message')}"
-            " (older ones too), and their images.",
-            ephemeral=True,
+        await interaction.edit_original_response(
+            content=f"Done: I forgot this channel's conversation: {_count(removed, 'stored message')}"
+            " (older ones too), and their images."
         )
 
     @app_commands.command(name="context", description="Show what Glimpse currently remembers of this channel.")
     async def context_command(self, interaction: discord.Interaction) -> None:
         assert interaction.channel_id is not None
+        await interaction.response.defer(ephemeral=True, thinking=True)  # the store may be slow: ack first
         summary = await self.bot.chat.context(interaction.channel_id)
         limits = self.bot.chat.limits
         if not summary.turns:
@@ -166,7 +167,7 @@ class Chat(commands.Cog):
                 f"tokens; at most {limits.max_turns} messages and {limits.max_tokens:,} tokens go with "
                 "each question, so the oldest may be left out)."
             )
-        await interaction.response.send_message(text, ephemeral=True)
+        await interaction.edit_original_response(content=text)
 
     async def ask(
         self,

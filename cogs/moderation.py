@@ -204,12 +204,13 @@ class Moderation(commands.Cog):
         if not _can_moderate(interaction.permissions):
             await interaction.response.send_message("Only moderators can see the moderation settings.", ephemeral=True)
             return
+        await interaction.response.defer(ephemeral=True, thinking=True)  # the store may be slow: ack first
         settings = await self.service.settings(interaction.guild.id)
         note = None if settings is not None else "Moderation is not set up yet: these are the defaults."
         embed = settings_embed(
             interaction.guild, settings or ModerationSettings(), message_content=self.bot.intents.message_content
         )
-        await interaction.response.send_message(note, embed=embed, ephemeral=True, allowed_mentions=NO_MENTIONS)
+        await interaction.edit_original_response(content=note, embed=embed, allowed_mentions=NO_MENTIONS)
 
     @moderation.command(name="stats", description="Moderation counts for the last 7 and 30 days.")
     async def stats_command(self, interaction: discord.Interaction) -> None:
@@ -217,10 +218,10 @@ class Moderation(commands.Cog):
         if not _can_moderate(interaction.permissions):
             await interaction.response.send_message("Only moderators can see moderation statistics.", ephemeral=True)
             return
-        now = time.time()
-        records = await self.service.audit_since(interaction.guild.id, now - max(WINDOWS_DAYS) * 86400)
-        embed = stats_embed(records, now)
-        await interaction.response.send_message(embed=embed, ephemeral=True, allowed_mentions=NO_MENTIONS)
+        # Deferred first: the store counts a busy server's month of audit before anything can be shown.
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        tallies = await self.service.stats(interaction.guild.id, WINDOWS_DAYS, time.time())
+        await interaction.edit_original_response(embed=stats_embed(tallies), allowed_mentions=NO_MENTIONS)
 
     async def check_image_menu(self, interaction: discord.Interaction, message: discord.Message) -> None:
         """A moderator's on-demand check: an ephemeral verdict, no mod-log entry, no action."""

@@ -38,7 +38,7 @@ from bot.moderation.prompt import (
     build_moderation_messages,
 )
 from bot.moderation.verdict import Verdict, parse_verdict
-from bot.store import AuditRecord, Store
+from bot.store import AuditGroup, AuditRecord, Store
 from bot.vlm import VisionClient, VisionError
 
 log = logging.getLogger(__name__)
@@ -367,6 +367,10 @@ class ModerationService:
 
     async def audit_since(self, guild_id: int, since: float) -> list[AuditRecord]:
         return await self.store.audit_records(guild_id, since=since, limit=None)
+
+    async def stats(self, guild_id: int, windows_days: Sequence[int], now: float) -> dict[int, dict[AuditGroup, int]]:
+        """Each window's audit tally, counted by the store (days -> groups)."""
+        return {days: await self.store.audit_tally(guild_id, now - days * 86400) for days in windows_days}
 
     async def _audit(self, guild_id: int, record: AuditRecord) -> None:
         try:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from bot.moderation.categories import Category
-from bot.store import AuditRecord
+from bot.store import AuditGroup
 
 WINDOWS_DAYS = (7, 30)
 _ACTION_NAMES = {"delete": "Deleted", "timeout": "Timed out", "dismiss": "Dismissed"}
@@ -26,27 +26,25 @@ class AuditSummary:
     failures: Counter[str] = field(default_factory=Counter)
 
 
-def summarize(records: Iterable[AuditRecord], since: float) -> AuditSummary:
-    """Count the records created at or after ``since``. A verdict counts once per category it names."""
+def summarize(tally: Mapping[AuditGroup, int]) -> AuditSummary:
+    """Sum a window's :meth:`Store.audit_tally`. A verdict counts once per category it names."""
     summary = AuditSummary()
-    for record in records:
-        if record.created_at < since:
-            continue
-        if record.kind == "check":
-            summary.manual_checks += 1
-        elif record.kind == "verdict":
-            summary.checked += 1
-            summary.from_cache += bool(record.detail.get("cached"))
-            if record.category == "needs_review":
-                summary.needs_review += 1
-            elif record.category != "none":
-                summary.flagged += 1
-                for name in record.detail.get("categories") or [record.category]:
-                    summary.categories[name] += 1
-        elif record.kind == "action":
-            (summary.by_bot if record.actor_id is None else summary.by_moderators)[record.action] += 1
-        elif record.kind == "error":
-            summary.failures[record.action] += 1
+    for group, count in tally.items():
+        if group.kind == "check":
+            summary.manual_checks += count
+        elif group.kind == "verdict":
+            summary.checked += count
+            summary.from_cache += count if group.cached else 0
+            if group.category == "needs_review":
+                summary.needs_review += count
+            elif group.category != "none":
+                summary.flagged += count
+                for name in group.categories or (group.category,):
+                    summary.categories[name] += count
+        elif group.kind == "action":
+            (summary.by_moderators if group.by_moderator else summary.by_bot)[group.action] += count
+        elif group.kind == "error":
+            summary.failures[group.action] += count
     return summary
 
 

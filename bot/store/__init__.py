@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from bot.store.base import (
+    AuditGroup,
     AuditRecord,
     DuplicateAnswerError,
     ImageBlob,
@@ -24,6 +25,7 @@ from bot.store.base import (
 
 __all__ = [
     "PROJECT_DIR",
+    "AuditGroup",
     "AuditRecord",
     "DuplicateAnswerError",
     "ImageBlob",

@@ -134,6 +134,30 @@ class StoreStats:
     image_bytes: int
 
 
+@dataclass(frozen=True, slots=True)
+class AuditGroup:
+    """One group of :meth:`Store.audit_tally`: the fields ``/moderation stats`` counts by."""
+
+    kind: str
+    category: str
+    action: str
+    by_moderator: bool  # an ``actor_id`` is set
+    cached: bool  # ``detail["cached"]``
+    categories: tuple[str, ...] = ()  # ``detail["categories"]``
+
+    @classmethod
+    def of(cls, record: AuditRecord) -> AuditGroup:
+        names = record.detail.get("categories")
+        return cls(
+            record.kind,
+            record.category,
+            record.action,
+            record.actor_id is not None,
+            bool(record.detail.get("cached")),
+            tuple(names) if isinstance(names, list) else (),
+        )
+
+
 def refs_to_json(images: Iterable[ImageRef]) -> str:
     return json.dumps([asdict(image) for image in images], separators=(",", ":"))
 
@@ -303,6 +327,11 @@ class Store(ABC):
         self, guild_id: int, *, since: float, limit: int | None = 100
     ) -> list[AuditRecord]:
         """The guild's records created at or after ``since``, newest first (all when ``limit=None``)."""
+
+    @abstractmethod
+    async def audit_tally(self, guild_id: int, since: float) -> dict[AuditGroup, int]:
+        """How many records per :class:`AuditGroup` since ``since``, counted by the store itself (in
+        SQL, in a Redis script): a busy server's month of audit never crosses into the bot."""
 
     # -- TTL cache ----------------------------------------------------------------------------------
 

@@ -35,6 +35,7 @@ import redis.asyncio as aioredis
 from bot.conversation import Turn
 from bot.store.base import (
     SETTINGS_CHANGES_KEPT,
+    AuditGroup,
     AuditRecord,
     DuplicateAnswerError,
     ImageBlob,
@@ -171,6 +172,25 @@ return version
 """
 
 
+# Counts a guild's audit records since ARGV[1] by the fields /moderation stats needs, in Redis.
+# Returns a flat list: group key (tab-separated), count, ...
+_TALLY = """
+local counts = {}
+for _, member in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], ARGV[1], '+inf')) do
+  local r = cjson.decode(string.sub(member, string.find(member, '|', 1, true) + 1))
+  local detail = type(r['detail']) == 'table' and r['detail'] or {}
+  local names = type(detail['categories']) == 'table' and detail['categories'] or {}
+  local moderator = (r['actor_id'] ~= nil and r['actor_id'] ~= cjson.null) and '1' or '0'
+  local cached = (detail['cached'] == true) and '1' or '0'
+  local key = table.concat({r['kind'], r['category'], r['action'], moderator, cached, cjson.encode(names)}, '\t')
+  counts[key] = (counts[key] or 0) + 1
+end
+local out = {}
+for key, count in pairs(counts) do out[#out + 1] = key; out[#out + 1] = count end
+return out
+"""
+
+
 def _ttl(seconds: float) -> int:
     return max(int(seconds), 1)
 
@@ -184,6 +204,7 @@ class RedisStore(Store):
         self._forget = client.register_script(_FORGET)
         self._purge = client.register_script(_PURGE)
         self._swap = client.register_script(_SWAP)
+        self._tally = client.register_script(_TALLY)
 
     @classmethod
     async def open(cls, url: str, options: StoreOptions | None = None) -> RedisStore:
@@ -324,6 +345,17 @@ class RedisStore(Store):
             pipe.zadd(key, {f"{uuid.uuid4().hex}|{record.to_json()}": record.created_at})
             pipe.zremrangebyscore(key, "-inf", f"({time.time() - self._options.audit_retention_seconds}")
             await pipe.execute()
+
+    async def audit_tally(self, guild_id: int, since: float) -> dict[AuditGroup, int]:
+        flat = await self._tally(keys=[self._key("audit", guild_id)], args=[since])
+        counts: dict[AuditGroup, int] = {}
+        for raw, count in zip(flat[::2], flat[1::2], strict=True):
+            kind, category, action, by_moderator, cached, names = raw.decode().split("\t")
+            parsed = json.loads(names)
+            names_tuple = tuple(parsed) if isinstance(parsed, list) else ()
+            group = AuditGroup(kind, category, action, by_moderator == "1", cached == "1", names_tuple)
+            counts[group] = counts.get(group, 0) + int(count)
+        return counts
 
     async def audit_records(
         self, guild_id: int, *, since: float, limit: int | None = 100

@@ -25,6 +25,7 @@ import aiosqlite
 from bot.conversation import Turn
 from bot.store.base import (
     SETTINGS_CHANGES_KEPT,
+    AuditGroup,
     AuditRecord,
     DuplicateAnswerError,
     ImageBlob,
@@ -383,6 +384,22 @@ class SQLiteStore(Store):
                 (guild_id, since, -1 if limit is None else limit),
             )
         return [AuditRecord(*row[:-1], detail=json.loads(row[-1])) for row in rows]
+
+    async def audit_tally(self, guild_id: int, since: float) -> dict[AuditGroup, int]:
+        async with self._reading() as conn:
+            rows = await conn.execute_fetchall(
+                "SELECT kind, category, action, actor_id IS NOT NULL, COALESCE(json_extract(detail, '$.cached'), 0),"
+                " COALESCE(json_extract(detail, '$.categories'), '[]'), COUNT(*) FROM audit"
+                " WHERE guild_id = ? AND created_at >= ? GROUP BY 1, 2, 3, 4, 5, 6",
+                (guild_id, since),
+            )
+        counts: dict[AuditGroup, int] = {}
+        for kind, category, action, by_moderator, cached, names, count in rows:
+            parsed = json.loads(names)
+            names_tuple = tuple(parsed) if isinstance(parsed, list) else ()
+            group = AuditGroup(kind, category, action, bool(by_moderator), bool(cached), names_tuple)
+            counts[group] = counts.get(group, 0) + count
+        return counts
 
     # -- TTL cache ----------------------------------------------------------------------------------
 

@@ -151,11 +151,15 @@ class Talk:
         return await self.say(author, channel, self.mention(text), **kwargs)
 
     async def command(self, user: User, channel: Channel, name: str, options: dict[str, Any] | None = None) -> str:
-        """Run a slash command that answers at once; return its (ephemeral) text."""
+        """Run a slash command; return its (ephemeral) text, once there is one (commands that read
+        the store defer first, then edit their answer in or send it as a followup)."""
         interaction = await self.emulator.run_slash_command(user, channel, name, options)
         await self.emulator.wait_for_response(interaction)
         assert interaction.ephemeral, f"/{name} must answer ephemerally"
-        return str(interaction.callbacks[0].data["content"])
+        return await self.emulator.wait_for(
+            lambda: (interaction.original and interaction.original.content)
+            or (interaction.followups and interaction.followups[0].content)
+        )
 
 
 @pytest.fixture

@@ -388,6 +388,7 @@ async def test_setup_rules_modal_and_show(glimpse: Glimpse, emulator: DiscordEmu
 
     shown = await emulator.run_slash_command(alice, general, "moderation show")
     await emulator.wait_for_response(shown)
+    await emulator.wait_for(lambda: shown.original.embeds)  # deferred first: it reads the store
     text = json.dumps(shown.original.embeds)
     assert "All channels" in text and "No crypto giveaways" in text and "Severity 3: Delete" in text
     assert "Spam" not in json.dumps(
@@ -417,7 +418,8 @@ async def test_stats_counts_verdicts_and_actions(glimpse: Glimpse, emulator: Dis
 
     stats = await emulator.run_slash_command(emulator.user("alice"), emulator.channel("general"), "moderation stats")
     await emulator.wait_for_response(stats)
-    assert stats.ephemeral
+    assert stats.ephemeral and stats.callback_types == [5]  # deferred at once: the store counts
+    await emulator.wait_for(lambda: stats.original.embeds)
     fields = {f["name"]: f["value"] for f in stats.original.embeds[0]["fields"]}
     for window in ("Last 7 days", "Last 30 days"):
         text = fields[window]

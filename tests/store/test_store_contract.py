@@ -17,6 +17,7 @@ import redis
 from bot.conversation import ImageRef, Turn
 from bot.store import (
     PROJECT_DIR,
+    AuditGroup,
     AuditRecord,
     DuplicateAnswerError,
     SettingsChange,
@@ -559,3 +560,33 @@ async def test_purge_drops_audit_older_than_its_retention_even_on_a_quiet_server
         assert await store.audit_records(GUILD, since=0, limit=None) == [recent]
     finally:
         await store.close()
+
+
+async def test_audit_tally_counts_in_the_store_what_stats_needs(store: Store) -> None:
+    now = time.time()
+    records = [
+        AuditRecord("verdict", "scam", "delete", 3, detail={"categories": ["scam", "nsfw"], "cached": False},
+                    created_at=now - 86400),
+        AuditRecord("verdict", "scam", "delete", 3, detail={"categories": ["scam", "nsfw"], "cached": True},
+                    created_at=now - 2 * 86400),
+        AuditRecord("verdict", "scam", "delete", 3, detail={"categories": ["scam", "nsfw"], "cached": True},
+                    created_at=now - 3 * 86400),
+        AuditRecord("verdict", "none", "none", detail={"categories": []}, created_at=now - 10),
+        AuditRecord("action", "scam", "timeout", actor_id=9, created_at=now - 10),
+        AuditRecord("action", "scam", "delete", created_at=now - 10),
+        AuditRecord("error", "", "missing_permission", created_at=now - 10),
+        AuditRecord("verdict", "scam", "log", detail={"categories": ["scam"]}, created_at=now - 40 * 86400),
+    ]
+    for record in records:
+        await store.add_audit(GUILD, record)
+    await store.add_audit(GUILD + 1, records[0])
+
+    expected: dict[AuditGroup, int] = {}
+    for record in records[:-1]:
+        expected[AuditGroup.of(record)] = expected.get(AuditGroup.of(record), 0) + 1
+    assert await store.audit_tally(GUILD, now - 30 * 86400) == expected
+    cached = AuditGroup("verdict", "scam", "delete", False, True, ("scam", "nsfw"))
+    assert expected[cached] == 2
+    assert AuditGroup("action", "scam", "timeout", True, False) in expected
+    assert sum((await store.audit_tally(GUILD, 0)).values()) == len(records)
+    assert await store.audit_tally(GUILD + 2, 0) == {}

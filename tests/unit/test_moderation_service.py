@@ -6,6 +6,7 @@ import asyncio
 import io
 import json
 import random
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -156,8 +157,7 @@ async def test_audit_records_feed_the_stats(service: ModerationService, vlm: VLM
     await service.record_action(GUILD, "delete", actor_id=None, **ids)
     await service.record_action(GUILD, "timeout", actor_id=9, **ids)
     await service.record_action(GUILD, "delete", actor_id=None, ok=False, **ids)
-    records = await service.audit_since(GUILD, 0)
-    summary = summarize(records, since=0)
+    summary = summarize((await service.stats(GUILD, [7], time.time()))[7])
     assert (summary.checked, summary.from_cache, summary.flagged, summary.needs_review) == (3, 1, 2, 1)
     assert summary.categories == {"spam": 2} and summary.manual_checks == 1
     assert summary.by_bot == {"delete": 1} and summary.by_moderators == {"timeout": 1}
@@ -166,8 +166,13 @@ async def test_audit_records_feed_the_stats(service: ModerationService, vlm: VLM
     assert "Images checked: **3** (1 answered from the cache)" in text and "Spam 2" in text
 
 
-def test_stats_window_excludes_older_records() -> None:
-    old = AuditRecord(kind="verdict", category="scam", created_at=100.0, detail={"categories": ["scam"]})
-    new = AuditRecord(kind="verdict", category="none", created_at=200.0)
-    summary = summarize([old, new], since=150.0)
-    assert summary.checked == 1 and summary.flagged == 0 and not summary.categories
+async def test_stats_window_excludes_older_records(service: ModerationService) -> None:
+    now = time.time()
+    old = AuditRecord(kind="verdict", category="scam", created_at=now - 10 * 86400, detail={"categories": ["scam"]})
+    new = AuditRecord(kind="verdict", category="none", created_at=now - 86400)
+    for record in (old, new):
+        await service.store.add_audit(GUILD, record)
+    tallies = await service.stats(GUILD, [7, 30], now)
+    week, month = summarize(tallies[7]), summarize(tallies[30])
+    assert week.checked == 1 and week.flagged == 0 and not week.categories
+    assert month.checked == 2 and month.categories == {"scam": 1}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import discord
 
@@ -11,9 +11,9 @@ from bot.moderation.config import Action, ModerationSettings
 from bot.moderation.discord.entry import mod_log_channel, verdict_colour
 from bot.moderation.policy import format_duration
 from bot.moderation.service import CheckResult
-from bot.moderation.stats import WINDOWS_DAYS, format_summary, summarize
+from bot.moderation.stats import format_summary, summarize
 from bot.moderation.verdict import format_verdict
-from bot.store import AuditRecord
+from bot.store import AuditGroup
 
 
 def settings_embed(guild: discord.Guild, settings: ModerationSettings, *, message_content: bool) -> discord.Embed:
@@ -69,15 +69,11 @@ def settings_warnings(guild: discord.Guild, settings: ModerationSettings, *, mes
     return warnings
 
 
-def stats_embed(records: Sequence[AuditRecord], now: float) -> discord.Embed:
-    """Counts per category and action for each window in :data:`WINDOWS_DAYS` (records cover the longest)."""
+def stats_embed(tallies: Mapping[int, Mapping[AuditGroup, int]]) -> discord.Embed:
+    """Counts per category and action for each window (days -> the store's tally of that window)."""
     embed = discord.Embed(title="Image moderation statistics", colour=discord.Colour.blurple())
-    for days in WINDOWS_DAYS:
-        embed.add_field(
-            name=f"Last {days} days",
-            value=format_summary(days, summarize(records, now - days * 86400)),
-            inline=False,
-        )
+    for days, tally in tallies.items():
+        embed.add_field(name=f"Last {days} days", value=format_summary(days, summarize(tally)), inline=False)
     return embed
 
 
