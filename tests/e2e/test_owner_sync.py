@@ -10,7 +10,7 @@ import pytest
 
 from bot.app import Glimpse
 from tests.e2e.conftest import bot_environment
-from tests.e2e.test_vlm_provider_errors import assert_refused_nothing
+from tests.e2e.helpers import assert_discord_refused_nothing
 from tests.fakes.discord import DiscordEmulator
 from tests.fakes.vlm import VLMServer
 
@@ -39,7 +39,7 @@ async def test_a_question_starting_with_sync_is_answered(
     await ask(emulator, who, "sync my phone photos: how do I do that?", lambda t: t == "Sync them with the cloud app.")
     assert "sync my phone photos" in vlm.completions[0].prompt
     assert len(emulator.records.requests_to("PUT", "/applications/{application_id}/commands")) == puts
-    assert_refused_nothing(emulator)
+    assert_discord_refused_nothing(emulator)
 
 
 async def test_sync_clear_removes_this_servers_copies(
@@ -54,7 +54,7 @@ async def test_sync_clear_removes_this_servers_copies(
     assert emulator.world.commands[lab.id] == []
     assert sorted(c["name"] for c in emulator.world.commands[None]) == global_names
     assert vlm.completions == []
-    assert_refused_nothing(emulator)
+    assert_discord_refused_nothing(emulator)
 
 
 async def test_the_exact_command_from_someone_else_is_refused_not_answered(
@@ -63,4 +63,4 @@ async def test_the_exact_command_from_someone_else_is_refused_not_answered(
     refusal = "Only the bot's owner can do that."
     await ask(emulator, "bob", "sync clear", lambda text: text == refusal)
     assert vlm.completions == []
-    assert_refused_nothing(emulator)
+    assert_discord_refused_nothing(emulator)

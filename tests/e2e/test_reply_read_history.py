@@ -9,11 +9,11 @@ import pytest
 
 from bot.app import Glimpse
 from tests.e2e.helpers import (  # noqa: F401  (the fixtures: scaled Discord limits, bot paced to match)
+    assert_discord_refused_nothing,
     emulator_config,
     paced_like_emulator,
     png,
 )
-from tests.e2e.test_vlm_provider_errors import assert_refused_nothing
 from tests.fakes.discord import DiscordEmulator, Perm
 from tests.fakes.vlm import VLMServer
 
@@ -43,7 +43,7 @@ async def test_no_read_message_history_means_no_cost_no_refusal_and_one_log_line
     assert len(vlm.completions) == 1 and emulator.cdn.downloads == []
     assert all("Read Message History" in r.getMessage() for r in warnings(caplog))
     assert {r.name for r in warnings(caplog)} == {"cogs.describe", "cogs.chat"}
-    assert_refused_nothing(emulator)
+    assert_discord_refused_nothing(emulator)
 
 
 def warnings(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:

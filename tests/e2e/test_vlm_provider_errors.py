@@ -6,6 +6,7 @@ from __future__ import annotations
 from bot.app import Glimpse
 from bot.vlm.client import REASONS
 from tests.e2e.helpers import (  # noqa: F401  (the fixtures: scaled Discord limits, bot paced to match)
+    assert_discord_refused_nothing,
     emulator_config,
     paced_like_emulator,
     use_vision,
@@ -28,7 +29,7 @@ async def test_error_frame_refusing_the_image_is_not_retried(
     await vlm.wait_for(lambda: all(r.finished.is_set() for r in vlm.completions))
 
     assert [(r.status, r.outcome) for r in vlm.completions] == [(200, "error_frame")]
-    assert_refused_nothing(emulator)
+    assert_discord_refused_nothing(emulator)
 
 
 async def test_server_error_frame_before_the_first_word_is_retried(
@@ -40,7 +41,7 @@ async def test_server_error_frame_before_the_first_word_is_retried(
     reply = await post_image(emulator, a_png())
     await emulator.wait_for_content(reply, lambda text: text == TEXT)
     assert [r.outcome for r in vlm.completions] == ["error_frame", "completed"]
-    assert_refused_nothing(emulator)
+    assert_discord_refused_nothing(emulator)
 
 
 async def test_error_frame_mid_answer_keeps_the_text_and_says_it_was_cut_off(
@@ -53,9 +54,4 @@ async def test_error_frame_mid_answer_keeps_the_text_and_says_it_was_cut_off(
     await emulator.wait_for_content(reply, lambda text: text.endswith(line))
     assert reply.content == f"{TEXT[:16]}\n{line}"
     assert len(vlm.completions) == 1
-    assert_refused_nothing(emulator)
-
-
-def assert_refused_nothing(emulator: DiscordEmulator) -> None:
-    assert emulator.rate_limits == []
-    assert [r for r in emulator.requests if r.status is not None and r.status >= 400] == []
+    assert_discord_refused_nothing(emulator)

@@ -8,11 +8,11 @@ import pytest
 
 from bot.app import Glimpse
 from tests.e2e.helpers import (  # noqa: F401  (the fixtures: scaled Discord limits, bot paced to match)
+    assert_discord_refused_nothing,
     emulator_config,
     paced_like_emulator,
 )
 from tests.e2e.test_describe_faults import TEXT, a_png, post_image
-from tests.e2e.test_vlm_provider_errors import assert_refused_nothing
 from tests.fakes.discord import DiscordEmulator
 from tests.fakes.vlm import VLMServer
 
@@ -34,4 +34,4 @@ async def test_answers_and_stops_sending_stream_options(
 
     assert [r.status for r in vlm.completions] == [400, 200, 200]  # refused once, then remembered
     assert ["stream_options" in r.body for r in vlm.completions] == [True, False, False]
-    assert_refused_nothing(emulator)
+    assert_discord_refused_nothing(emulator)
