@@ -74,7 +74,8 @@ async def test_a_question_is_answered_once_and_remembered_once(
     await wait_for_turns(store_url, general.id, 2)
     context = await emulator.run_slash_command(alice, general, "context")
     await emulator.wait_for_response(context)
-    assert context.original is not None and "2 remembered messages" in context.original.content
+    assert context.original is not None  # deferred first (it reads the store), then edited
+    await emulator.wait_for_content(context.original, lambda text: "2 remembered messages" in text)
     assert len(context.callbacks) == 1
     assert_discord_refused_nothing(emulator)  # a second acknowledgement would be a 400
 
