@@ -6,13 +6,27 @@ The code that assembles requests from them lives with its feature (``bot/convers
 
 from __future__ import annotations
 
-ALT_TEXT_SYSTEM = (
-    "You write alt text for images shared in a Discord server, for people who cannot see them. "
-    "Describe what matters in one to three plain sentences: the subject, the setting, any visible text "
-    "(quoted exactly) and anything needed to get the joke or the point. No preamble such as "
-    "'This image shows', no speculation about identities, no hashtags. Answer in the language of the "
-    "user's request if there is one, otherwise in English."
-)
+ALT_TEXT_LENGTHS = {
+    "short": "in one short sentence",
+    "standard": "in one to three plain sentences",
+    "detailed": "in a detailed paragraph of four to six sentences, including layout and colours",
+}
+"""How long alt text is, by the server's `/settings alt-text length:`."""
+
+
+def alt_text_system(language: str = "English", length: str = "standard") -> str:
+    """The alt-text system prompt: ``length`` one of :data:`ALT_TEXT_LENGTHS`, ``language`` a language's
+    English name (the poster's or the server's choice)."""
+    return (
+        "You write alt text for images shared in a Discord server, for people who cannot see them. "
+        f"Describe what matters {ALT_TEXT_LENGTHS[length]}: the subject, the setting, any visible text "
+        "(quoted exactly) and anything needed to get the joke or the point. No preamble such as "
+        "'This image shows', no speculation about identities, no hashtags. Answer in the language of the "
+        f"user's own question if they ask one; otherwise write in {language}."
+    )
+
+
+ALT_TEXT_SYSTEM = alt_text_system()
 
 ALT_TEXT_REQUEST = "Write alt text for this image."
 ALT_TEXT_REQUEST_MANY = "Write alt text for each of these {count} images, numbered in order."

@@ -10,13 +10,13 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.access import decide_message, permit
+from bot.access import decide_message, permit, place_of
 from bot.addressing import addresses_bot
 from bot.conversation import user_turn
 from bot.guard import Work
 from bot.guild import Feature
 from bot.images import AttachmentLike, Detail, gather_images, image_attachments
-from bot.prompts import describe_request
+from bot.prompts import ALT_TEXT_SYSTEM, describe_request
 from bot.replies import (
     InteractionSink,
     LiveReply,
@@ -47,6 +47,11 @@ class Describe(commands.Cog):
         self.bot.tree.remove_command(self.menu.name, type=self.menu.type)
 
     @commands.Cog.listener()
+    async def on_interaction(self, interaction: discord.Interaction) -> None:
+        """Discord says someone's language only with their interactions: remembered for their alt text."""
+        await self.bot.server_settings.locales.remember(interaction.user.id, str(interaction.locale))
+
+    @commands.Cog.listener()
     async def on_message(self, message: discord.Message) -> None:
         if message.author.bot or message.guild is None or not image_attachments(message.attachments):
             return
@@ -54,18 +59,27 @@ class Describe(commands.Cog):
             return  # a question for the bot: the chat cog answers it
         # Quiet when refused: describe off here, or a member who may not use the bot.
         decision = await decide_message(self.bot.server_settings, message, Feature.AUTO_DESCRIBE)
-        if decision.allowed and await self.bot.claims.claim(Work.REPLY, message.id):
-            if missing := missing_reply_permissions(message.channel):
-                if self._warned.first(message.channel.id, missing):
-                    log.warning(
-                        "No %s in channel %s; its images are not described (said once)",
-                        " or ".join(missing), message.channel.id,
-                    )
-                return
-            await self.describe(
-                MessageSink(message), message.attachments, asker=message.author, message_id=message.id,
-                shared_text=message.content,
-            )
+        if not decision.allowed:
+            return
+        here = await self.bot.server_settings.behaviour(place_of(message.channel))
+        attachments = [a for a in message.attachments if not (here.alt_text.skip_described and a.description)]
+        if not image_attachments(attachments):
+            return  # every image already carries its poster's description
+        if not await self.bot.claims.claim(Work.REPLY, message.id):
+            return
+        if missing := missing_reply_permissions(message.channel):
+            if self._warned.first(message.channel.id, missing):
+                log.warning(
+                    "No %s in channel %s; its images are not described (said once)",
+                    " or ".join(missing), message.channel.id,
+                )
+            return
+        poster = await self.bot.server_settings.locales.of(message.author.id)  # from their interactions
+        style = here.alt_text.system_prompt(poster, str(message.guild.preferred_locale))
+        await self.describe(
+            MessageSink(message), attachments, asker=message.author, message_id=message.id,
+            shared_text=message.content, style=style,
+        )
 
     @app_commands.command(name="describe", description="Describe an image (alt text), or ask something about it.")
     @app_commands.describe(
@@ -88,7 +102,7 @@ class Describe(commands.Cog):
         attachments = [a for a in (image, image2) if a is not None]
         await self.describe(
             InteractionSink(interaction), attachments, asker=interaction.user, message_id=interaction.id,
-            prompt=prompt, detail=detail, chosen=True,
+            prompt=prompt, detail=detail, chosen=True, style=await self._style_for(interaction),
         )
 
     async def describe_message(self, interaction: discord.Interaction, message: discord.Message) -> None:
@@ -99,8 +113,15 @@ class Describe(commands.Cog):
             return
         await interaction.response.defer(thinking=True)
         await self.describe(
-            InteractionSink(interaction), message.attachments, asker=interaction.user, message_id=interaction.id
+            InteractionSink(interaction), message.attachments, asker=interaction.user, message_id=interaction.id,
+            style=await self._style_for(interaction),
         )
+
+    async def _style_for(self, interaction: discord.Interaction) -> str:
+        """The alt-text prompt for someone who asked: in their Discord language (for ``auto``)."""
+        here = await self.bot.server_settings.behaviour(place_of(interaction.channel))
+        guild_locale = interaction.guild_locale and str(interaction.guild_locale)
+        return here.alt_text.system_prompt(str(interaction.locale), guild_locale)
 
     async def describe(
         self,
@@ -113,10 +134,12 @@ class Describe(commands.Cog):
         detail: Detail = "auto",
         shared_text: str = "",
         chosen: bool = False,
+        style: str = ALT_TEXT_SYSTEM,
     ) -> None:
         """Placeholder at once, then download, prepare and stream the description into it.
 
-        ``chosen``: the user picked ``attachments`` as images (see :func:`gather_images`).
+        ``chosen``: the user picked ``attachments`` as images (see :func:`gather_images`); ``style``:
+        the system prompt saying in which language and at what length (``AltText.system_prompt``).
         The exchange becomes part of the channel's conversation, so follow-up questions can refer to it.
         """
         limit = self.bot.settings.max_images_per_request
@@ -149,6 +172,7 @@ class Describe(commands.Cog):
             reply,
             request=describe_request(len(gathered.images), prompt),
             notes=gathered.notes,
+            system_prompt=style,
         )
 
 async def setup(bot: Glimpse) -> None:

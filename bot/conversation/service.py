@@ -141,15 +141,17 @@ class ChatService:
         *,
         request: str,
         notes: Sequence[str] = (),
+        system_prompt: str = ALT_TEXT_SYSTEM,
     ) -> Completion | None:
         """Describe ``images`` (alt text, or ``request`` about them): a request of its own, without the
         channel's history, remembered as an exchange of its conversation so follow-ups can refer to it.
 
         ``question`` is the turn to remember (what the person said); ``request`` is what the model is
-        asked (the alt-text task, or the person's own prompt)."""
+        asked (the alt-text task, or the person's own prompt); ``system_prompt`` says how (the server's
+        language and length, :func:`bot.prompts.alt_text_system`)."""
         current = replace(question, text=request)
         plan = plan_request(
-            system_prompt=ALT_TEXT_SYSTEM, history=(), current=current, limits=self.limits, named=False
+            system_prompt=system_prompt, history=(), current=current, limits=self.limits, named=False
         )
         return await self._stream(channel_id, plan, question, images, reply, notes)
 

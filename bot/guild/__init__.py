@@ -15,6 +15,7 @@ from bot.guild.config import (
 )
 from bot.guild.language import AUTO, CHOICES, LOCALES, language_for
 from bot.guild.language import label as language_label
+from bot.guild.locales import KnownLocales
 from bot.guild.policy import (
     ChannelBehaviour,
     Decision,
@@ -48,6 +49,7 @@ __all__ = [
     "GuildSettings",
     "GuildSettingsError",
     "GuildSettingsService",
+    "KnownLocales",
     "Member",
     "Place",
     "RoleRule",

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from bot.guild.language import AUTO, is_language
+from bot.guild.language import AUTO, is_language, language_for
+from bot.prompts import alt_text_system
 
 SETTINGS_KEY = "server"
 """The record's key in the store's per-guild settings (moderation has its own, ``moderation``)."""
@@ -70,6 +71,15 @@ class AltText:
     length: AltLength = AltLength.STANDARD
     skip_described: bool = False
     """Leave images alone that already carry a description (Discord's attachment alt text)."""
+
+    def language_name(self, *locales: str | None) -> str:
+        """The language to write in: the fixed one, or for ``auto`` the first known of ``locales``
+        (the poster's, then the server's), else English."""
+        return language_for(self.language, *locales)
+
+    def system_prompt(self, *locales: str | None) -> str:
+        """The alt-text system prompt in :meth:`language_name` and at this length."""
+        return alt_text_system(self.language_name(*locales), self.length.value)
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from bot.guild.config import SETTINGS_KEY, GuildSettings, GuildSettingsError
+from bot.guild.locales import KnownLocales
 from bot.guild.policy import ChannelBehaviour, Decision, Defaults, Feature, Member, Place, behaviour, decide
 from bot.store import JSONDict, SettingsChange, Store
 
@@ -46,6 +47,7 @@ class GuildSettingsService:
     ) -> None:
         self.store = store
         self.defaults = defaults
+        self.locales = KnownLocales(store)  # people's Discord languages, for alt text in "auto"
         self.cache_seconds = cache_seconds
         self._clock = clock
         self._cache: dict[int, tuple[float, StoredSettings]] = {}
