@@ -96,6 +96,12 @@ class Chat(commands.Cog):
     async def _open_thread(self, message: discord.Message, text: str) -> discord.Thread | None:
         """The thread that holds the conversation a mention starts in a thread-mode channel."""
         name = " ".join(text.split())[:THREAD_NAME_CHARS] or f"Glimpse and {message.author.display_name}"[:100]
+        channel = message.channel
+        if isinstance(channel, discord.TextChannel):
+            mine = channel.permissions_for(channel.guild.me)
+            if not (mine.create_public_threads and mine.send_messages_in_threads):
+                log.warning("May not open threads in channel %s (thread mode); not answering", channel.id)
+                return None
         try:
             return await message.create_thread(name=name, auto_archive_duration=THREAD_ARCHIVE_MINUTES)
         except discord.HTTPException as error:
