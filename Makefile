@@ -11,7 +11,7 @@ $(VENV)/.core: pyproject.toml
 	touch $@
 
 $(VENV)/.dev: pyproject.toml $(VENV)/.core
-	$(PY) -m pip install -q --disable-pip-version-check -e '.[dev,redis,ocr]'
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[dev,redis,ocr,heif]'
 	touch $@
 
 run: $(VENV)/.core

@@ -17,7 +17,8 @@ from discord.ext import commands
 from bot.conversation import ChatService, MemoryLimits
 from bot.guard import Claims, Work
 from bot.guild import Defaults, GuildSettingsService
-from bot.images import DownloadGate, ImageWorker
+from bot.images import DownloadGate, ImageWorker, MediaFetcher, MemoryGate
+from bot.images.from_discord import MessageMedia
 from bot.moderation import ModerationService
 from bot.replies import ChannelPacer, LiveRegistry
 from bot.settings import Settings
@@ -54,6 +55,7 @@ class Glimpse(commands.AutoShardedBot):
     vision: VisionClient
     images: ImageWorker
     downloads: DownloadGate
+    media: MessageMedia
     pacer: ChannelPacer
     store: Store
     chat: ChatService
@@ -100,8 +102,14 @@ class Glimpse(commands.AutoShardedBot):
             idle_timeout=settings.vlm_idle_timeout,
             max_concurrency=settings.vlm_max_concurrency,
         )
-        self.images = ImageWorker()
+        self.images = ImageWorker(  # decoded bytes in flight bounded; animations as contact sheets
+            memory=MemoryGate(settings.image_memory_mb * 2**20), animation_frames=settings.animation_frames
+        )
         self.downloads = DownloadGate()  # bytes of attachments between download and preparation
+        # The images in a message (attachments, previews, stickers, forwards), the same for every feature.
+        self.media = MessageMedia(
+            self, MediaFetcher(settings.discord_media_hosts), embed_wait=settings.embed_wait_seconds
+        )
         self.pacer = ChannelPacer(busy_since=self.started_at)  # the loop's clock is time.monotonic()
         self.live = LiveRegistry()  # replies on screen, so that deleting one stops it at once
         self.store = await open_store(settings.store_url.reveal(), StoreOptions.from_settings(settings))
@@ -194,6 +202,8 @@ class Glimpse(commands.AutoShardedBot):
             await self.vision.aclose()
         if hasattr(self, "images"):
             self.images.close()
+        if hasattr(self, "media"):
+            await self.media.close()
         if hasattr(self, "store"):
             await self.store.close()
 

@@ -6,6 +6,8 @@ The code that assembles requests from them lives with its feature (``bot/convers
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 ALT_TEXT_LENGTHS = {
     "short": "in one short sentence",
     "standard": "in one to three plain sentences",
@@ -52,13 +54,29 @@ def chat_system(persona: str = "") -> str:
     return f"{persona.strip()}\n\n{CHAT_RULES}" if persona.strip() else CHAT_SYSTEM
 
 
-def describe_request(image_count: int, prompt: str | None) -> str:
-    """The text part of a describe request: the user's own question, or the alt-text task."""
+ANIMATION_NOTE = (
+    "(Image {number} is an animation: {frames} of its frames, spread over the whole animation, in one "
+    "contact sheet, numbered in order left to right, top to bottom. Describe it as one moving image.)"
+)
+
+
+def animation_note(frames: Sequence[int]) -> str:
+    """What the model must know about contact sheets among the images (``frames`` per image, 1 for a
+    still image): empty when there is none."""
+    return " ".join(ANIMATION_NOTE.format(number=i, frames=n) for i, n in enumerate(frames, start=1) if n > 1)
+
+
+def describe_request(image_count: int, prompt: str | None, frames: Sequence[int] = ()) -> str:
+    """The text part of a describe request: the user's own question, or the alt-text task, and a
+    note for each animation."""
     if prompt and prompt.strip():
-        return prompt.strip()
-    if image_count > 1:
-        return ALT_TEXT_REQUEST_MANY.format(count=image_count)
-    return ALT_TEXT_REQUEST
+        request = prompt.strip()
+    elif image_count > 1:
+        request = ALT_TEXT_REQUEST_MANY.format(count=image_count)
+    else:
+        request = ALT_TEXT_REQUEST
+    note = animation_note(frames)
+    return f"{request}\n{note}" if note else request
 
 
 # --- OCR -----------------------------------------------------------------------------------------

@@ -12,6 +12,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TypeVar
 
+from bot.images.media import DEFAULT_MEDIA_HOSTS, parse_media_host
+
 DEFAULT_VLM_BASE_URL = "https://api.novita.ai/openai"
 DEFAULT_VLM_MODEL = "qwen/qwen2.5-vl-72b-instruct"
 DEFAULT_STORE_URL = "sqlite:///data/glimpse.db"
@@ -85,6 +87,11 @@ class Settings:
     metrics_host: str = DEFAULT_METRICS_HOST
     allow_dms: bool = True
     audit_retention_days: int = 90  # the moderation audit trail behind /moderation stats
+    # Images beyond attachments, and the memory image work may hold (bot/images/).
+    embed_wait_seconds: float = 4.0
+    image_memory_mb: int = 256
+    animation_frames: int = 4
+    discord_media_hosts: frozenset[str] = frozenset(parse_media_host(h) for h in DEFAULT_MEDIA_HOSTS)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -118,6 +125,10 @@ class Settings:
             metrics_host=reader.text("METRICS_HOST", DEFAULT_METRICS_HOST),
             allow_dms=reader.boolean("ALLOW_DMS", True),
             audit_retention_days=reader.integer("AUDIT_RETENTION_DAYS", 90, low=1, high=3650),
+            embed_wait_seconds=reader.number("EMBED_WAIT_SECONDS", 4.0, low=0.0, high=30.0),
+            image_memory_mb=reader.integer("IMAGE_MEMORY_MB", 256, low=32, high=65_536),
+            animation_frames=reader.integer("ANIMATION_FRAMES", 4, low=1, high=16),
+            discord_media_hosts=reader.origins("DISCORD_MEDIA_HOSTS", DEFAULT_MEDIA_HOSTS),
         )
         if reader.problems:
             raise SettingsError(reader.problems)
@@ -225,6 +236,19 @@ class _Reader:
             self.problems.append(f"{name} must be a comma-separated list of numeric IDs")
             return frozenset()
         return frozenset(int(part) for part in parts)
+
+    def origins(self, name: str, default: tuple[str, ...]) -> frozenset[str]:
+        """Comma-separated hosts (https on 443) or whole origins (``http://127.0.0.1:8080``)."""
+        value = self._raw(name)
+        entries = [e for e in value.split(",") if e.strip()] if value is not None else list(default)
+        try:
+            origins = frozenset(parse_media_host(entry) for entry in entries)
+        except ValueError as error:
+            self.problems.append(f"{name}: {error}")
+            return frozenset(parse_media_host(entry) for entry in default)
+        if not origins:
+            self.problems.append(f"{name} must name at least one host")
+        return origins
 
     def optional_url(self, name: str, *, schemes: tuple[str, ...]) -> str | None:
         value = self._raw(name)

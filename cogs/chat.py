@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
@@ -18,6 +19,7 @@ from bot.conversation import MEMORY_UNAVAILABLE, user_turn
 from bot.guard import Work
 from bot.guild import ChatMode, Feature
 from bot.images import AttachmentLike, gather_images, image_attachments, is_image
+from bot.prompts import animation_note
 from bot.replies import (
     InteractionSink,
     LiveReply,
@@ -72,10 +74,9 @@ class Chat(commands.Cog):
                     message.channel.id, " or ".join(missing),
                 )
             return
-        attachments: list[AttachmentLike] = list(message.attachments)
-        ref = message.reference.resolved if message.reference else None
-        if isinstance(ref, discord.Message) and ref.author != self.bot.user:
-            attachments += ref.attachments  # "what does this say?" in reply to someone's image
+        # Its images, then those of the message it replies to ("what does this say?" on someone's image).
+        found = await self.bot.media.images(message, replied=True, emoji=True, wait=True)
+        attachments = [a for a in message.attachments if not is_image(a)] + found.sources
         text = self._question_text(message)
         channel: discord.abc.Messageable = message.channel
         if here.chat == ChatMode.THREAD:
@@ -91,6 +92,7 @@ class Chat(commands.Cog):
             attachments=attachments,
             message_id=message.id,
             persona=here.persona,
+            left_out=found.notes_when_empty(),
         )
 
     async def _open_thread(self, message: discord.Message, text: str) -> discord.Thread | None:
@@ -185,6 +187,7 @@ class Chat(commands.Cog):
         attachments: list[AttachmentLike],
         message_id: int,
         persona: str = "",
+        left_out: Sequence[str] = (),
     ) -> None:
         """Placeholder at once; then images (attached, or the one posted above) and the answer.
 
@@ -193,6 +196,7 @@ class Chat(commands.Cog):
         limit = settings.max_images_per_request
         # A file that is not an image is said to be skipped; it does not stand for "the image above".
         notes = [NOT_AN_IMAGE.format(name=escape_markdown(a.filename[:80])) for a in attachments if not is_image(a)]
+        notes += left_out
         channel_id = getattr(channel, "id", 0)
         memory = await self.bot.chat.recall(channel_id)  # one read: the wrap and the request agree
         if not memory.available:
@@ -209,7 +213,7 @@ class Chat(commands.Cog):
         question = user_turn(
             author_name=getattr(author, "display_name", str(author)),
             author_id=author.id,
-            text=text or "(no text)",
+            text=" ".join(filter(None, (text or "(no text)", animation_note([i.frames for i in gathered.images])))),
             images=gathered.images,
             spoilers=gathered.spoilers,
             message_id=message_id,
@@ -233,10 +237,10 @@ class Chat(commands.Cog):
         after = discord.Object(id=max(oldest, after_id))
         try:
             async for earlier in channel.history(limit=HISTORY_LOOKBACK, after=after, oldest_first=False):
-                found = image_attachments(earlier.attachments)
+                found = self.bot.media.found(earlier).sources
                 if found and earlier.author != self.bot.user:
                     name = escape_markdown(earlier.author.display_name)
-                    return list(found), [f"Looking at the image {name} posted above."]
+                    return found, [f"Looking at the image {name} posted above."]
         except discord.HTTPException:
             log.info("Cannot read the history of channel %s", getattr(channel, "id", "?"))
         return [], []

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-NO_IMAGES = "That message has no image attachments I can read."
+NO_IMAGES = "That message has no images I can read."
 
 
 class Describe(commands.Cog):
@@ -53,7 +53,10 @@ class Describe(commands.Cog):
 
     @commands.Cog.listener()
     async def on_message(self, message: discord.Message) -> None:
-        if message.author.bot or message.guild is None or not image_attachments(message.attachments):
+        if message.author.bot or message.guild is None:
+            return
+        found = self.bot.media.found(message)
+        if not (found.sources or found.notes or found.waiting_for_preview):
             return
         if addresses_bot(message, self.bot.user):
             return  # a question for the bot: the chat cog answers it
@@ -62,9 +65,12 @@ class Describe(commands.Cog):
         if not decision.allowed:
             return
         here = await self.bot.server_settings.behaviour(place_of(message.channel))
-        attachments = [a for a in message.attachments if not (here.alt_text.skip_described and a.description)]
-        if not image_attachments(attachments):
-            return  # every image already carries its poster's description
+        if found.waiting_for_preview:  # a link's preview (its image) comes a moment after the message
+            found = await self.bot.media.images(message, wait=True)
+        skip = here.alt_text.skip_described
+        sources = [s for s in found.sources if not (skip and getattr(s, "description", None))]
+        if not sources and (found.sources or not found.notes):
+            return  # nothing to look at, or every image already carries its poster's description
         if not await self.bot.claims.claim(Work.REPLY, message.id):
             return
         if missing := missing_reply_permissions(message.channel):
@@ -77,8 +83,8 @@ class Describe(commands.Cog):
         poster = await self.bot.server_settings.locales.of(message.author.id)  # from their interactions
         style = here.alt_text.system_prompt(poster, str(message.guild.preferred_locale))
         await self.describe(
-            MessageSink(message), attachments, asker=message.author, message_id=message.id,
-            shared_text=message.content, style=style,
+            MessageSink(message), sources, asker=message.author, message_id=message.id,
+            shared_text=message.content, style=style, notes=found.notes_when_empty(),
         )
 
     @app_commands.command(name="describe", description="Describe an image (alt text), or ask something about it.")
@@ -108,13 +114,14 @@ class Describe(commands.Cog):
     async def describe_message(self, interaction: discord.Interaction, message: discord.Message) -> None:
         if not await permit(self.bot.server_settings, interaction, Feature.DESCRIBE):
             return
-        if not image_attachments(message.attachments):
-            await interaction.response.send_message(NO_IMAGES, ephemeral=True)
+        found = await self.bot.media.images(message)
+        if not found.sources:
+            await interaction.response.send_message(" ".join([NO_IMAGES, *found.notes_when_empty()]), ephemeral=True)
             return
         await interaction.response.defer(thinking=True)
         await self.describe(
-            InteractionSink(interaction), message.attachments, asker=interaction.user, message_id=interaction.id,
-            style=await self._style_for(interaction),
+            InteractionSink(interaction), found.sources, asker=interaction.user, message_id=interaction.id,
+            style=await self._style_for(interaction), notes=found.notes,
         )
 
     async def _style_for(self, interaction: discord.Interaction) -> str:
@@ -135,11 +142,13 @@ class Describe(commands.Cog):
         shared_text: str = "",
         chosen: bool = False,
         style: str = ALT_TEXT_SYSTEM,
+        notes: Sequence[str] = (),
     ) -> None:
         """Placeholder at once, then download, prepare and stream the description into it.
 
         ``chosen``: the user picked ``attachments`` as images (see :func:`gather_images`); ``style``:
-        the system prompt saying in which language and at what length (``AltText.system_prompt``).
+        the system prompt saying in which language and at what length (``AltText.system_prompt``);
+        ``notes``: what the message showed that was left out (a link not fetched, a Lottie sticker).
         The exchange becomes part of the channel's conversation, so follow-up questions can refer to it.
         """
         limit = self.bot.settings.max_images_per_request
@@ -154,6 +163,7 @@ class Describe(commands.Cog):
         gathered = await gather_images(
             attachments, self.bot.images, self.bot.downloads, limit=limit, detail=detail, chosen=chosen
         )
+        gathered.notes[:0] = notes
         if not gathered.images:
             await reply.fail(" ".join(gathered.notes) or NO_IMAGES)
             return
@@ -170,7 +180,7 @@ class Describe(commands.Cog):
             question,
             gathered.images,
             reply,
-            request=describe_request(len(gathered.images), prompt),
+            request=describe_request(len(gathered.images), prompt, [image.frames for image in gathered.images]),
             notes=gathered.notes,
             system_prompt=style,
         )

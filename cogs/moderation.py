@@ -14,7 +14,6 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.guard import Work
-from bot.images import image_attachments
 from bot.moderation import Category, ModerationSettings, ModerationSettingsError
 from bot.moderation.config import MAX_RULES_CHARS, Action
 from bot.moderation.discord import ModLogButton, check_embeds, moderate, settings_embed, stats_embed
@@ -91,16 +90,30 @@ class Moderation(commands.Cog):
 
     @commands.Cog.listener()
     async def on_message(self, message: discord.Message) -> None:
+        await self._watch(message)
+
+    @commands.Cog.listener()
+    async def on_raw_message_edit(self, update: discord.RawMessageUpdateEvent) -> None:
+        """An edit or a link's preview that adds images is moderated too (only the images it adds)."""
+        await self._watch(update.message)
+
+    async def _watch(self, message: discord.Message) -> None:
         guild = message.guild
-        if guild is None or message.author.bot or not image_attachments(message.attachments):
+        if guild is None or message.author.bot:
+            return
+        found = await self.bot.media.images(message)
+        if not found.sources:
             return
         settings = await self.service.settings(guild.id)
         if settings is None or not settings.watches(message.channel.id, getattr(message.channel, "parent_id", None)):
             return
-        if not await self.bot.claims.claim(Work.MODERATION, message.id):
-            return  # a redelivered event
+        # Claimed per image: a redelivered event does nothing, an edit adding images checks those alone.
+        claims, pairs = self.bot.claims, zip(found.sources, found.keys, strict=True)
+        images = [source for source, key in pairs if await claims.claim(Work.MODERATION, f"{message.id}:{key}")]
+        if not images:
+            return  # a redelivered event, or an edit that added no image
         try:
-            await moderate(message, settings, self.service)
+            await moderate(message, settings, self.service, images)
         except Exception:
             log.exception("Moderating message %s in guild %s failed", message.id, guild.id)
 
@@ -228,13 +241,15 @@ class Moderation(commands.Cog):
         if interaction.guild is None or not _can_moderate(interaction.permissions):
             await interaction.response.send_message("Only moderators can check images.", ephemeral=True)
             return
-        if not image_attachments(message.attachments):
-            await interaction.response.send_message("That message has no image attachments.", ephemeral=True)
+        found = await self.bot.media.images(message)
+        if not found.sources:
+            text = " ".join(["That message has no images.", *found.notes])
+            await interaction.response.send_message(text, ephemeral=True)
             return
         await interaction.response.defer(ephemeral=True, thinking=True)
         guild_id = interaction.guild.id
         settings = await self.service.settings(guild_id) or ModerationSettings()
-        results = await self.service.check_attachments(guild_id, settings, message.attachments)  # type: ignore[arg-type]
+        results = await self.service.check_attachments(guild_id, settings, found.sources)
         for result in results:
             await self.service.record_verdict(
                 guild_id,

@@ -12,7 +12,6 @@ from discord.ext import commands
 
 from bot.access import permit
 from bot.guild import Feature
-from bot.images import image_attachments
 from bot.ocr import LocalOcrEngine
 from bot.ocr.transcribe import OcrOptions, OcrServices, OfflineReader, transcribe_attachments
 from bot.replies import InteractionSink
@@ -78,12 +77,12 @@ class Ocr(commands.Cog):
     async def extract_text(self, interaction: discord.Interaction, message: discord.Message) -> None:
         if not await permit(self.bot.server_settings, interaction, Feature.OCR):
             return
-        images = image_attachments(message.attachments)
-        if not images:
-            await interaction.response.send_message(NO_IMAGES, ephemeral=True)
+        found = await self.bot.media.images(message)
+        if not found.sources:
+            await interaction.response.send_message(" ".join([NO_IMAGES, *found.notes_when_empty()]), ephemeral=True)
             return
         await interaction.response.defer(thinking=True)
-        await transcribe_attachments(InteractionSink(interaction), images, OcrOptions(), self.services())
+        await transcribe_attachments(InteractionSink(interaction), found.sources, OcrOptions(), self.services())
 
 
 async def setup(bot: Glimpse) -> None:

@@ -1,7 +1,10 @@
 """Images: from a message's files to bounded, normalised, resized images ready for the model.
 
 ``policy`` decides sizes, ``codec`` reads and encodes within limits, ``prepare`` runs that off the
-event loop, ``attachments`` downloads through one memory budget and says what was left out.
+event loop, ``attachments`` downloads through one memory budget and says what was left out, ``media``
+fetches what a message only links to (previews, stickers) through Discord's media proxy alone.
+``from_discord`` reads a message's images; it is the one part that imports discord, so it is imported
+by its own name and not re-exported here.
 """
 
 from bot.images.attachments import (
@@ -16,7 +19,9 @@ from bot.images.attachments import (
     image_attachments,
     is_image,
 )
+from bot.images.budget import MemoryGate
 from bot.images.codec import MAX_DATA_URL_CHARS, MAX_INPUT_BYTES, ImageRejected
+from bot.images.media import MediaFetcher, MediaRefused, MessageImages, ProxiedImage
 from bot.images.policy import Detail, qwen_image_tokens
 from bot.images.prepare import ImageWorker, PreparedImage, prepare_image, prepare_text_images
 
@@ -30,7 +35,12 @@ __all__ = [
     "GatheredImages",
     "ImageRejected",
     "ImageWorker",
+    "MediaFetcher",
+    "MediaRefused",
+    "MemoryGate",
+    "MessageImages",
     "PreparedImage",
+    "ProxiedImage",
     "check_size",
     "download",
     "downloaded",

@@ -14,20 +14,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections import deque
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from bot.images.budget import DownloadGate
 from bot.images.prepare import MAX_INPUT_BYTES, Detail, ImageRejected, ImageWorker, PreparedImage
 
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".webp", ".bmp", ".jfif")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".webp", ".bmp", ".jfif", ".tif", ".tiff", ".avif", ".heic", ".heif")
 TOO_LARGE = f"That file is too large; the limit is {MAX_INPUT_BYTES // 2**20} MB."
 NOT_DOWNLOADED = "I could not download it (was the message deleted?)."
-DOWNLOAD_BUDGET = 64 * 2**20
-"""Default bytes of attachments held between download and preparation, across the whole bot."""
 
 
 class DownloadFailed(ImageRejected):
@@ -55,90 +53,6 @@ class GatheredImages:
     def spoiler(self) -> bool:
         """Whether any prepared image came from a spoiler attachment."""
         return any(self.spoilers)
-
-
-class DownloadGate:
-    """A budget of bytes for downloads in flight: a download is admitted when its declared ``size``
-    (known before fetching) fits in what is left, and its bytes count until the holder releases them.
-
-    Waiters are admitted strictly in arrival order (a small request never overtakes a large one, so
-    large ones are not starved); one larger than the whole budget is admitted alone. Not thread-safe:
-    one event loop. Futures are made per wait, so the gate itself may be built outside a loop.
-    """
-
-    def __init__(self, max_bytes: int = DOWNLOAD_BUDGET) -> None:
-        if max_bytes <= 0:
-            raise ValueError(f"max_bytes must be positive, not {max_bytes}")
-        self.max_bytes = max_bytes
-        self.in_use = 0
-        """Bytes admitted and not yet released."""
-        self.holders = 0
-        """Holds admitted and not yet released."""
-        self.peak = 0
-        """The most bytes ever admitted at once (over the budget only for a single oversized hold)."""
-        self._waiters: deque[tuple[int, asyncio.Future[None]]] = deque()
-
-    @property
-    def waiting(self) -> int:
-        """Holds waiting for room."""
-        return sum(1 for _, future in self._waiters if not future.done())
-
-    @contextlib.asynccontextmanager
-    async def hold(self, size: int) -> AsyncIterator[None]:
-        """Wait for room for ``size`` bytes and keep it until the block ends, however it ends."""
-        await self.acquire(size)
-        try:
-            yield
-        finally:
-            self.release(size)
-
-    async def acquire(self, size: int) -> None:
-        """Wait (FIFO) until ``size`` bytes fit; pair with exactly one :meth:`release` of the same size."""
-        size = max(size, 0)
-        entry = (size, asyncio.get_running_loop().create_future())
-        self._waiters.append(entry)
-        self._wake()
-        if entry[1].done():
-            return  # admitted at once
-        log.debug("A download of %d bytes waits for room (%d of %d bytes in use)", size, self.in_use, self.max_bytes)
-        try:
-            await entry[1]
-        except asyncio.CancelledError:
-            if entry[1].done() and not entry[1].cancelled():
-                self.release(size)  # admitted in the same moment as cancelled: give the room back
-            else:
-                with contextlib.suppress(ValueError):  # _wake may have dropped it already
-                    self._waiters.remove(entry)
-                self._wake()  # the head may have left: the next ones may fit now
-            raise
-
-    def release(self, size: int) -> None:
-        size = max(size, 0)
-        if self.holders <= 0 or size > self.in_use:
-            raise RuntimeError("DownloadGate.release without a matching acquire")
-        self.in_use -= size
-        self.holders -= 1
-        self._wake()
-
-    def _fits(self, size: int) -> bool:
-        return self.holders == 0 or self.in_use + size <= self.max_bytes
-
-    def _admit(self, size: int) -> None:
-        self.in_use += size
-        self.holders += 1
-        self.peak = max(self.peak, self.in_use)
-
-    def _wake(self) -> None:
-        while self._waiters:
-            size, future = self._waiters[0]
-            if future.done():  # cancelled while waiting
-                self._waiters.popleft()
-                continue
-            if not self._fits(size):
-                return  # FIFO: nobody overtakes the head
-            self._waiters.popleft()
-            self._admit(size)
-            future.set_result(None)
 
 
 def is_image(attachment: AttachmentLike) -> bool:
@@ -194,6 +108,8 @@ async def download(attachment: AttachmentLike) -> bytes:
     check_size(attachment)
     try:
         return await attachment.read()
+    except ImageRejected:  # a proxied image says why itself
+        raise
     except Exception as error:  # discord.HTTPException / NotFound: deleted or expired; no discord import here
         log.warning("Could not download attachment %r", attachment.filename, exc_info=True)
         raise DownloadFailed(NOT_DOWNLOADED) from error

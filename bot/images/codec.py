@@ -1,6 +1,6 @@
 """The Pillow plumbing of the image pipeline: read within limits, normalise, encode.
 
-Only PNG, JPEG, GIF, WebP and BMP are ever parsed; other formats are named from their magic bytes
+Only the formats of :mod:`bot.images.formats` are ever parsed; others are named from their magic bytes
 (for the refusal message) but never opened. Limits are enforced before any pixel is decoded: the
 byte size first, then the pixel count from the header. Truncated or damaged files are refused
 rather than decoded in half (Pillow's ``LOAD_TRUNCATED_IMAGES`` stays off). Pillow's global
@@ -17,6 +17,7 @@ from typing import Any
 from PIL import Image, ImageOps, ImageStat, UnidentifiedImageError
 
 from bot.images import policy
+from bot.images.formats import ACCEPTED, ALLOWED_FORMATS, STILL_ONLY
 
 log = logging.getLogger(__name__)
 
@@ -25,11 +26,9 @@ MAX_PIXELS = 50_000_000
 # The provider wants base64 payloads under 1 MB; we count the whole `data:` URL to stay clear of it.
 MAX_DATA_URL_CHARS = 1_000_000
 
-ALLOWED_FORMATS = ("PNG", "JPEG", "GIF", "WEBP", "BMP")
 JPEG_FORMATS = ("JPEG", "MPO")  # MPO: a JPEG with extra frames, as many cameras write
 DAMAGED = "That image is incomplete or damaged, so I can't read it."
 TOO_MANY_PIXELS = f"That image has far too many pixels; the limit is {MAX_PIXELS // 1_000_000} megapixels."
-_ACCEPTED = "I accept PNG, JPEG, GIF, WebP and BMP."
 
 
 class ImageRejected(Exception):
@@ -44,8 +43,6 @@ class ImageRejected(Exception):
 
 _FOREIGN_SIGNATURES: tuple[tuple[bytes, str], ...] = (
     (b"8BPS", "PSD"),
-    (b"II*\x00", "TIFF"),
-    (b"MM\x00*", "TIFF"),
     (b"\x00\x00\x01\x00", "ICO"),
     (b"\x00\x00\x02\x00", "CUR"),
     (b"%PDF", "PDF"),
@@ -57,7 +54,8 @@ _FOREIGN_SIGNATURES: tuple[tuple[bytes, str], ...] = (
 )
 _FTYP_BRANDS = {b"heic": "HEIC", b"heix": "HEIC", b"hevc": "HEIC", b"mif1": "HEIF", b"msf1": "HEIF",
                 b"avif": "AVIF", b"avis": "AVIF"}
-_ALLOWED_SIGNATURES = (b"\x89PNG", b"\xff\xd8\xff", b"GIF8", b"BM")
+_ALLOWED_SIGNATURES = (b"\x89PNG", b"\xff\xd8\xff", b"GIF8", b"BM", b"II*\x00", b"MM\x00*")
+_OPENED_BRANDS = {"AVIF": (b"avif", b"avis"), "HEIF": (b"heic", b"heix", b"hevc", b"mif1", b"msf1")}
 
 
 def foreign_format(data: bytes) -> str | None:
@@ -77,13 +75,20 @@ def foreign_format(data: bytes) -> str | None:
     return "text" if all(c.isprintable() or c.isspace() for c in text) else None
 
 
-def unreadable_reason(data: bytes) -> str:
+def _opened_signature(data: bytes) -> bool:
     if data.startswith(_ALLOWED_SIGNATURES) or (data[:4] == b"RIFF" and data[8:12] == b"WEBP"):
+        return True
+    brand = data[8:12] if data[4:8] == b"ftyp" else None
+    return any(brand in _OPENED_BRANDS.get(name, ()) for name in ALLOWED_FORMATS)
+
+
+def unreadable_reason(data: bytes) -> str:
+    if _opened_signature(data):
         return DAMAGED
     name = foreign_format(data)
     if name is not None:
-        return f"That file is not an image I can read ({name}). {_ACCEPTED}"
-    return f"That file is not an image I can read. {_ACCEPTED}"
+        return f"That file is not an image I can read ({name}). {ACCEPTED}"
+    return f"That file is not an image I can read. {ACCEPTED}"
 
 
 def open_image(data: bytes) -> Image.Image:
@@ -106,6 +111,28 @@ def open_image(data: bytes) -> Image.Image:
     if width < 1 or height < 1:
         raise ImageRejected("That image is empty (zero pixels).")
     return image
+
+
+_PIXEL_BYTES = {"1": 1, "L": 1, "P": 1, "I;16": 2, "I;16B": 2, "I;16L": 2, "I;16N": 2}  # any other mode: 4
+
+
+def decoded_bytes(data: bytes) -> int:
+    """The memory decoding ``data`` holds at its largest, from the header alone (nothing decoded):
+    its pixels as Pillow keeps them (1, 2 or 4 bytes each) and, for a mode that must become L, RGB
+    or RGBA first, the converted copy; for an animation, the frame being sampled. 0 for what will
+    be refused before decoding (no readable header, too many pixels): that job ends at once."""
+    try:
+        with Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS) as image:
+            width, height, mode = image.width, image.height, image.mode
+            animated = bool(getattr(image, "is_animated", False)) and image.format not in STILL_ONLY
+    except Exception:  # unreadable, a bomb, a format we do not open: refused before decoding
+        return 0
+    if width * height > MAX_PIXELS:
+        return 0
+    if animated:  # a frame, the composite it is drawn on, and its RGBA copy (see bot.images.animation)
+        return width * height * 12
+    per_pixel = _PIXEL_BYTES.get(mode, 4) + (0 if mode in ("L", "RGB", "RGBA") else 4)
+    return width * height * per_pixel
 
 
 def orientation_of(image: Image.Image) -> int:

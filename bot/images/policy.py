@@ -96,7 +96,7 @@ def looks_like_graphic(image: Image.Image) -> bool:
     Flat graphics are dominated by a few exact colours; photos (sensor noise, gradients) never are.
     Measured on a coarse sample with colours quantised to 16 levels, so JPEG noise does not hide it.
     """
-    sample = image.convert("RGB").resize((96, 96), Image.Resampling.NEAREST)
+    sample = image.resize((96, 96), Image.Resampling.NEAREST).convert("RGB")  # never a full-size copy
     sample = sample.point(lambda value: value & 0xF0)
     colours = sample.getcolors(maxcolors=96 * 96) or []
     top = sorted((count for count, _ in colours), reverse=True)[:8]

@@ -23,7 +23,8 @@ from typing import Any, TypeVar
 
 from PIL import Image
 
-from bot.images import codec, policy
+from bot.images import animation, codec, policy
+from bot.images.budget import MemoryGate
 from bot.images.codec import MAX_DATA_URL_CHARS, MAX_INPUT_BYTES, MAX_PIXELS, ImageRejected
 from bot.images.policy import Detail, qwen_image_tokens
 
@@ -43,6 +44,8 @@ __all__ = [
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
 
+ANIMATION_FRAMES = 4
+"""Default frames of an animation on its contact sheet (``ANIMATION_FRAMES``)."""
 _SHRINK_STEP = 0.8  # when no quality setting fits the payload limit, shrink by this and retry
 
 # Encoder settings tried in order until the data URL fits. Measured on a 1536x864 screenshot: JPEG
@@ -60,6 +63,8 @@ class PreparedImage:
     height: int
     detail: Detail
     tokens: int
+    frames: int = 1
+    """Frames of an animation laid out in this one image (a contact sheet, numbered in order)."""
 
     @property
     def data_url(self) -> str:
@@ -76,22 +81,22 @@ class PreparedImage:
 
     def __repr__(self) -> str:  # the bytes would flood logs
         return (f"PreparedImage(mime={self.mime!r}, width={self.width}, height={self.height}, "
-                f"detail={self.detail!r}, tokens={self.tokens}, bytes={len(self.data)})")
+                f"detail={self.detail!r}, tokens={self.tokens}, frames={self.frames}, bytes={len(self.data)})")
 
 
 def _encode(
-    image: Image.Image, steps: tuple[dict[str, Any], ...], detail: Detail, *, try_png: bool = False
+    image: Image.Image, steps: tuple[dict[str, Any], ...], detail: Detail, *, try_png: bool = False, frames: int = 1
 ) -> PreparedImage:
     """Encode ``image`` (RGB) with the first settings whose data URL fits, shrinking if none does."""
     while True:
         if try_png:
             png = codec.save(image, "PNG")
             if codec.fits(len(png), "image/png"):
-                return _prepared(png, "image/png", image, detail)
+                return _prepared(png, "image/png", image, detail, frames)
         for params in steps:
             jpeg = codec.save(image, "JPEG", **params)
             if codec.fits(len(jpeg), "image/jpeg"):
-                return _prepared(jpeg, "image/jpeg", image, detail)
+                return _prepared(jpeg, "image/jpeg", image, detail, frames)
         smaller = (max(1, int(image.width * _SHRINK_STEP)), max(1, int(image.height * _SHRINK_STEP)))
         if smaller == image.size:  # cannot happen with real encoders; never loop forever regardless
             raise ImageRejected("Something went wrong while reading that image.")
@@ -99,9 +104,9 @@ def _encode(
         image, try_png = codec.resize(image, smaller), False
 
 
-def _prepared(data: bytes, mime: str, image: Image.Image, detail: Detail) -> PreparedImage:
+def _prepared(data: bytes, mime: str, image: Image.Image, detail: Detail, frames: int = 1) -> PreparedImage:
     return PreparedImage(data=data, mime=mime, width=image.width, height=image.height, detail=detail,
-                         tokens=qwen_image_tokens(image.width, image.height))
+                         tokens=qwen_image_tokens(image.width, image.height), frames=frames)
 
 
 # --- the two policies -----------------------------------------------------------------------------
@@ -122,30 +127,36 @@ def _guarded(fn: Callable[..., _T], *args: Any) -> _T:
         raise ImageRejected("Something went wrong while reading that image.") from None
 
 
-def prepare_image(data: bytes, *, detail: Detail = "auto") -> PreparedImage:
+def prepare_image(data: bytes, *, detail: Detail = "auto", frames: int = ANIMATION_FRAMES) -> PreparedImage:
     """Prepare an image for description and conversation: resized by ``detail``, JPEG-encoded.
 
     ``low`` keeps a 512 px long side, ``high`` 1536 px; ``auto`` keeps 1536 px for flat graphics
-    (screenshots, documents, memes) and 1024 px for photos. Images are never enlarged.
+    (screenshots, documents, memes) and 1024 px for photos. Images are never enlarged. An animation
+    becomes one contact sheet of up to ``frames`` frames (see :mod:`bot.images.animation`).
     Raises :class:`ImageRejected` for any input it cannot use.
     """
     if detail not in ("auto", "low", "high"):
         raise ValueError(f"detail must be auto, low or high, not {detail!r}")
-    return _guarded(_prepare_image, bytes(data), detail)
+    return _guarded(_prepare_image, bytes(data), detail, frames)
 
 
 def _decode_within(source: Image.Image, cap: int) -> Image.Image:
     return codec.working_mode(codec.decode(source, cap, tolerance=policy.DRAFT_TOLERANCE))
 
 
-def _prepare_image(data: bytes, detail: Detail) -> PreparedImage:
+def _prepare_image(data: bytes, detail: Detail, frames: int) -> PreparedImage:
     source = codec.open_image(data)
     original = source.size
     codec.check_ratio(*original)
+    sheet = animation.contact_sheet(source, frames, animation.sheet_long_side(detail))
+    if sheet is not None:
+        image, count = sheet
+        return _encode(image, _GRAPHIC_STEPS, detail, frames=count)
     # A JPEG is drafted for the photo size first (the common, fast case); should it turn out to be
     # a flat graphic, which deserves more pixels, it is decoded again at the larger size.
     cap = policy.long_side_cap(detail, graphic=False)
     image = _decode_within(source, cap)
+    del source  # the working copy is all that is needed: never two full-size images for long
     graphic = policy.looks_like_graphic(image)
     if graphic and detail == "auto":
         cap = policy.long_side_cap(detail, graphic=True)
@@ -227,24 +238,42 @@ class ImageWorker:
     interaction, and the jobs are short. A slot is freed when the job really ends, even if its
     caller was cancelled or timed out, so abandoned work cannot pile up behind the bound.
     Pillow releases the GIL while decoding and resizing, so the threads do run in parallel.
+
+    Before a prepare job starts, its decoded size is read from the header and held in ``memory``
+    (``IMAGE_MEMORY_MB``) until it ends: a flood of small files that decode to huge images waits its
+    turn instead of holding gigabytes at once (one larger than the whole budget runs alone).
     """
 
-    def __init__(self, max_workers: int = 2, max_queue: int = 16, *, job_timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        max_workers: int = 2,
+        max_queue: int = 16,
+        *,
+        job_timeout: float = 30.0,
+        memory: MemoryGate | None = None,
+        animation_frames: int = ANIMATION_FRAMES,
+    ) -> None:
         if max_workers < 1 or max_queue < 1:
             raise ValueError("max_workers and max_queue must be at least 1")
         self._executor = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="glimpse-image")
         self._slots = asyncio.Semaphore(max_queue)
         self._job_timeout = job_timeout
+        self.memory = memory if memory is not None else MemoryGate()
+        self.animation_frames = animation_frames
 
     async def prepare(self, data: bytes, *, detail: Detail = "auto") -> PreparedImage:
         """:func:`prepare_image` in the pool; a job running past ``job_timeout`` is refused."""
-        return await self._bounded(functools.partial(prepare_image, detail=detail), data)
+        return await self._bounded(functools.partial(prepare_image, detail=detail, frames=self.animation_frames), data)
 
     async def prepare_text_images(self, data: bytes) -> list[PreparedImage]:
         """:func:`prepare_text_images` in the pool; a job running past ``job_timeout`` is refused."""
         return await self._bounded(prepare_text_images, data)
 
     async def _bounded(self, fn: Callable[[bytes], _T], data: bytes) -> _T:
+        async with self.memory.hold(codec.decoded_bytes(data)):  # waiting for room is not the job's time
+            return await self._timed(fn, data)
+
+    async def _timed(self, fn: Callable[[bytes], _T], data: bytes) -> _T:
         try:
             async with asyncio.timeout(self._job_timeout):
                 return await self.run(fn, data)

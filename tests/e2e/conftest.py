@@ -59,6 +59,7 @@ def bot_environment(emulator: DiscordEmulator, vlm: VLMServer, store_url: str, *
         "VLM_BASE_URL": vlm.base_url,
         "DESCRIBE_CHANNEL_IDS": str(emulator.channel("images").id),
         "STORE_URL": store_url,
+        "DISCORD_MEDIA_HOSTS": emulator.base_url,  # link previews and stickers come from the emulator's proxy
         **extra,
     }
 

@@ -237,7 +237,7 @@ async def test_context_menu_on_a_message_without_images_refuses_privately(
     await emulator.wait_for_response(interaction)
 
     assert interaction.callback_types == [MESSAGE] and interaction.ephemeral
-    assert interaction.callbacks[0].data["content"] == "That message has no image attachments I can read."
+    assert interaction.callbacks[0].data["content"] == "That message has no images I can read."
     assert vlm.completions == []
     assert [m for m in emulator.bot_messages(general) if not m.ephemeral] == []
 

@@ -8,6 +8,7 @@ import discord
 import pytest
 
 from bot.app import Glimpse
+from bot.images.formats import ACCEPTED
 from tests.e2e.helpers import (  # noqa: F401  (the fixtures: scaled Discord limits, bot paced to match)
     MISSING_PERMISSIONS,
     PLACEHOLDER,
@@ -66,8 +67,7 @@ async def test_slash_describe_of_a_file_that_is_not_an_image_names_it_and_why(
     original = await emulator.wait_for(lambda: interaction.original)
     content = await emulator.wait_for_content(original, lambda text: text != PLACEHOLDER and bool(text))
 
-    assert content == warning_line("Skipped `notes.txt`: That file is not an image I can read (text). "
-                                   "I accept PNG, JPEG, GIF, WebP and BMP.")
+    assert content == warning_line(f"Skipped `notes.txt`: That file is not an image I can read (text). {ACCEPTED}")
     assert vlm.completions == []
 
 

@@ -16,6 +16,7 @@ import pytest
 from PIL import Image, ImageDraw, ImageFile
 
 from bot.images import policy as image_policy
+from bot.images.formats import ACCEPTED, HEIF_AVAILABLE
 from bot.images.prepare import (
     MAX_DATA_URL_CHARS,
     MAX_INPUT_BYTES,
@@ -133,9 +134,12 @@ def test_exif_orientation_is_applied() -> None:
 
 
 @pytest.mark.parametrize("fmt", ["GIF", "WEBP"])
-def test_animation_gives_its_first_frame(fmt: str) -> None:
-    prepared = prepare_image(corpus.animated(fmt, [(255, 0, 0), (0, 255, 0), (0, 0, 255)]))
+def test_animation_with_one_frame_asked_and_for_ocr_gives_its_first_frame(fmt: str) -> None:
+    data = corpus.animated(fmt, [(255, 0, 0), (0, 255, 0), (0, 0, 255)])
+    prepared = prepare_image(data, frames=1)
     assert decoded(prepared).convert("RGB").getpixel((10, 10)) == pytest.approx((255, 0, 0), abs=10)
+    (tile,) = prepare_text_images(data)
+    assert decoded(tile).convert("RGB").getpixel((10, 10)) == pytest.approx((255, 0, 0), abs=10)
 
 
 # --- refusals -------------------------------------------------------------------------------------
@@ -156,18 +160,19 @@ def test_truncated_files_are_refused() -> None:
         (b"Hello! This is a note, not a picture.\n", "(text)"),
         (random.Random(7).randbytes(4096), "not an image I can read"),
         (corpus.psd_header(), "(PSD)"),
-        (corpus.encode(Image.new("RGB", (8, 8)), "TIFF"), "(TIFF)"),
+        (b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj" + bytes(range(128, 256)), "(PDF)"),
         (corpus.SVG, "(SVG)"),
         (corpus.encode(Image.new("RGB", (16, 16)), "ICO"), "(ICO)"),
-        (corpus.heic_header(), "(HEIC)"),
+        # A HEIC header alone: damaged when the [heif] extra reads HEIC, else a format not read.
+        (corpus.heic_header(), "incomplete or damaged" if HEIF_AVAILABLE else "(HEIC)"),
     ],
-    ids=["zero-bytes", "text", "random", "psd", "tiff", "svg", "ico", "heic"],
+    ids=["zero-bytes", "text", "random", "psd", "pdf", "svg", "ico", "heic"],
 )
 def test_unreadable_inputs_are_refused_with_a_reason(data: bytes, expected: str) -> None:
     reason = rejected(data)
     assert expected in reason
     if expected.startswith("("):
-        assert "PNG, JPEG, GIF, WebP and BMP" in reason
+        assert reason.endswith(ACCEPTED) and "PNG, JPEG, GIF, WebP, BMP, TIFF" in reason
 
 
 @pytest.fixture
@@ -432,7 +437,7 @@ async def test_worker_bounds_queued_jobs() -> None:
 
 async def test_a_slow_job_is_refused_after_the_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
     release = threading.Event()
-    monkeypatch.setattr("bot.images.prepare.prepare_image", lambda data, detail: release.wait(30))
+    monkeypatch.setattr("bot.images.prepare.prepare_image", lambda data, **options: release.wait(30))
     worker = ImageWorker(job_timeout=0.05)
     try:
         with pytest.raises(ImageRejected, match="too long"):

@@ -4,9 +4,11 @@ allowed, store the audit trail, and post what moderators should see in the mod-l
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 import discord
 
+from bot.images import AttachmentLike
 from bot.moderation.action_ids import ActionRef, ButtonAction
 from bot.moderation.config import ModerationSettings
 from bot.moderation.discord.buttons import entry_view
@@ -18,10 +20,17 @@ from bot.moderation.service import ModerationService
 log = logging.getLogger(__name__)
 
 
-async def moderate(message: discord.Message, settings: ModerationSettings, service: ModerationService) -> None:
+async def moderate(
+    message: discord.Message,
+    settings: ModerationSettings,
+    service: ModerationService,
+    images: Sequence[AttachmentLike] | None = None,
+) -> None:
+    """``images``: what to check (the message's images, or those an edit added); default its attachments."""
     assert message.guild is not None
     guild = message.guild
-    results = await service.check_attachments(guild.id, settings, message.attachments)  # type: ignore[arg-type]
+    images = message.attachments if images is None else images  # type: ignore[assignment]
+    results = await service.check_attachments(guild.id, settings, images)
     ids = {"channel_id": message.channel.id, "message_id": message.id, "user_id": message.author.id}
     for result in results:
         await service.record_verdict(guild.id, result, **ids)

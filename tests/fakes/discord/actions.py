@@ -11,6 +11,7 @@ from typing import Any
 
 from . import payloads
 from .interactions import APPLICATION_COMMAND, MESSAGE_COMPONENT, MODAL_SUBMIT, Interaction, Interactions
+from .media import Sticker
 from .messages import Messages, NewFile
 from .state import Channel, Message, Role, User, World
 
@@ -45,6 +46,7 @@ class Actions:
         reply_to: Message | None = None,
         mention_author: bool = True,
         embeds: Sequence[JSON] = (),
+        stickers: Sequence[Sticker] = (),
     ) -> Message:
         """``author`` posts in ``channel``; ``<@id>`` mentions in ``content`` resolve as on Discord."""
         allowed = None if mention_author else {"parse": ["users", "roles", "everyone"], "replied_user": False}
@@ -57,7 +59,13 @@ class Actions:
             reference_id=reply_to.id if reply_to else None,
             allowed_mentions=allowed,
             message_type=19 if reply_to else 0,
+            sticker_items=[s.item() for s in stickers],
         )
+
+    async def forward(self, author: User, message: Message, channel: Channel) -> Message:
+        """``author`` forwards ``message`` into ``channel``: a new message whose ``message_snapshots``
+        carry the original's content, attachments, embeds and stickers (no ``referenced_message``)."""
+        return await self.messages.create(channel, author, forward_of=message)
 
     async def reply(self, author: User, message: Message, content: str = "", **kwargs: Any) -> Message:
         """``author`` replies to ``message`` (pinging its author unless ``mention_author=False``)."""

@@ -204,6 +204,8 @@ class Messages:
         webhook_id: int | None = None,
         interaction_id: int | None = None,
         message_type: int = 0,
+        sticker_items: Sequence[JSON] = (),
+        forward_of: Message | None = None,
     ) -> Message:
         message = Message(
             id=snowflake(),
@@ -218,7 +220,12 @@ class Messages:
             webhook_id=webhook_id,
             interaction_id=interaction_id,
             type=message_type,
+            sticker_items=list(sticker_items),
         )
+        if forward_of is not None:
+            message.reference_id, message.reference_type = forward_of.id, 1
+            message.reference_channel_id = forward_of.channel_id
+            message.snapshots = [payloads.snapshot(forward_of, self.world, self.cdn.url_for)]
         self.world.messages[message.id] = message
         self._apply_mentions(message, allowed_mentions, "create")
         message.record_revision("create")
@@ -251,6 +258,14 @@ class Messages:
         message.edited_at = time.time()
         self._apply_mentions(message, body.get("allowed_mentions"), "edit")
         message.record_revision("edit")
+        await self._dispatch("MESSAGE_UPDATE", message)
+        return message
+
+    async def add_embeds(self, message: Message, embeds: Sequence[JSON]) -> Message:
+        """Discord's unfurl: embeds added by Discord itself (a MESSAGE_UPDATE; no edit by the author)."""
+        if message.deleted:
+            raise errors.unknown("message")
+        message.embeds = [*message.embeds, *embeds]
         await self._dispatch("MESSAGE_UPDATE", message)
         return message
 

@@ -175,6 +175,7 @@ def message(m: Message, world: World, attachment_url: Any, *, include_reference:
         "mention_roles": [str(r) for r in m.mention_role_ids],
         "attachments": [attachment(a, attachment_url(a)) for a in m.attachments],
         "embeds": m.embeds,
+        "sticker_items": m.sticker_items,
         "components": m.components,
         "pinned": False,
         "flags": m.flags,
@@ -200,20 +201,31 @@ def message(m: Message, world: World, attachment_url: Any, *, include_reference:
         data["webhook_id"] = str(m.webhook_id)
         data["application_id"] = str(world.application_id)
     if m.reference_id is not None:
+        source = world.channels[m.reference_channel_id or m.channel_id]
         data["message_reference"] = {
-            "type": 0,
+            "type": m.reference_type,
             "message_id": str(m.reference_id),
-            "channel_id": str(m.channel_id),
-            **({"guild_id": str(guild.id)} if guild else {}),
+            "channel_id": str(source.id),
+            **({"guild_id": str(source.guild_id)} if source.guild_id else {}),
         }
+        if m.snapshots:
+            data["message_snapshots"] = m.snapshots
         referenced = world.messages.get(m.reference_id)
-        if include_reference:
+        if include_reference and m.reference_type == 0:  # a forward carries snapshots instead
             data["referenced_message"] = (
                 None
                 if referenced is None or referenced.deleted
                 else message(referenced, world, attachment_url, include_reference=False)
             )
     return data
+
+
+def snapshot(m: Message, world: World, attachment_url: Any) -> JSON:
+    """A forwarded message's ``message_snapshots`` entry: its content, files, embeds, stickers as they are."""
+    full = message(m, world, attachment_url, include_reference=False)
+    keys = ("type", "content", "embeds", "attachments", "timestamp", "edited_timestamp", "flags",
+            "mentions", "mention_roles", "sticker_items", "components")
+    return {"message": {key: full[key] for key in keys}}
 
 
 def _mentioned_user(u: User, guild: Guild | None) -> JSON:

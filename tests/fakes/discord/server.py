@@ -24,6 +24,7 @@ from .actions import Actions
 from .cdn import Cdn
 from .gateway import GUILDS, Gateway, GatewayConfig
 from .interactions import InteractionConfig, Interactions
+from .media import MediaProxy
 from .messages import Messages
 from .ratelimit import RateLimitConfig, RateLimiter
 from .records import MentionRecord, Recorder, RequestRecord
@@ -42,6 +43,7 @@ class EmulatorConfig:
     interactions: InteractionConfig = field(default_factory=InteractionConfig)
     attachment_url_ttl: float = 24 * 3600.0
     upload_limit: int = 10 * 1024 * 1024
+    unfurl_delay: float = 0.2  # seconds until Discord adds a posted link's preview (MESSAGE_UPDATE)
 
 
 class DiscordEmulator(Actions):
@@ -58,6 +60,7 @@ class DiscordEmulator(Actions):
         self.bot_token = _token_for(self.world.bot.id)
         self.records = Recorder()
         self.cdn = Cdn("http://127.0.0.1", self.config.attachment_url_ttl)
+        self.media = MediaProxy()  # link previews, stickers, custom emoji (see media.py)
         self.gateway = Gateway(
             self.world, self.records, self.config.gateway, self.bot_token, lambda: self.ws_url
         )
@@ -88,12 +91,13 @@ class DiscordEmulator(Actions):
     async def start(self) -> None:
         app = web.Application(middlewares=[self.rest.middleware], client_max_size=64 * 1024 * 1024)
         self.rest.add_routes(app)
+        self.media.add_routes(app)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
         self.port = self._runner.addresses[0][1]
-        self.cdn.base_url = self.base_url
+        self.cdn.base_url = self.media.base_url = self.base_url
         _log.info("Discord emulator listening on %s", self.base_url)
 
     async def close(self) -> None:
@@ -152,16 +156,18 @@ class DiscordEmulator(Actions):
     @contextlib.contextmanager
     def point_discord_py(self) -> Iterator[None]:
         """Point this process's discord.py at the emulator (restored on exit)."""
+        import discord.asset
         import discord.gateway
         import discord.http
 
-        old = discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY
+        old = discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY, discord.asset.Asset.BASE
         discord.http.Route.BASE = self.api_base
         discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = self.gateway_url
+        discord.asset.Asset.BASE = self.base_url  # stickers and emoji are served by the emulator's media proxy
         try:
             yield
         finally:
-            discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = old
+            discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY, discord.asset.Asset.BASE = old
 
     @contextlib.asynccontextmanager
     async def running(self, client: Any, timeout: float = 10.0) -> AsyncIterator[Any]:  # noqa: ASYNC109
@@ -282,6 +288,24 @@ class DiscordEmulator(Actions):
         Discord only delivers custom_ids present on the message, so this is how such a click is made.
         """
         message.components = [dict(c) for c in components]
+
+    async def post_message(self, *args: Any, **kwargs: Any) -> Message:
+        """As :meth:`Actions.post_message`; a link registered with ``media.link`` is then unfurled
+        after ``config.unfurl_delay`` seconds, as Discord does."""
+        message = await super().post_message(*args, **kwargs)
+        previews = self.media.previews_for(message.content)
+        if previews:
+            self._in_background(self._unfurl_later(message, previews))
+        return message
+
+    async def _unfurl_later(self, message: Message, embeds: list[dict[str, Any]]) -> None:
+        await asyncio.sleep(self.config.unfurl_delay)
+        if not message.deleted:
+            await self.unfurl(message, embeds)
+
+    async def unfurl(self, message: Message, embeds: list[dict[str, Any]]) -> Message:
+        """Discord adds ``embeds`` (link previews) to ``message`` now: a MESSAGE_UPDATE."""
+        return await self.messages.add_embeds(message, embeds)
 
     def _in_background(self, *sends: Coroutine[Any, Any, None]) -> asyncio.Task[None] | None:
         """Run ``sends`` in order in a task kept until done (awaited on :meth:`close`)."""

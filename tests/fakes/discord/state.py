@@ -209,6 +209,10 @@ class Message:
     type: int = 0
     reactions: dict[str, set[int]] = field(default_factory=dict)
     revisions: list[Revision] = field(default_factory=list)
+    sticker_items: list[dict[str, object]] = field(default_factory=list)
+    reference_type: int = 0  # 0 a reply, 1 a forward
+    reference_channel_id: int | None = None  # a forward's source channel (a reply's is its own)
+    snapshots: list[dict[str, object]] = field(default_factory=list)  # a forward's message_snapshots
 
     @property
     def history(self) -> list[str]:
