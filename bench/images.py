@@ -27,6 +27,7 @@ import PIL
 from PIL import Image, features
 
 from bench import _common as common
+from bench import image_memory
 from bench._common import report
 from bot.images import MAX_DATA_URL_CHARS, prepare_image, prepare_text_images, qwen_image_tokens
 from tests.unit import image_corpus as corpus
@@ -91,7 +92,7 @@ def machine() -> str:
     return common.machine(f"Pillow {PIL.__version__} ({turbo})")
 
 
-def run(repeat: int) -> list[str]:
+def run(repeat: int, flood: int = 50) -> list[str]:
     inputs = {
         "photo 4000x3000 JPEG q92": corpus.photo_jpeg(4000, 3000, quality=92),
         "screenshot 1920x1080 PNG": corpus.screenshot_png(1920, 1080),
@@ -120,6 +121,9 @@ def run(repeat: int) -> list[str]:
               f"- OCR policy on a 1080x8000 PNG ({len(tall) / 1e6:.2f} MB): {tiles} PNG tiles in "
               f"{tall_ms:.0f} ms, {tall_sent.chars:,} base64 chars in all",
               f"- naive path on an RGBA PNG without the conversion: {naive_fails_on_rgba()}"]
+    lines += ["", *image_memory.big_png_lines(max(3, repeat // 3)), *image_memory.sheet_lines(repeat)]
+    if flood:
+        lines += image_memory.flood_lines(flood)
     return lines
 
 
@@ -127,9 +131,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=9, help="timed runs per input and path")
     parser.add_argument("--write-readme", action="store_true", help="store the results in bench/README.md")
+    parser.add_argument("--flood", type=int, default=50, help="PNGs of 7000x7000 prepared at once (0: skip)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
-    lines = run(args.repeat)
+    lines = run(args.repeat, args.flood)
     report(lines, write=args.write_readme, key="images", title="Images")
 
 

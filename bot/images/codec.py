@@ -118,8 +118,9 @@ _PIXEL_BYTES = {"1": 1, "L": 1, "P": 1, "I;16": 2, "I;16B": 2, "I;16L": 2, "I;16
 
 def decoded_bytes(data: bytes) -> int:
     """The memory decoding ``data`` holds at its largest, from the header alone (nothing decoded):
-    its pixels as Pillow keeps them (1, 2 or 4 bytes each) and, for a mode that must become L, RGB
-    or RGBA first, the converted copy; for an animation, the frame being sampled. 0 for what will
+    its pixels as Pillow keeps them (1, 2 or 4 bytes each), for a mode that must become L, RGB or
+    RGBA first the converted copy, and the first pass of resizing it (measured: a 7000x7000 PNG
+    peaks at 238 MB, this says 250); for an animation, the frame being sampled. 0 for what will
     be refused before decoding (no readable header, too many pixels): that job ends at once."""
     try:
         with Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS) as image:
@@ -132,7 +133,8 @@ def decoded_bytes(data: bytes) -> int:
     if animated:  # a frame, the composite it is drawn on, and its RGBA copy (see bot.images.animation)
         return width * height * 12
     per_pixel = _PIXEL_BYTES.get(mode, 4) + (0 if mode in ("L", "RGB", "RGBA") else 4)
-    return width * height * per_pixel
+    first_pass = min(width, policy.TEXT_MAX_WIDTH) * height * 4  # a downscale's first pass: new width x old height
+    return width * height * per_pixel + first_pass
 
 
 def orientation_of(image: Image.Image) -> int:

@@ -21,13 +21,14 @@ def encoded(image: Image.Image, fmt: str = "PNG") -> bytes:
     return buffer.getvalue()
 
 
-def test_the_decoded_size_comes_from_the_header_with_the_converted_copy_when_one_is_needed() -> None:
+def test_the_decoded_size_comes_from_the_header_with_the_converted_copy_and_the_first_resize_pass() -> None:
     big = encoded(Image.new("RGB", (7000, 7000), "white"))
-    assert len(big) < 300_000  # a small file ...
-    assert decoded_bytes(big) == 7000 * 7000 * 4  # ... that decodes to 196 MB (Pillow keeps RGB in 4 bytes)
-    assert decoded_bytes(encoded(Image.new("L", (100, 50)))) == 100 * 50
-    assert decoded_bytes(encoded(Image.new("P", (100, 50)), "GIF")) == 100 * 50 * (1 + 4)  # P, then RGB(A)
-    assert decoded_bytes(encoded(Image.new("LA", (10, 10)))) == 10 * 10 * (4 + 4)
+    assert len(big) < 300_000  # a small file that decodes to 196 MB (Pillow keeps RGB in 4 bytes a pixel),
+    assert decoded_bytes(big) == 7000 * 7000 * 4 + 1920 * 7000 * 4  # and resizing it passes through 1920x7000
+    first_pass = 100 * 50 * 4
+    assert decoded_bytes(encoded(Image.new("L", (100, 50)))) == 100 * 50 + first_pass
+    assert decoded_bytes(encoded(Image.new("P", (100, 50)), "GIF")) == 100 * 50 * (1 + 4) + first_pass  # P, RGB(A)
+    assert decoded_bytes(encoded(Image.new("LA", (10, 10)))) == 10 * 10 * (4 + 4) + 10 * 10 * 4
     assert decoded_bytes(b"not an image") == 0  # refused before decoding: it holds nothing
 
 
