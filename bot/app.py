@@ -17,7 +17,7 @@ from discord.ext import commands
 from bot.conversation import ChatService, MemoryLimits
 from bot.guard import Claims, Work
 from bot.guild import Defaults, GuildSettingsService
-from bot.images import DownloadGate, ImageWorker, MediaFetcher, MemoryGate
+from bot.images import DownloadGate, ImageWorker, MediaFetcher, MemoryGate, return_large_frees_to_the_os
 from bot.images.from_discord import MessageMedia
 from bot.moderation import ModerationService
 from bot.replies import ChannelPacer, LiveRegistry
@@ -102,6 +102,7 @@ class Glimpse(commands.AutoShardedBot):
             idle_timeout=settings.vlm_idle_timeout,
             max_concurrency=settings.vlm_max_concurrency,
         )
+        return_large_frees_to_the_os()  # so the decode budget bounds the process, not only the work
         self.images = ImageWorker(  # decoded bytes in flight bounded; animations as contact sheets
             memory=MemoryGate(settings.image_memory_mb * 2**20), animation_frames=settings.animation_frames
         )

@@ -19,7 +19,7 @@ from bot.images.attachments import (
     image_attachments,
     is_image,
 )
-from bot.images.budget import MemoryGate
+from bot.images.budget import MemoryGate, return_large_frees_to_the_os
 from bot.images.codec import MAX_DATA_URL_CHARS, MAX_INPUT_BYTES, ImageRejected
 from bot.images.media import MediaFetcher, MediaRefused, MessageImages, ProxiedImage
 from bot.images.policy import Detail, qwen_image_tokens
@@ -50,4 +50,5 @@ __all__ = [
     "prepare_image",
     "prepare_text_images",
     "qwen_image_tokens",
+    "return_large_frees_to_the_os",
 ]

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
+import ctypes.util
 import logging
 from collections import deque
 from collections.abc import AsyncIterator
@@ -124,3 +126,25 @@ class MemoryGate(ByteBudget):
 
     def __init__(self, max_bytes: int = IMAGE_MEMORY_BUDGET) -> None:
         super().__init__(max_bytes)
+
+
+_M_MMAP_THRESHOLD = -3
+LARGE_ALLOCATION = 1 << 20
+"""Allocations from this size up are mapped on their own and given back to the system when freed."""
+
+
+def return_large_frees_to_the_os() -> bool:
+    """Make glibc give large freed blocks (decoded images) back to the system at once.
+
+    By default glibc raises its mmap threshold after the first large free, so later image buffers
+    come from per-thread heaps that keep their peak: two worker threads each kept ~240 MB after a
+    7000x7000 PNG, and the process stayed at twice the decode budget (bench/README.md, Images).
+    A fixed threshold keeps every buffer from 1 MiB up separately mapped. Returns whether it applied
+    (False off glibc, where nothing is changed)."""
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name or "libc.so.6")
+        return bool(libc.mallopt(_M_MMAP_THRESHOLD, LARGE_ALLOCATION))
+    except (OSError, AttributeError):
+        log.debug("mallopt unavailable: freed image memory is returned as the allocator decides")
+        return False

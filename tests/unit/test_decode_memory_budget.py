@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import io
+import sys
 
 import pytest
 from PIL import Image
 
-from bot.images import ImageWorker, MemoryGate
+from bot.images import ImageWorker, MemoryGate, return_large_frees_to_the_os
 from bot.images.codec import decoded_bytes
 
 pytestmark = pytest.mark.timeout(60)
@@ -67,3 +68,8 @@ async def test_one_image_larger_than_the_whole_budget_runs_alone() -> None:
         worker.close()
     assert [r.width for r in results] == [1536, 64]
     assert gate.most_holders == 1 and gate.peak == decoded_bytes(huge)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's allocator")
+def test_large_freed_buffers_go_back_to_the_system_on_glibc() -> None:
+    assert return_large_frees_to_the_os() is True  # mallopt accepted the fixed threshold
