@@ -61,8 +61,11 @@ class Settings(commands.Cog):
         return True
 
     async def change(self, interaction: discord.Interaction, change: Change, summary: str, done: str) -> None:
-        """Apply ``change`` to this server's settings and answer in one ephemeral line: ``done``, or why not."""
+        """Apply ``change`` to this server's settings and answer in one ephemeral line: ``done``, or why not.
+
+        Acknowledged first: the compare-and-set may wait on the store, and Discord waits 3 seconds."""
         assert interaction.guild is not None
+        await _acknowledge(interaction)
         try:
             await self.bot.server_settings.update(
                 interaction.guild.id, change, actor_id=interaction.user.id, summary=summary
@@ -79,6 +82,7 @@ class Settings(commands.Cog):
     async def show_command(self, interaction: discord.Interaction) -> None:
         guild = interaction.guild
         assert guild is not None
+        await _acknowledge(interaction)
         stored = await self.bot.server_settings.get(guild.id)
         sections = summary_sections(
             stored.settings,
@@ -90,7 +94,7 @@ class Settings(commands.Cog):
         for title, text in sections:
             embed.add_field(name=title, value=text, inline=False)
         embed.set_footer(text=f"Settings version {stored.version}")
-        await interaction.response.send_message(embed=embed, ephemeral=True)
+        await interaction.edit_original_response(embed=embed)
 
     @settings.command(name="describe", description="Automatic alt text for images posted in a channel (and threads).")
     @app_commands.describe(channel="The channel", on="Describe every image posted there")
@@ -165,6 +169,7 @@ class Settings(commands.Cog):
         self, interaction: discord.Interaction, channel: discord.TextChannel | None = None
     ) -> None:
         assert interaction.guild is not None
+        # a form cannot follow a defer: this read is bounded (the service's read timeout) instead
         stored = await self.bot.server_settings.get(interaction.guild.id)
         await interaction.response.send_modal(PersonaModal(self, channel, stored.settings))
 
@@ -189,6 +194,7 @@ class Settings(commands.Cog):
                  f"skip-described {skip_described}" if skip_described is not None else ""]
         summary = "alt text: " + ", ".join(p for p in parts if p)
         if not any(parts):
+            await _acknowledge(interaction)
             alt = (await self.bot.server_settings.get(interaction.guild.id)).settings.alt_text
             await _say(interaction, f"Alt text: {language_label(alt.language)}, {alt.length.value}, "
                                     f"skip-described {str(alt.skip_described).lower()}.")
@@ -262,8 +268,18 @@ async def require_manage_server(bot: Glimpse, interaction: discord.Interaction) 
         raise app_commands.CheckFailure(decision.reason)
 
 
+async def _acknowledge(interaction: discord.Interaction) -> None:
+    """Defer (privately) before work that may wait on the store."""
+    if not interaction.response.is_done():
+        await interaction.response.defer(ephemeral=True, thinking=True)
+
+
 async def _say(interaction: discord.Interaction, text: str) -> None:
-    await interaction.response.send_message(text, ephemeral=True)
+    """One private line: the response, or the deferred response edited in."""
+    if interaction.response.is_done():
+        await interaction.edit_original_response(content=text)
+    else:
+        await interaction.response.send_message(text, ephemeral=True)
 
 
 async def setup(bot: Glimpse) -> None:

@@ -10,6 +10,7 @@ calls :meth:`GuildSettingsService.invalidate`. Without one, another process sees
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable
@@ -24,6 +25,9 @@ log = logging.getLogger(__name__)
 
 CACHE_SECONDS = 10.0
 """How long a guild's settings are served from memory before the store is read again."""
+READ_TIMEOUT_SECONDS = 1.5
+"""A settings read that takes longer (a stalled store) gives way to the last known settings, so an
+interaction is still acknowledged within Discord's 3 seconds."""
 
 
 @dataclass(frozen=True)
@@ -43,28 +47,35 @@ class GuildSettingsService:
         defaults: Defaults,
         *,
         cache_seconds: float = CACHE_SECONDS,
+        read_timeout: float = READ_TIMEOUT_SECONDS,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.store = store
         self.defaults = defaults
         self.locales = KnownLocales(store)  # people's Discord languages, for alt text in "auto"
         self.cache_seconds = cache_seconds
+        self.read_timeout = read_timeout
         self._clock = clock
         self._cache: dict[int, tuple[float, StoredSettings]] = {}
         self.on_change: list[Callable[[int], None]] = []
         """Called with the guild id after every change this process made (e.g. to tell other processes)."""
 
     async def get(self, guild_id: int) -> StoredSettings:
-        """The guild's settings (cached). A store that cannot be read serves the last known settings,
-        else the defaults, so an outage does not silence the bot; a bad record reads as the defaults."""
+        """The guild's settings (cached). A store that cannot be read (or not within ``read_timeout``)
+        serves the last known settings, else the defaults, so an outage does not silence the bot; a
+        bad record reads as the defaults."""
         cached = self._cache.get(guild_id)
         if cached is not None and self._clock() - cached[0] < self.cache_seconds:
             return cached[1]
         try:
-            stored = await self._load(guild_id)
+            async with asyncio.timeout(self.read_timeout):
+                stored = await self._load(guild_id)
         except Exception:
             log.warning("Could not read the settings of guild %s; using the last known", guild_id, exc_info=True)
-            return cached[1] if cached is not None else StoredSettings(GuildSettings(), 0)
+            if cached is None:
+                return StoredSettings(GuildSettings(), 0)
+            self._cache[guild_id] = (self._clock(), cached[1])  # not asked again for a while: no pile-up
+            return cached[1]
         self._cache[guild_id] = (self._clock(), stored)
         return stored
 
@@ -83,7 +94,9 @@ class GuildSettingsService:
 
     async def decide(self, member: Member, place: Place, feature: Feature) -> Decision:
         """May ``member`` use ``feature`` at ``place`` (see :func:`bot.guild.policy.decide`)."""
-        settings = (await self.get(place.guild_id)).settings if place.guild_id is not None else GuildSettings()
+        # /settings depends on Manage Server alone: no store read before the command can answer
+        needs_record = place.guild_id is not None and feature != Feature.SETTINGS
+        settings = (await self.get(place.guild_id)).settings if needs_record else GuildSettings()
         return decide(settings, self.defaults, member, place, feature)
 
     async def update(

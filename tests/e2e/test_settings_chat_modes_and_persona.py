@@ -17,7 +17,7 @@ from tests.e2e.helpers import (  # noqa: F401  (the fixtures: scaled Discord lim
     paced_like_emulator,
     png,
 )
-from tests.e2e.server_settings import answer_of, answered, bot_replies_to, run_settings
+from tests.e2e.server_settings import answer_of, answered, bot_replies_to, run_settings, submit_form
 from tests.fakes.discord import DiscordEmulator, Message
 from tests.fakes.vlm import RecordedRequest, VLMServer
 
@@ -113,12 +113,11 @@ async def test_the_persona_reaches_the_system_message_of_chat_and_ask(
     general, images = emulator.channel("general"), emulator.channel("images")
     form = await run_settings(emulator, alice, "persona")
     assert form.modal is not None and form.modal["title"] == "Glimpse's persona"
-    saved = await emulator.submit_modal(alice, form, {PERSONA_INPUT_ID: "You are Captain Glimpse, a pirate."})
-    await emulator.wait_for_response(saved)
+    saved = await submit_form(emulator, alice, form, {PERSONA_INPUT_ID: "You are Captain Glimpse, a pirate."})
     assert answer_of(saved) == "The persona for this server is saved."
     channel_form = await run_settings(emulator, alice, "persona", {"channel": images})
-    done = await emulator.submit_modal(alice, channel_form, {PERSONA_INPUT_ID: "You speak like a robot."})
-    await emulator.wait_for_response(done)
+    done = await submit_form(emulator, alice, channel_form, {PERSONA_INPUT_ID: "You speak like a robot."})
+    assert answer_of(done) == f"The persona for <#{images.id}> is saved."
 
     vlm.script("Arr.")
     mention = await emulator.post_message(bob, general, f"<@{emulator.bot_user.id}> who are you?")
@@ -132,8 +131,7 @@ async def test_the_persona_reaches_the_system_message_of_chat_and_ask(
     assert system_message(vlm.completions[-1]) == f"You speak like a robot.\n\n{CHAT_RULES}"
 
     reset = await run_settings(emulator, alice, "persona")
-    cleared = await emulator.submit_modal(alice, reset, {PERSONA_INPUT_ID: ""})
-    await emulator.wait_for_response(cleared)
+    cleared = await submit_form(emulator, alice, reset, {PERSONA_INPUT_ID: ""})
     assert answer_of(cleared) == "The persona for this server is reset to the built-in one."
     vlm.script("I am Glimpse.")
     plain = await emulator.post_message(bob, general, f"<@{emulator.bot_user.id}> and now?")

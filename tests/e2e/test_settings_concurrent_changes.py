@@ -16,7 +16,7 @@ from tests.e2e.helpers import (  # noqa: F401  (the fixtures: scaled Discord lim
     emulator_config,
     paced_like_emulator,
 )
-from tests.e2e.server_settings import answer_of, run_settings, stored_version
+from tests.e2e.server_settings import answer_of, run_settings, stored_version, submit_form
 from tests.fakes.discord import DiscordEmulator
 from tests.fakes.vlm import VLMServer
 
@@ -52,12 +52,10 @@ async def test_a_persona_form_opened_before_someone_else_saved_theirs_is_refused
 
     # an unrelated change in between does not stand in the way
     answer_of(await run_settings(emulator, owner, "describe", {"channel": general, "on": True}))
-    saved = await emulator.submit_modal(owner, owners_form, {PERSONA_INPUT_ID: "You are a ship's cat."})
-    await emulator.wait_for_response(saved)
+    saved = await submit_form(emulator, owner, owners_form, {PERSONA_INPUT_ID: "You are a ship's cat."})
     assert answer_of(saved) == "The persona for this server is saved."
 
-    late = await emulator.submit_modal(alice, alices_form, {PERSONA_INPUT_ID: "You are a lighthouse keeper."})
-    await emulator.wait_for_response(late)
+    late = await submit_form(emulator, alice, alices_form, {PERSONA_INPUT_ID: "You are a lighthouse keeper."})
     assert answer_of(late) == STALE_PERSONA
     settings = (await glimpse.server_settings.get(emulator.guild().id)).settings
     assert settings.persona == "You are a ship's cat."  # the owner's, not lost
@@ -68,8 +66,8 @@ async def test_a_persona_form_opened_before_someone_else_saved_theirs_is_refused
     assert reopened.modal is not None
     inputs = [c for row in reopened.modal["components"] for c in row.get("components", [row.get("component", {})])]
     assert any(c.get("value") == "You are a ship's cat." for c in inputs)
-    again = await emulator.submit_modal(alice, reopened, {PERSONA_INPUT_ID: "You are a lighthouse keeper."})
-    await emulator.wait_for_response(again)
+    again = await submit_form(emulator, alice, reopened, {PERSONA_INPUT_ID: "You are a lighthouse keeper."})
+    assert answer_of(again) == "The persona for this server is saved."
     assert (await glimpse.server_settings.get(emulator.guild().id)).settings.persona == "You are a lighthouse keeper."
     assert_discord_refused_nothing(emulator)
 
@@ -97,8 +95,7 @@ async def test_a_moderation_rules_form_opened_before_another_change_is_refused_a
     assert form.modal is not None
     other = await emulator.run_slash_command(owner, general, "moderation setup", {"add_channel": images})
     await emulator.wait_for_response(other)
-    submitted = await emulator.submit_modal(alice, form, {RULES_INPUT_ID: "No memes."})
-    await emulator.wait_for_response(submitted)
+    submitted = await submit_form(emulator, alice, form, {RULES_INPUT_ID: "No memes."})
     assert submitted.ephemeral and submitted.original.content == STALE_FORM
     settings = await glimpse.moderation.settings(emulator.guild().id)
     assert isinstance(settings, ModerationSettings)

@@ -11,7 +11,7 @@ from bot.settings import Settings
 from cogs.settings import PERSONA_INPUT_ID
 from tests.e2e.conftest import bot_environment
 from tests.e2e.helpers import png
-from tests.e2e.server_settings import answer_of, answered, bot_replies_to, run_settings
+from tests.e2e.server_settings import answer_of, answered, bot_replies_to, run_settings, submit_form
 from tests.fakes.discord import DiscordEmulator
 from tests.fakes.vlm import VLMServer
 from tests.store.conftest import redis_url, store_url  # noqa: F401  (fixtures: a fresh SQLite file or Redis db)
@@ -33,8 +33,7 @@ async def test_settings_survive_a_restart(
         answer_of(await run_settings(emulator, alice, "describe", {"channel": images, "on": False}))
         answer_of(await run_settings(emulator, alice, "access", {"user": emulator.user("carol"), "rule": "block"}))
         form = await run_settings(emulator, alice, "persona")
-        saved = await emulator.submit_modal(alice, form, {PERSONA_INPUT_ID: "You are a museum guide."})
-        await emulator.wait_for_response(saved)
+        saved = await submit_form(emulator, alice, form, {PERSONA_INPUT_ID: "You are a museum guide."})
         answer_of(saved)
 
     async with emulator.running(again := Glimpse(settings, sync_commands=True)):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from bot.guild import (
@@ -178,3 +180,23 @@ async def test_the_service_caches_reads_and_a_change_here_invalidates_at_once(tm
         with pytest.raises(SettingsConflictError):
             await other.update(GUILD, lambda s: s.with_persona("x"), actor_id=6, summary="stale", expected_version=1)
         assert [c.summary for c in await service.changes(GUILD)] == ["off", "on"]
+
+
+async def test_a_stalled_store_gives_way_to_the_last_known_settings_within_the_read_timeout(tmp_path) -> None:
+    async with await open_store(f"sqlite:///{tmp_path / 'g.db'}") as store:
+        clock = Clock()
+        service = GuildSettingsService(store, DEFAULTS, cache_seconds=10, read_timeout=0.05, clock=clock)
+        await service.update(GUILD, lambda s: s.with_describe(GENERAL, True), actor_id=5, summary="on")
+        assert (await service.behaviour(HERE)).describe  # read once, cached
+        stalled, asked = asyncio.Event(), []
+
+        async def stall(*_: object) -> None:
+            asked.append(1)
+            await stalled.wait()
+
+        store.load_guild_settings = stall  # type: ignore[method-assign]
+        clock.now = 11  # the cache entry is stale: the store is asked, and does not answer
+        assert (await service.behaviour(HERE)).describe  # the last known settings, after 0.05 s
+        assert (await service.behaviour(HERE)).describe and len(asked) == 1  # kept a while: not asked again
+        assert (await service.get(GUILD + 1)).version == 0  # never read: the defaults
+        stalled.set()
