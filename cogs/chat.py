@@ -60,7 +60,9 @@ class Chat(commands.Cog):
         addressed = addresses_bot(message, self.bot.user)
         place = place_of(message.channel)
         here = await self.bot.server_settings.behaviour(place)
-        if not (addressed or here.answers_every_message) or self._is_owner_command(message):
+        # without the Message Content intent, a message that does not mention the bot arrives empty
+        free = here.answers_every_message and self.bot.intents.message_content
+        if not (addressed or free) or self._is_owner_command(message):
             return
         # Refusals stay quiet: a message is not a request for an error line.
         if not (await self.bot.server_settings.decide(message_member(message), place, Feature.CHAT)).allowed:
