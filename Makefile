@@ -11,7 +11,7 @@ $(VENV)/.core: pyproject.toml
 	touch $@
 
 $(VENV)/.dev: pyproject.toml $(VENV)/.core
-	$(PY) -m pip install -q --disable-pip-version-check -e '.[dev,redis,ocr,heif]'
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[dev,redis,ocr,heif,metrics]'
 	touch $@
 
 run: $(VENV)/.core

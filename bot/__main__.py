@@ -13,6 +13,7 @@ import discord
 import yarl
 from dotenv import load_dotenv
 
+from bot import metrics
 from bot.app import Glimpse
 from bot.logs import setup_logging
 from bot.settings import Settings, SettingsError
@@ -58,6 +59,9 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
 
+    if settings.metrics_port is not None and not metrics.available():
+        sys.stderr.write("Glimpse cannot start: METRICS_PORT needs prometheus-client (pip install '.[metrics]').\n")
+        return 2
     setup_logging(settings.log_level, secrets=settings.secrets)
     point_discord_at(settings)
     message_content = True

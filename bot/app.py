@@ -19,9 +19,12 @@ from bot.guard import Claims, Work
 from bot.guild import Defaults, GuildSettingsService
 from bot.images import DownloadGate, ImageWorker, MediaFetcher, MemoryGate, return_large_frees_to_the_os
 from bot.images.from_discord import MessageMedia
+from bot.metrics import Metrics
 from bot.moderation import ModerationService
+from bot.monitoring import discord_trace, status_server
 from bot.replies import ChannelPacer, LiveRegistry
 from bot.settings import Settings
+from bot.status_server import StatusServer
 from bot.store import Store, StoreOptions, open_store
 from bot.vlm import VisionClient
 
@@ -77,7 +80,9 @@ class Glimpse(commands.AutoShardedBot):
         channel's window counts as used (the earlier process may have used it just before it died)."""
         intents = discord.Intents.default()
         intents.message_content = message_content
+        self.metrics = Metrics()
         super().__init__(
+            http_trace=discord_trace(self.metrics),
             command_prefix=commands.when_mentioned,
             intents=intents,
             # Model output is untrusted: nothing the bot sends may ping anyone, by default everywhere.
@@ -90,6 +95,8 @@ class Glimpse(commands.AutoShardedBot):
         self.settings = settings
         self.sync_commands = sync_commands
         self.started_at = started_at
+        self.health_server: StatusServer | None = None  # /healthz and /metrics, when METRICS_PORT is set
+        self._background: list[asyncio.Task[None]] = []
         self.tree.on_error = self.on_app_command_error
 
     async def setup_hook(self) -> None:
@@ -101,20 +108,27 @@ class Glimpse(commands.AutoShardedBot):
             first_token_timeout=settings.vlm_first_token_timeout,
             idle_timeout=settings.vlm_idle_timeout,
             max_concurrency=settings.vlm_max_concurrency,
+            metrics=self.metrics,
         )
+        metrics = self.metrics
         return_large_frees_to_the_os()  # so the decode budget bounds the process, not only the work
         self.images = ImageWorker(  # decoded bytes in flight bounded; animations as contact sheets
-            memory=MemoryGate(settings.image_memory_mb * 2**20), animation_frames=settings.animation_frames
+            memory=MemoryGate(settings.image_memory_mb * 2**20),
+            animation_frames=settings.animation_frames,
+            on_wait=metrics.waited("image_worker"),
         )
-        self.downloads = DownloadGate()  # bytes of attachments between download and preparation
+        # bytes of attachments between download and preparation
+        self.downloads = DownloadGate(on_wait=metrics.waited("download"))
         # The images in a message (attachments, previews, stickers, forwards), the same for every feature.
         self.media = MessageMedia(
             self, MediaFetcher(settings.discord_media_hosts), embed_wait=settings.embed_wait_seconds
         )
         self.pacer = ChannelPacer(busy_since=self.started_at)  # the loop's clock is time.monotonic()
-        self.live = LiveRegistry()  # replies on screen, so that deleting one stops it at once
+        # replies on screen, so that deleting one stops it at once
+        self.live = LiveRegistry(on_finished=metrics.reply_requests.observe)
         self.store = await open_store(settings.store_url.reveal(), StoreOptions.from_settings(settings))
-        self.claims = Claims(self.store)  # each message and interaction handled once, in any process
+        # each message and interaction handled once, in any process
+        self.claims = Claims(self.store, on_refused=lambda work: metrics.claims_refused.labels(work).inc())
         self._claim_interactions_first()
         self.server_settings = GuildSettingsService(
             self.store, Defaults(describe_channel_ids=settings.describe_channel_ids, allow_dms=settings.allow_dms)
@@ -123,7 +137,11 @@ class Glimpse(commands.AutoShardedBot):
         self.moderation = ModerationService(
             store=self.store, vision=self.vision, images=self.images, downloads=self.downloads
         )
-        self._purger = asyncio.create_task(self._purge_forever(), name="glimpse-retention")
+        self._background.append(asyncio.create_task(self._purge_forever(), name="glimpse-retention"))
+        if settings.metrics_port is not None:
+            self._background.append(asyncio.create_task(metrics.watch_loop_lag(), name="glimpse-loop-lag"))
+            self.health_server = status_server(self, settings.metrics_port)
+            await self.health_server.start()
         for extension in EXTENSIONS:
             await self.load_extension(extension)
         if not self.intents.message_content:
@@ -195,10 +213,12 @@ class Glimpse(commands.AutoShardedBot):
     async def close(self) -> None:
         await self._let_handlers_finish()
         await super().close()
-        if hasattr(self, "_purger"):
-            self._purger.cancel()
+        if self.health_server is not None:
+            await self.health_server.close()
+        for task in self._background:
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._purger
+                await task
         if hasattr(self, "vision"):
             await self.vision.aclose()
         if hasattr(self, "images"):

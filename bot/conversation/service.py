@@ -24,6 +24,7 @@ from bot.conversation.turns import (
     turns_in_reach,
 )
 from bot.images import PreparedImage
+from bot.metrics import counts_as
 from bot.prompts import ALT_TEXT_SYSTEM, chat_system
 from bot.vlm import AnswerTarget, Completion, VisionClient, stream_answer
 
@@ -111,6 +112,7 @@ class ChatService:
         await self.store.cache_set(FORGOTTEN, str(channel_id), {"snowflake": snowflake}, ttl=horizon_seconds)
         return removed
 
+    @counts_as("chat")
     async def answer(
         self,
         channel_id: int,
@@ -132,6 +134,7 @@ class ChatService:
         )
         return await self._stream(channel_id, plan, question, images, reply, notes)
 
+    @counts_as("describe")
     async def describe(
         self,
         channel_id: int,

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
+from collections.abc import Callable
 from enum import StrEnum
 from typing import Protocol
 
@@ -44,9 +45,15 @@ class Claims:
     moderating it are claimed separately)."""
 
     def __init__(
-        self, store: ClaimStore, *, ttl: float = CLAIM_TTL_SECONDS, capacity: int = LOCAL_CAPACITY
+        self,
+        store: ClaimStore,
+        *,
+        ttl: float = CLAIM_TTL_SECONDS,
+        capacity: int = LOCAL_CAPACITY,
+        on_refused: Callable[[str], None] | None = None,
     ) -> None:
         self._store = store
+        self._on_refused = on_refused  # told the kind of work each time a claim is refused
         self._ttl = ttl
         self._capacity = capacity
         self._local: OrderedDict[tuple[str, str], None] = OrderedDict()
@@ -55,7 +62,7 @@ class Claims:
     async def claim(self, kind: str, key: int | str) -> bool:
         local = (kind, str(key))
         if local in self._local:
-            self.refused += 1
+            self._refuse(kind)
             return False
         self._local[local] = None
         if len(self._local) > self._capacity:
@@ -66,6 +73,11 @@ class Claims:
             log.warning("Store unavailable for the %s claim on %s (%s); handling it in this process", kind, key, error)
             return True
         if not taken:
-            self.refused += 1
+            self._refuse(kind)
             log.debug("%s %s is claimed already (a redelivery, or another process): not handled here", kind, key)
         return taken
+
+    def _refuse(self, kind: str) -> None:
+        self.refused += 1
+        if self._on_refused is not None:
+            self._on_refused(str(kind))

@@ -12,8 +12,9 @@ import contextlib
 import ctypes
 import ctypes.util
 import logging
+import time
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +36,7 @@ class ByteBudget:
     what = "hold"
     """What the bytes are, for the log."""
 
-    def __init__(self, max_bytes: int) -> None:
+    def __init__(self, max_bytes: int, *, on_wait: Callable[[float], None] | None = None) -> None:
         if max_bytes <= 0:
             raise ValueError(f"max_bytes must be positive, not {max_bytes}")
         self.max_bytes = max_bytes
@@ -46,6 +47,7 @@ class ByteBudget:
         self.peak = 0
         """The most bytes ever admitted at once (over the budget only for a single oversized hold)."""
         self._waiters: deque[tuple[int, asyncio.Future[None]]] = deque()
+        self._on_wait = on_wait  # told how long each hold waited for room (0 when admitted at once)
 
     @property
     def waiting(self) -> int:
@@ -68,8 +70,11 @@ class ByteBudget:
         self._waiters.append(entry)
         self._wake()
         if entry[1].done():
+            if self._on_wait is not None:
+                self._on_wait(0.0)
             return  # admitted at once
         log.debug("A %s of %d bytes waits (%d of %d bytes in use)", self.what, size, self.in_use, self.max_bytes)
+        queued = time.monotonic()
         try:
             await entry[1]
         except asyncio.CancelledError:
@@ -80,6 +85,8 @@ class ByteBudget:
                     self._waiters.remove(entry)
                 self._wake()  # the head may have left: the next ones may fit now
             raise
+        if self._on_wait is not None:
+            self._on_wait(time.monotonic() - queued)
 
     def release(self, size: int) -> None:
         size = max(size, 0)
@@ -115,8 +122,8 @@ class DownloadGate(ByteBudget):
 
     what = "download"
 
-    def __init__(self, max_bytes: int = DOWNLOAD_BUDGET) -> None:
-        super().__init__(max_bytes)
+    def __init__(self, max_bytes: int = DOWNLOAD_BUDGET, *, on_wait: Callable[[float], None] | None = None) -> None:
+        super().__init__(max_bytes, on_wait=on_wait)
 
 
 class MemoryGate(ByteBudget):

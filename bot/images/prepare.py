@@ -16,6 +16,7 @@ import functools
 import hashlib
 import logging
 import struct
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -252,6 +253,7 @@ class ImageWorker:
         job_timeout: float = 30.0,
         memory: MemoryGate | None = None,
         animation_frames: int = ANIMATION_FRAMES,
+        on_wait: Callable[[float], None] | None = None,
     ) -> None:
         if max_workers < 1 or max_queue < 1:
             raise ValueError("max_workers and max_queue must be at least 1")
@@ -260,6 +262,7 @@ class ImageWorker:
         self._job_timeout = job_timeout
         self.memory = memory if memory is not None else MemoryGate()
         self.animation_frames = animation_frames
+        self._on_wait = on_wait  # told how long each job waited for a thread (called from that thread)
 
     async def prepare(self, data: bytes, *, detail: Detail = "auto") -> PreparedImage:
         """:func:`prepare_image` in the pool; a job running past ``job_timeout`` is refused."""
@@ -283,10 +286,18 @@ class ImageWorker:
 
     async def run(self, fn: Callable[..., _T], /, *args: Any) -> _T:
         """Run ``fn(*args)`` in the pool and return its result (its exceptions propagate)."""
+        queued = time.monotonic()
         await self._slots.acquire()
         loop = asyncio.get_running_loop()
+        on_wait = self._on_wait
+
+        def job() -> _T:
+            if on_wait is not None:
+                on_wait(time.monotonic() - queued)
+            return fn(*args)
+
         try:
-            future = self._executor.submit(fn, *args)
+            future = self._executor.submit(job)
         except BaseException:
             self._slots.release()
             raise

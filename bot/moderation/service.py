@@ -26,6 +26,7 @@ from bot.images import (
     downloaded,
     image_attachments,
 )
+from bot.metrics import counts_as
 from bot.moderation.cache import CLEAN_CONFIRM_DISTANCE, VerdictCache
 from bot.moderation.config import ModerationSettings, ModerationSettingsError
 from bot.moderation.ledger import EntryLedger
@@ -157,6 +158,7 @@ class ModerationService:
 
     # -- checks --------------------------------------------------------------------------------------
 
+    @counts_as("moderation")
     async def check_attachments(
         self, guild_id: int, settings: ModerationSettings, attachments: Sequence[AttachmentLike]
     ) -> list[CheckResult]:

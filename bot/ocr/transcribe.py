@@ -26,6 +26,7 @@ import discord
 
 from bot.images import AttachmentLike, DownloadFailed, DownloadGate, ImageRejected, ImageWorker, check_size, download
 from bot.images import codec as image_codec
+from bot.metrics import counts_as
 from bot.ocr.core import (
     NO_TEXT_MESSAGE,
     EngineName,
@@ -154,6 +155,7 @@ class _Outcome:
     notes: list[str] = field(default_factory=list)
 
 
+@counts_as("ocr")
 async def transcribe_attachments(
     sink: ReplySink,
     attachments: Sequence[AttachmentLike],

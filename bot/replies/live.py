@@ -130,6 +130,8 @@ class LiveReply:
         self._in_request = False
         self._stopping = False
         self._last_request_at = -math.inf
+        self._requests = 0  # sends and edits made, for the registry's metrics
+        self._reported = False
 
     @property
     def text(self) -> str:
@@ -214,6 +216,7 @@ class LiveReply:
                 await self._settle(self._final_target(note, empty_text))
         finally:
             self._unregister()
+            self._report_finished()
 
     async def fail(self, reason: str) -> None:
         """Keep the partial text and add ``⚠️ reason`` on a line of its own."""
@@ -223,6 +226,7 @@ class LiveReply:
                 await self._settle(self._error_target(reason))
         finally:
             self._unregister()
+            self._report_finished()
 
     # -- targets ---------------------------------------------------------------------------
 
@@ -299,6 +303,7 @@ class LiveReply:
 
     async def _perform(self, target: _Target, index: int) -> None:
         content = target.contents[index]
+        self._requests += 1
         file = None
         if target.file_text is not None and index == len(target.contents) - 1:
             data = io.BytesIO(target.file_text.encode("utf-8"))
@@ -347,6 +352,11 @@ class LiveReply:
                 log.exception("live reply: the final edit failed")
                 return
             log.info("live reply: no connection to Discord for the final edit (%r)", exc)
+
+    def _report_finished(self) -> None:
+        if self._registry is not None and not self._reported:
+            self._reported = True
+            self._registry.finished(self._requests)
 
     def _unregister(self) -> None:
         for message_id in self._message_ids:

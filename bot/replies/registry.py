@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import weakref
+from collections.abc import Callable
 from typing import Protocol
 
 log = logging.getLogger(__name__)
@@ -27,10 +28,12 @@ class Deletable(Protocol):
 
 
 class LiveRegistry:
-    """Message id -> the live reply that posted it."""
+    """Message id -> the live reply that posted it. ``on_finished`` hears how many sends and edits each
+    finished reply made (the bot's metrics)."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_finished: Callable[[int], None] | None = None) -> None:
         self._replies: weakref.WeakValueDictionary[int, Deletable] = weakref.WeakValueDictionary()
+        self._on_finished = on_finished
 
     def __len__(self) -> int:
         return len(self._replies)
@@ -43,6 +46,11 @@ class LiveRegistry:
 
     def unregister(self, message_id: int) -> None:
         self._replies.pop(message_id, None)
+
+    def finished(self, requests: int) -> None:
+        """A reply is done, after ``requests`` sends and edits."""
+        if self._on_finished is not None:
+            self._on_finished(requests)
 
     def deleted(self, message_id: int) -> bool:
         """Tell the reply owning ``message_id`` (if any is live) that it was deleted; True if one was."""

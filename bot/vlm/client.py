@@ -33,6 +33,8 @@ from typing import Any, Self
 import openai
 from openai.types.chat import ChatCompletionChunk
 
+from bot.metrics import Metrics
+
 log = logging.getLogger(__name__)
 
 REASONS = {
@@ -179,8 +181,10 @@ class VisionClient:
         backoff_base: float = 0.5,
         backoff_cap: float = 8.0,
         max_retry_after: float = 20.0,
+        metrics: Metrics | None = None,
     ) -> None:
         self.base_url = base_url
+        self.metrics = metrics if metrics is not None else Metrics()
         self.model = model
         self.first_token_timeout = first_token_timeout
         self.idle_timeout = idle_timeout
@@ -323,7 +327,9 @@ class VisionStream:
         client = self._client
         if self._started_at is None:
             if client._semaphore is not None:
+                queued = time.monotonic()
                 await client._semaphore.acquire()
+                client.metrics.waits.labels("model_slot").observe(time.monotonic() - queued)
                 if self._close_requested.is_set():  # closed while queued for a slot
                     client._semaphore.release()
                     raise _Closed
@@ -415,6 +421,14 @@ class VisionStream:
         if self._started_at is None:
             return  # never sent
         self._log(outcome, detail)
+        usage = self.usage
+        self._client.metrics.model_request(
+            outcome,
+            first_token=self._first_token_after,
+            total=time.monotonic() - self._started_at,
+            prompt_tokens=usage.prompt_tokens if usage else None,
+            completion_tokens=usage.completion_tokens if usage else None,
+        )
 
     def _log(self, outcome: str, detail: str) -> None:
         assert self._started_at is not None

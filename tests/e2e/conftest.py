@@ -57,7 +57,8 @@ def bot_environment(emulator: DiscordEmulator, vlm: VLMServer, store_url: str, *
         **emulator.environment(),
         "VLM_API_KEY": vlm.api_key,
         "VLM_BASE_URL": vlm.base_url,
-        "DESCRIBE_CHANNEL_IDS": str(emulator.channel("images").id),
+        # the standard world's #images, unless the test names its own describe channels
+        "DESCRIBE_CHANNEL_IDS": extra.pop("DESCRIBE_CHANNEL_IDS", None) or str(emulator.channel("images").id),
         "STORE_URL": store_url,
         "DISCORD_MEDIA_HOSTS": emulator.base_url,  # link previews and stickers come from the emulator's proxy
         **extra,

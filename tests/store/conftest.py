@@ -23,7 +23,8 @@ from bot.store import Store, open_store
 REDIS_START_TIMEOUT = 10.0
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A port on 127.0.0.1 nobody listens on right now."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
@@ -54,7 +55,7 @@ def redis_server(directory: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]
     executable = shutil.which("redis-server")
     if executable is None:
         pytest.skip("redis-server not on PATH (apt-get install redis-server): Redis backend not tested")
-    port = _free_port()
+    port = free_port()
     process = subprocess.Popen(
         [executable, "--bind", "127.0.0.1", "--port", str(port), "--dir", str(directory),
          "--save", "", "--appendonly", "no", "--protected-mode", "yes", "--loglevel", "warning"],
