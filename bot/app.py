@@ -149,6 +149,7 @@ class Glimpse(commands.AutoShardedBot):
                 "Running without the Message Content intent: slash commands, context menus, DMs and "
                 "mentions work; automatic descriptions in DESCRIBE_CHANNEL_IDS need the intent."
             )
+        log.info("Services ready; connecting %s", self.shard_names)
         if self.sync_commands:
             synced = await self.tree.sync()
             log.info("Synced %d application commands globally", len(synced))
