@@ -16,7 +16,7 @@ from discord.ext import commands
 
 from bot.conversation import ChatService, MemoryLimits
 from bot.guard import Claims, Work
-from bot.guild import Defaults, GuildSettingsService
+from bot.guild import Defaults, GuildSettingsService, SharedSettings
 from bot.images import DownloadGate, ImageWorker, MediaFetcher, MemoryGate, return_large_frees_to_the_os
 from bot.images.from_discord import MessageMedia
 from bot.metrics import Metrics
@@ -133,6 +133,8 @@ class Glimpse(commands.AutoShardedBot):
         self.server_settings = GuildSettingsService(
             self.store, Defaults(describe_channel_ids=settings.describe_channel_ids, allow_dms=settings.allow_dms)
         )
+        shared_settings = SharedSettings(self.server_settings, self.store)  # changes seen by every process at once
+        self._background.append(asyncio.create_task(shared_settings.follow(), name="glimpse-settings-changes"))
         self.chat = ChatService(self.store, self.vision, MemoryLimits.from_settings(settings))
         self.moderation = ModerationService(
             store=self.store, vision=self.vision, images=self.images, downloads=self.downloads

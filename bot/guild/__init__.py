@@ -28,6 +28,7 @@ from bot.guild.policy import (
     decide,
 )
 from bot.guild.service import CACHE_SECONDS, GuildSettingsService, StoredSettings
+from bot.guild.shared import SETTINGS_TOPIC, SharedSettings
 from bot.guild.summary import summary_sections
 
 __all__ = [
@@ -39,6 +40,7 @@ __all__ = [
     "MAX_CHANNEL_SETTINGS",
     "PERSONA_MAX_CHARS",
     "SETTINGS_KEY",
+    "SETTINGS_TOPIC",
     "AltLength",
     "AltText",
     "ChannelBehaviour",
@@ -53,6 +55,7 @@ __all__ = [
     "Member",
     "Place",
     "RoleRule",
+    "SharedSettings",
     "StoredSettings",
     "access",
     "behaviour",

@@ -83,6 +83,10 @@ class GuildSettingsService:
         """Forget the cached settings of ``guild_id``: the next read goes to the store."""
         self._cache.pop(guild_id, None)
 
+    def invalidate_all(self) -> None:
+        """Forget every cached guild (after changes may have been missed, see :mod:`bot.guild.shared`)."""
+        self._cache.clear()
+
     async def _load(self, guild_id: int) -> StoredSettings:
         record = await self.store.load_guild_settings(guild_id, SETTINGS_KEY)
         return StoredSettings(_readable(guild_id, record.value), record.version)

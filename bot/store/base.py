@@ -11,7 +11,8 @@ from __future__ import annotations
 import json
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import asdict, dataclass, field
 from types import TracebackType
 from typing import Any, Protocol, Self
@@ -342,6 +343,19 @@ class Store(ABC):
     @abstractmethod
     async def cache_set(self, namespace: str, key: str, value: JSONDict, ttl: float) -> None:
         """Keep ``value`` for ``ttl`` seconds (replacing what was there)."""
+
+    # -- notifications between processes ---------------------------------------------------------
+
+    @abstractmethod
+    async def notify(self, topic: str, message: str) -> None:
+        """Tell everyone listening to ``topic`` on this store, in any process, ``message``."""
+
+    @abstractmethod
+    def listen(self, topic: str) -> AbstractAsyncContextManager[AsyncIterator[str]]:
+        """``async with store.listen(topic) as messages: async for message in messages: ...``: what
+        is notified on ``topic`` from the moment the block is entered (Redis: at once, by pub/sub;
+        SQLite: polled every ``NOTIFY_POLL_SECONDS``). Iterating raises when the store goes away
+        (what is notified meanwhile is lost): listen again."""
 
     # -- once-only claims ---------------------------------------------------------------------------
 

@@ -12,6 +12,7 @@ Keys (all under ``glimpse:``)::
     audit:{guild}       ZSET   "{nonce}|{record JSON}" scored by created_at
     cache:{ns}:{key}    STRING JSON, with its own TTL
     claim:{kind}:{key}  STRING "1" while claimed (SET NX with the claim's TTL)
+    topic:{topic}       pub/sub channel of notifications between processes
 
 Every conversation write is one Lua script, so appends are atomic and ordered (in order of
 completion), a question and its answer are pushed together (adjacent), a redelivered message is
@@ -23,11 +24,12 @@ server (not Redis Cluster).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import replace
 
 import redis.asyncio as aioredis
@@ -377,6 +379,24 @@ class RedisStore(Store):
 
     async def cache_set(self, namespace: str, key: str, value: JSONDict, ttl: float) -> None:
         await self._redis.set(self._key("cache", namespace, key), json.dumps(value), px=max(int(ttl * 1000), 1))
+
+    async def notify(self, topic: str, message: str) -> None:
+        await self._redis.publish(self._key("topic", topic), message)
+
+    @contextlib.asynccontextmanager
+    async def listen(self, topic: str) -> AsyncIterator[AsyncIterator[str]]:
+        pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+        try:
+            await pubsub.subscribe(self._key("topic", topic))
+
+            async def messages() -> AsyncIterator[str]:
+                async for message in pubsub.listen():
+                    if message["type"] == "message":
+                        yield message["data"].decode()
+
+            yield messages()
+        finally:
+            await pubsub.aclose()
 
     async def claim(self, kind: str, key: str, ttl: float) -> bool:
         taken = await self._redis.set(self._key("claim", kind, key), b"1", nx=True, px=max(int(ttl * 1000), 1))

@@ -133,7 +133,19 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX settings_changes_by_guild ON settings_changes (guild_id, id);
     """,
+    # 5: notifications between processes on one file (polled)
+    """
+    CREATE TABLE notifications (
+        id         INTEGER PRIMARY KEY,
+        topic      TEXT NOT NULL,
+        message    TEXT NOT NULL,
+        created_at REAL NOT NULL
+    );
+    CREATE INDEX notifications_by_topic ON notifications (topic, id);
+    """,
 )
+NOTIFY_POLL_SECONDS = 0.25
+NOTIFY_KEEP_SECONDS = 3600.0
 
 _TURN_COLUMNS = "role, author_name, author_id, text, images, created_at, message_id"
 _AUDIT_COLUMNS = (
@@ -419,6 +431,34 @@ class SQLiteStore(Store):
                 "INSERT OR REPLACE INTO cache (namespace, key, value, expires_at) VALUES (?, ?, ?, ?)",
                 (namespace, key, json.dumps(value), time.time() + ttl),
             )
+
+    async def notify(self, topic: str, message: str) -> None:
+        now = time.time()
+        async with self._transaction() as conn:
+            await conn.execute(
+                "INSERT INTO notifications (topic, message, created_at) VALUES (?, ?, ?)", (topic, message, now)
+            )
+            await conn.execute("DELETE FROM notifications WHERE created_at < ?", (now - NOTIFY_KEEP_SECONDS,))
+
+    @asynccontextmanager
+    async def listen(self, topic: str) -> AsyncIterator[AsyncIterator[str]]:
+        async with self._reading() as conn:
+            rows = list(await conn.execute_fetchall("SELECT COALESCE(MAX(id), 0) FROM notifications"))
+        seen = rows[0][0]
+
+        async def messages() -> AsyncIterator[str]:
+            nonlocal seen
+            while True:
+                async with self._reading() as conn:
+                    rows = await conn.execute_fetchall(
+                        "SELECT id, message FROM notifications WHERE topic = ? AND id > ? ORDER BY id", (topic, seen)
+                    )
+                for row_id, message in rows:
+                    seen = row_id
+                    yield message
+                await asyncio.sleep(NOTIFY_POLL_SECONDS)
+
+        yield messages()
 
     async def claim(self, kind: str, key: str, ttl: float) -> bool:
         now = time.time()

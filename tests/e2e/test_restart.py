@@ -33,11 +33,13 @@ ANSWER_TIMEOUT = 15.0  # the bot paces its sends and edits like Discord's 5 per 
 
 
 @contextlib.asynccontextmanager
-async def bot_process(env: dict[str, str], workdir: Path, log: Path) -> AsyncIterator[asyncio.subprocess.Process]:
-    """`python -m bot` with ``env``; killed (SIGKILL) on exit if it is still running."""
+async def bot_process(
+    env: dict[str, str], workdir: Path, log: Path, *args: str
+) -> AsyncIterator[asyncio.subprocess.Process]:
+    """`python -m bot [args]` with ``env``; killed (SIGKILL) on exit if it is still running."""
     with log.open("ab") as stderr:
         process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bot", env=env, cwd=workdir, stdout=stderr, stderr=stderr
+            sys.executable, "-m", "bot", *args, env=env, cwd=workdir, stdout=stderr, stderr=stderr
         )
     try:
         yield process

@@ -3,7 +3,8 @@ one emulator with a server on each shard: the processes behave as one bot.
 
 - an image in each server is described exactly once, by the process that owns the server's shard;
 - a conversation continues after its process is killed with SIGKILL and started again;
-- a second process started on the same shard answers nothing twice.
+- a second process started on the same shard answers nothing twice;
+- a settings change made through one process is in force in the other at once.
 
 Which process did the work is read from each one's own `/metrics`; `/healthz` names each one's shard.
 """
@@ -20,12 +21,15 @@ from pathlib import Path
 
 import pytest
 
+from bot.guard import Work
+from bot.store import open_store
 from tests.e2e.conftest import bot_environment
 from tests.e2e.helpers import assert_discord_refused_nothing, png
+from tests.e2e.server_settings import answer_of, answered, bot_replies_to, run_settings
 from tests.e2e.test_conversation import history_of
 from tests.e2e.test_health_and_metrics import get, samples
 from tests.e2e.test_restart import ANSWER_TIMEOUT, REPO, STARTUP_TIMEOUT, bot_process, wait_for_turns
-from tests.fakes.discord import DiscordEmulator, World, sharded_world
+from tests.fakes.discord import Channel, DiscordEmulator, World, sharded_world
 from tests.fakes.vlm import VLMServer
 from tests.store.conftest import free_port, redis_server
 
@@ -58,11 +62,10 @@ class Processes:
         self.ports: dict[str, int] = {}
         self.stack = contextlib.AsyncExitStack()
 
-    async def start(self, name: str, shard: int) -> asyncio.subprocess.Process:
+    async def start(self, name: str, shard: int, *args: str) -> asyncio.subprocess.Process:
         port = self.ports[name] = free_port()
         env = {**self.base, "SHARD_IDS": str(shard), "METRICS_PORT": str(port)}
-        process = await self.stack.enter_async_context(bot_process(env, self.tmp_path, self.log(name)))
-        return process
+        return await self.stack.enter_async_context(bot_process(env, self.tmp_path, self.log(name), *args))
 
     def log(self, name: str) -> Path:
         return self.tmp_path / f"{name}.log"
@@ -95,7 +98,7 @@ async def test_two_processes_on_two_shards_behave_as_one_bot(
 ) -> None:
     store_url = private_redis[0]
     alice, mention = emulator.user("alice"), f"<@{emulator.bot_user.id}>"
-    await processes.start("north", 0)
+    await processes.start("north", 0, "--sync")  # registers the slash commands
     first_south = await processes.start("south", 1)
     await wait_for_sessions(emulator, 0, 1)
     await wait_for_sessions(emulator, 1, 1)
@@ -151,4 +154,32 @@ async def test_two_processes_on_two_shards_behave_as_one_bot(
     assert refused == 1
     assert len(vlm.completions) == before + 1
     assert [m for m in emulator.bot_messages(chat) if m.reference_id == asked.id] == [reply]
+
+    # a settings change made through one of them is in force in the other at once (both had the
+    # server's settings cached: each reads them for every message, before claiming it)
+    await settings_change(emulator, chat, on=True)
+    described = await emulator.post_message(alice, chat, "", attachments=[("teal.png", png())])
+    await answered(emulator, vlm, described, "A teal rectangle.")
+    await settings_change(emulator, chat, on=False)
+    quiet = await emulator.post_message(alice, chat, "", attachments=[("teal.png", png())])
+    sentinel = await emulator.post_message(alice, emulator.channel("images-1"), "", attachments=[("s.png", png())])
+    await answered(emulator, vlm, sentinel, "A teal rectangle.")
+    async with asyncio.timeout(ANSWER_TIMEOUT):  # both processes are past the sentinel, so past `quiet` too
+        while await refusals(processes, "south-again", "south-twin") < refused + 2:  # noqa: ASYNC110
+            await asyncio.sleep(0.02)
+    async with await open_store(store_url) as store:
+        assert await store.claim(Work.REPLY, str(quiet.id), ttl=60), "a process took the image to describe it"
+    assert bot_replies_to(emulator, quiet) == []
     assert_discord_refused_nothing(emulator)
+
+
+async def refusals(processes: Processes, *names: str) -> float:
+    """Claims the named processes found taken (each event one of them did not handle)."""
+    return sum([await processes.count(n, "glimpse_claims_refused_total", work="reply") for n in names])
+
+
+async def settings_change(emulator: DiscordEmulator, channel: Channel, *, on: bool) -> None:
+    """alice (Manage Server) turns automatic alt text on or off in ``channel`` with /settings."""
+    interaction = await run_settings(emulator, emulator.user("alice"), "describe", {"channel": channel, "on": on},
+                                     channel=channel)
+    assert answer_of(interaction).startswith(f"Automatic alt text is now {'on' if on else 'off'} in")

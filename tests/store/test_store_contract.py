@@ -441,6 +441,18 @@ async def test_concurrent_claims_from_several_processes_give_it_to_exactly_one(s
             await opened.close()
 
 
+async def test_a_notification_reaches_listeners_in_every_process(store_url: str) -> None:
+    async with await open_store(store_url) as here, await open_store(store_url) as there:
+        await here.notify("guild-settings", "before anyone listened")
+        async with there.listen("guild-settings") as heard, here.listen("guild-settings") as heard_here:
+            await here.notify("elsewhere", "not for them")
+            await here.notify("guild-settings", "42")
+            await there.notify("guild-settings", "43")
+            async with asyncio.timeout(POLL_LIMIT):
+                assert [await anext(heard), await anext(heard)] == ["42", "43"]
+                assert [await anext(heard_here), await anext(heard_here)] == ["42", "43"]
+
+
 async def test_claims_survive_close_and_reopen(store_url: str) -> None:
     async with await open_store(store_url) as first:
         assert await first.claim("notice", "333:manage_messages", ttl=60)
