@@ -13,6 +13,12 @@ first edit showing model text, and the final text.
 A second part posts three photos at once in one channel and reports the most requests the bot made
 in any window of Discord's bucket (5 per 5 s) and the 429s it drew.
 
+A third part asks a follow-up question 1 s after an answer in the same channel finished, when the
+answer's edits have spent the channel's window: with the placeholder taking the first free slot (the
+behaviour before, ``LiveReply.placeholder_when_busy``) and with the first message waiting to carry the
+text, side by side in one run. A fourth asks a reasoning model (thinking streamed as
+``reasoning_content`` or inside ``<think>``) and times the first visible words.
+
 Run: ``python -m bench.latency [--runs 5] [--write-readme]``.
 """
 
@@ -23,6 +29,7 @@ import asyncio
 import base64
 import io
 import logging
+import math
 import tempfile
 import time
 from collections.abc import Sequence
@@ -35,6 +42,7 @@ from PIL import Image
 from bench._common import machine, median, report
 from bot.app import Glimpse
 from bot.prompts import ALT_TEXT_REQUEST, ALT_TEXT_SYSTEM
+from bot.replies import LiveReply
 from bot.settings import Settings
 from tests.fakes.discord import DiscordEmulator, Message
 from tests.fakes.vlm import Script, VLMServer
@@ -49,6 +57,10 @@ ANSWER = (
 ) * 3
 CHUNK, CHUNK_DELAY = 4, 0.025
 BUCKET_WINDOW = 5.5
+SHORT_ANSWER = "Teal is a blue-green colour, named after the duck whose head feathers have it."
+SHORT_FIRST_TOKEN = 0.3
+FOLLOW_UP_AFTER = 1.0
+THOUGHT = "The user asks about a colour; I should name it and say where the name comes from. " * 8
 
 
 class Baseline(discord.Client):
@@ -176,6 +188,102 @@ async def run(runs: int, first_token: float) -> list[str]:
     return lines
 
 
+async def ask_and_wait(emulator: DiscordEmulator, text: str) -> tuple[float, Message]:
+    """bob mentions the bot in #general; seconds to the reply showing the whole short answer."""
+    channel = emulator.channel("general")
+    posted_at = time.monotonic()
+    posted = await emulator.post_message(emulator.user("bob"), channel, f"<@{emulator.bot_user.id}> {text}")
+    reply = await emulator.wait_for_message(channel, lambda m: m.reference_id == posted.id, timeout=60)
+    await emulator.wait_for_content(reply, lambda content: content == SHORT_ANSWER, timeout=60)
+    return time.monotonic() - posted_at, reply
+
+
+async def follow_ups(emulator: DiscordEmulator, bot: Glimpse, runs: int) -> dict[str, list[float]]:
+    """Per behaviour, the seconds from a follow-up (1 s after an answer) to its whole answer."""
+    results: dict[str, list[float]] = {"placeholder first (before)": [], "first message waits for text": []}
+    async with emulator.running(bot):
+        for _ in range(runs):
+            for name, placeholder in (("placeholder first (before)", True), ("first message waits for text", False)):
+                LiveReply.placeholder_when_busy = placeholder
+                await asyncio.sleep(BUCKET_WINDOW)  # each pair starts with the channel's window empty
+                _, reply = await ask_and_wait(emulator, "what colour is teal?")
+                await emulator.wait_for(lambda reply=reply: reply.components and "Regenerate" in str(reply.components))
+                await asyncio.sleep(FOLLOW_UP_AFTER)
+                elapsed, _ = await ask_and_wait(emulator, "and where does the name come from?")
+                results[name].append(elapsed)
+    LiveReply.placeholder_when_busy = False
+    return results
+
+
+async def thinking_model(emulator: DiscordEmulator, bot: Glimpse, vlm: VLMServer, runs: int) -> dict[str, list]:
+    """Per form of thinking: (seconds to "Thinking...", seconds to the first visible words) per run."""
+    results: dict[str, list] = {"reasoning_content": [], "<think> tags": []}
+    async with emulator.running(bot):
+        for _ in range(runs):
+            for name, form in (("reasoning_content", "field"), ("<think> tags", "tags")):
+                vlm.script(Script(
+                    text=SHORT_ANSWER, reasoning=THOUGHT, reasoning_form=form,  # type: ignore[arg-type]
+                    chunk_size=CHUNK, delay=CHUNK_DELAY,
+                ))
+                await asyncio.sleep(BUCKET_WINDOW)
+                channel = emulator.channel("general")
+                posted_at = time.monotonic()
+                posted = await emulator.post_message(emulator.user("bob"), channel, f"<@{emulator.bot_user.id}> teal?")
+                reply = await emulator.wait_for_message(channel, lambda m, p=posted: m.reference_id == p.id, timeout=60)
+                await emulator.wait_for_content(reply, lambda content: content == SHORT_ANSWER, timeout=60)
+                thinking = next((r.at for r in reply.revisions if r.content.startswith("Thinking...")), math.nan)
+                words = next(r.at for r in reply.revisions if r.content and SHORT_ANSWER.startswith(r.content))
+                results[name].append((thinking - posted_at, words - posted_at))
+    return results
+
+
+async def run_chat(runs: int) -> list[str]:
+    """The follow-up and the reasoning model (both in a chat channel)."""
+    async def model(_request: object) -> Script:
+        await asyncio.sleep(SHORT_FIRST_TOKEN)
+        return Script(text=SHORT_ANSWER, chunk_size=CHUNK, delay=CHUNK_DELAY)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        async with VLMServer() as vlm, DiscordEmulator() as emulator:
+            vlm.respond_with(model)
+            env = {
+                **emulator.environment(), "VLM_API_KEY": vlm.api_key, "VLM_BASE_URL": vlm.base_url,
+                "STORE_URL": f"sqlite:///{Path(tmp) / 'c.db'}",
+            }
+            follow = await follow_ups(emulator, Glimpse(Settings.from_env(env)), runs)
+            limited = len(emulator.rate_limits)
+            env["STORE_URL"] = f"sqlite:///{Path(tmp) / 'r.db'}"
+            thoughts = await thinking_model(emulator, Glimpse(Settings.from_env(env)), vlm, runs)
+    model_time = SHORT_FIRST_TOKEN + math.ceil(len(SHORT_ANSWER) / CHUNK) * CHUNK_DELAY
+    thinking_time = math.ceil(len(THOUGHT) / CHUNK) * CHUNK_DELAY
+    lines = [
+        "",
+        f"**A follow-up {FOLLOW_UP_AFTER:.0f} s after an answer**, in a chat channel whose window that answer "
+        f"spent. The model takes {SHORT_FIRST_TOKEN:.1f} s to its first token and streams "
+        f"{len(SHORT_ANSWER)} characters ({model_time:.2f} s in all). Median of {runs} pairs, seconds from the "
+        "follow-up to its whole answer on screen:",
+        "",
+        "| first message of the follow-up | full answer | slowest |",
+        "|---|---:|---:|",
+    ]
+    for name, times in follow.items():
+        lines.append(f"| {name} | {median(times):.2f} | {max(times):.2f} |")
+    lines += [
+        "",
+        f"Rate-limited responses (429) in all those runs: {limited}.",
+        "",
+        f"**A reasoning model** thinking for {thinking_time:.2f} s ({len(THOUGHT)} characters of thinking, never "
+        f"shown) before the same answer; median of {runs} questions (the channel's window empty), seconds "
+        "from the question:",
+        "",
+        '| thinking sent as | "Thinking..." shown | first visible words |',
+        "|---|---:|---:|",
+    ]
+    for name, pairs in thoughts.items():
+        lines.append(f"| {name} | {median([p[0] for p in pairs]):.2f} | {median([p[1] for p in pairs]):.2f} |")
+    return lines
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
@@ -183,7 +291,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--write-readme", action="store_true", help="store the results in bench/README.md")
     args = parser.parse_args(argv)
     logging.getLogger("discord").setLevel(logging.WARNING)
-    lines = asyncio.run(run(args.runs, args.first_token))
+    lines = asyncio.run(run(args.runs, args.first_token)) + asyncio.run(run_chat(args.runs))
     report(lines, write=args.write_readme, key="latency", title="Time to first words", intro=_INTRO)
 
 

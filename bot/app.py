@@ -22,7 +22,7 @@ from bot.images.from_discord import MessageMedia
 from bot.metrics import Metrics
 from bot.moderation import ModerationService
 from bot.monitoring import discord_trace, status_server
-from bot.replies import ChannelPacer, LiveRegistry
+from bot.replies import ChannelPacer, LiveRegistry, Steering
 from bot.settings import Settings
 from bot.status_server import StatusServer
 from bot.store import Store, StoreOptions, open_store
@@ -66,6 +66,7 @@ class Glimpse(commands.AutoShardedBot):
     live: LiveRegistry
     claims: Claims
     server_settings: GuildSettingsService
+    steering: Steering
 
     def __init__(
         self,
@@ -136,6 +137,13 @@ class Glimpse(commands.AutoShardedBot):
         shared_settings = SharedSettings(self.server_settings, self.store)  # changes seen by every process at once
         self._background.append(asyncio.create_task(shared_settings.follow(), name="glimpse-settings-changes"))
         self.chat = ChatService(self.store, self.vision, MemoryLimits.from_settings(settings))
+        self.steering = Steering(
+            chat=self.chat,
+            pacer=lambda: self.pacer,
+            live=self.live,
+            minutes=settings.regenerate_minutes,
+            channel=self.get_partial_messageable,
+        )
         self.moderation = ModerationService(
             store=self.store, vision=self.vision, images=self.images, downloads=self.downloads
         )
@@ -216,6 +224,8 @@ class Glimpse(commands.AutoShardedBot):
     async def close(self) -> None:
         await self._let_handlers_finish()
         await super().close()
+        if hasattr(self, "steering"):
+            self.steering.close()
         if self.health_server is not None:
             await self.health_server.close()
         for task in self._background:

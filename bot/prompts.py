@@ -53,6 +53,11 @@ def chat_system(persona: str = "") -> str:
     """The chat system prompt: the server's (or channel's) persona, or Glimpse's own, then the rules."""
     return f"{persona.strip()}\n\n{CHAT_RULES}" if persona.strip() else CHAT_SYSTEM
 
+CONTINUE_REQUEST = (
+    "Your last answer was cut off at the length limit. Continue it exactly where it stopped, without "
+    "repeating anything and without any preamble."
+)
+
 
 ANIMATION_NOTE = (
     "(Image {number} is an animation: {frames} of its frames, spread over the whole animation, in one "

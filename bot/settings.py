@@ -92,6 +92,7 @@ class Settings:
     image_memory_mb: int = 256
     animation_frames: int = 4
     discord_media_hosts: frozenset[str] = frozenset(parse_media_host(h) for h in DEFAULT_MEDIA_HOSTS)
+    regenerate_minutes: int = 15
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -129,6 +130,7 @@ class Settings:
             image_memory_mb=reader.integer("IMAGE_MEMORY_MB", 256, low=32, high=65_536),
             animation_frames=reader.integer("ANIMATION_FRAMES", 4, low=1, high=16),
             discord_media_hosts=reader.origins("DISCORD_MEDIA_HOSTS", DEFAULT_MEDIA_HOSTS),
+            regenerate_minutes=reader.integer("REGENERATE_MINUTES", 15, low=1, high=10_080),
         )
         if reader.problems:
             raise SettingsError(reader.problems)

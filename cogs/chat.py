@@ -15,14 +15,13 @@ from discord.utils import escape_markdown
 
 from bot.access import message_member, permit, place_of
 from bot.addressing import addresses_bot, sync_scope
-from bot.conversation import MEMORY_UNAVAILABLE, user_turn
+from bot.conversation import MEMORY_UNAVAILABLE, AnswerKind, AnswerRef, user_turn
 from bot.guard import Work
 from bot.guild import ChatMode, Feature
 from bot.images import AttachmentLike, gather_images, image_attachments, is_image
 from bot.prompts import animation_note
 from bot.replies import (
     InteractionSink,
-    LiveReply,
     MessageSink,
     OncePerChannel,
     ReplySink,
@@ -209,7 +208,8 @@ class Chat(commands.Cog):
             notes += above
         spoiler = any(a.is_spoiler() for a in image_attachments(attachments)[:limit])
         spoiler = spoiler or self.bot.chat.spoiler_in_memory(memory.turns)
-        reply = LiveReply(sink, self.bot.pacer, wrap=Wrap.SPOILER if spoiler else None, registry=self.bot.live)
+        ref = AnswerRef(AnswerKind.CHAT, message_id, author.id)
+        reply = self.bot.steering.reply(sink, ref, wrap=Wrap.SPOILER if spoiler else None)
         await reply.start()
         gathered = await gather_images(attachments, self.bot.images, self.bot.downloads, limit=limit)
         question = user_turn(
@@ -220,7 +220,7 @@ class Chat(commands.Cog):
             spoilers=gathered.spoilers,
             message_id=message_id,
         )
-        await self.bot.chat.answer(
+        answer = await self.bot.chat.answer(
             channel_id,
             question,
             gathered.images,
@@ -229,6 +229,7 @@ class Chat(commands.Cog):
             notes=notes + gathered.notes,
             persona=persona,
         )
+        await self.bot.steering.answered(channel_id, message_id, reply.message_ids, answer)
 
     async def _images_above(
         self, channel: discord.abc.Messageable, window: timedelta, *, after_id: int

@@ -12,14 +12,13 @@ from discord.ext import commands
 
 from bot.access import decide_message, permit, place_of
 from bot.addressing import addresses_bot
-from bot.conversation import user_turn
+from bot.conversation import AnswerKind, AnswerRef, user_turn
 from bot.guard import Work
 from bot.guild import Feature
 from bot.images import AttachmentLike, Detail, gather_images, image_attachments
 from bot.prompts import ALT_TEXT_SYSTEM, describe_request
 from bot.replies import (
     InteractionSink,
-    LiveReply,
     MessageSink,
     OncePerChannel,
     ReplyDeleted,
@@ -154,7 +153,8 @@ class Describe(commands.Cog):
         limit = self.bot.settings.max_images_per_request
         candidates = list(attachments) if chosen else image_attachments(attachments)
         spoiler = any(a.is_spoiler() for a in candidates[:limit])
-        reply = LiveReply(sink, self.bot.pacer, wrap=Wrap.SPOILER if spoiler else None, registry=self.bot.live)
+        ref = AnswerRef(AnswerKind.DESCRIBE if prompt else AnswerKind.ALT_TEXT, message_id, asker.id)
+        reply = self.bot.steering.reply(sink, ref, wrap=Wrap.SPOILER if spoiler else None)
         try:
             await reply.start()
         except (ReplyDeleted, discord.Forbidden) as error:  # gone, or the cached permissions were stale
@@ -175,7 +175,7 @@ class Describe(commands.Cog):
             spoilers=gathered.spoilers,
             message_id=message_id,
         )
-        await self.bot.chat.describe(
+        answer = await self.bot.chat.describe(
             sink.channel_id,
             question,
             gathered.images,
@@ -184,6 +184,7 @@ class Describe(commands.Cog):
             notes=gathered.notes,
             system_prompt=style,
         )
+        await self.bot.steering.answered(sink.channel_id, message_id, reply.message_ids, answer)
 
 async def setup(bot: Glimpse) -> None:
     await bot.add_cog(Describe(bot))

@@ -71,7 +71,7 @@ class Ocr(commands.Cog):
             await interaction.response.send_message(self.offline.why_unavailable, ephemeral=True)
             return
         await interaction.response.defer(thinking=True)
-        options = OcrOptions(language=language, engine=engine, layout=layout)
+        options = OcrOptions(language=language, engine=engine, layout=layout, asker_id=interaction.user.id)
         await transcribe_attachments(InteractionSink(interaction), [image], options, self.services())
 
     async def extract_text(self, interaction: discord.Interaction, message: discord.Message) -> None:
@@ -82,7 +82,8 @@ class Ocr(commands.Cog):
             await interaction.response.send_message(" ".join([NO_IMAGES, *found.notes_when_empty()]), ephemeral=True)
             return
         await interaction.response.defer(thinking=True)
-        await transcribe_attachments(InteractionSink(interaction), found.sources, OcrOptions(), self.services())
+        options = OcrOptions(asker_id=interaction.user.id)
+        await transcribe_attachments(InteractionSink(interaction), found.sources, options, self.services())
 
 
 async def setup(bot: Glimpse) -> None:

@@ -3,7 +3,26 @@ budget (``planner``), and the chat service that answers a question in their ligh
 out (``service``). Pure: no Discord."""
 
 from bot.conversation.planner import RequestPlan, plan_request
-from bot.conversation.service import MEMORY_UNAVAILABLE, ChatService, Recall, user_turn
+from bot.conversation.service import MEMORY_UNAVAILABLE, ChatService, Exchange, Recall, user_turn
+from bot.conversation.steering import (
+    BUSY,
+    CONTINUE,
+    EXPIRED,
+    FORGOTTEN,
+    NOT_NEWEST,
+    NOT_STREAMING,
+    ONLY_ASKER,
+    REGENERATE,
+    STOP,
+    AnswerKind,
+    AnswerRef,
+    Steer,
+    expired,
+    may_steer,
+    parse_answer_id,
+    parse_stop_id,
+    stop_id,
+)
 from bot.conversation.turns import (
     ContextSummary,
     ImageRef,
@@ -16,17 +35,35 @@ from bot.conversation.turns import (
 )
 
 __all__ = [
+    "BUSY",
+    "CONTINUE",
+    "EXPIRED",
+    "FORGOTTEN",
     "MEMORY_UNAVAILABLE",
+    "NOT_NEWEST",
+    "NOT_STREAMING",
+    "ONLY_ASKER",
+    "REGENERATE",
+    "STOP",
+    "AnswerKind",
+    "AnswerRef",
     "ChatService",
     "ContextSummary",
+    "Exchange",
     "ImageRef",
     "MemoryLimits",
     "Recall",
     "RequestPlan",
+    "Steer",
     "Turn",
     "estimate_text_tokens",
+    "expired",
     "may_reveal_spoiler",
+    "may_steer",
+    "parse_answer_id",
+    "parse_stop_id",
     "plan_request",
+    "stop_id",
     "summarize",
     "turns_in_reach",
     "user_turn",

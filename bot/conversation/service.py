@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from bot.conversation.planner import RequestPlan, plan_request
+from bot.conversation.steering import ANSWER_MESSAGES, AnswerKind
 from bot.conversation.turns import (
     ContextSummary,
     ImageRef,
@@ -25,7 +26,7 @@ from bot.conversation.turns import (
 )
 from bot.images import PreparedImage
 from bot.metrics import counts_as
-from bot.prompts import ALT_TEXT_SYSTEM, chat_system
+from bot.prompts import ALT_TEXT_SYSTEM, CONTINUE_REQUEST, chat_system, describe_request
 from bot.vlm import AnswerTarget, Completion, VisionClient, stream_answer
 
 if TYPE_CHECKING:
@@ -38,6 +39,17 @@ MEMORY_UNAVAILABLE = "I could not reach my memory just now, so this answer does 
 
 FORGOTTEN = "chat-forgotten"
 """Cache namespace: per channel, the snowflake of its last ``/forget`` (see :meth:`ChatService.image_horizon`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Exchange:
+    """A remembered question and its answer, with the turns before them (what a regeneration sees)."""
+
+    history: list[Turn]
+    question: Turn
+    answer: Turn
+    newest: bool
+    """No later answer exists in the channel's memory."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,10 +182,7 @@ class ChatService:
         """Send ``plan`` (its stored images read back), stream the answer into ``reply``, and remember
         the exchange once it is complete."""
         sources: dict[str, PreparedImage | bytes] = {image.sha256: image for image in images}
-        try:
-            sources.update(await self.store.get_images(h for h in plan.image_hashes if h not in sources))
-        except Exception:  # the plan's render sends a placeholder for each missing image
-            log.warning("Could not read stored images for channel %s", channel_id, exc_info=True)
+        sources.update(await self._stored_images(h for h in plan.image_hashes if h not in sources))
         log.debug(
             "Request for channel %s: %d history turns, %d images, ~%d tokens",
             channel_id,
@@ -188,6 +197,110 @@ class ChatService:
             notes=notes,
             remember=lambda answer: self.remember(channel_id, question, images, answer.text),
         )
+
+    async def _stored_images(self, hashes: Iterable[str]) -> dict[str, bytes]:
+        try:
+            return await self.store.get_images(hashes)
+        except Exception:  # the plan's render sends a placeholder for each missing image
+            log.warning("Could not read stored images", exc_info=True)
+            return {}
+
+    # -- steering: regenerate and continue (see bot.conversation.steering) --------------------------
+
+    async def exchange(self, channel_id: int, question_id: int) -> Exchange | None:
+        """The remembered exchange whose question has the message id ``question_id``, if any."""
+        turns = await self.store.history(channel_id)
+        for index, turn in enumerate(turns[:-1]):
+            if turn.role == "user" and turn.message_id == question_id and turns[index + 1].role == "assistant":
+                newest = not any(later.role == "assistant" for later in turns[index + 2 :])
+                return Exchange(turns[:index], turn, turns[index + 1], newest)
+        return None
+
+    async def regenerate(
+        self, channel_id: int, kind: AnswerKind, exchange: Exchange, reply: AnswerTarget, *, system_prompt: str
+    ) -> Completion | None:
+        """Ask the exchange's question again, as it was first asked (from the memory before it), under
+        ``system_prompt`` (the channel's chat persona, or its alt-text style, as they are now); the new
+        answer replaces the old one in memory."""
+        plan = self._replan(kind, exchange, system_prompt)
+        return await self._restream(channel_id, exchange, plan, reply, lambda text: text)
+
+    async def continue_answer(
+        self,
+        channel_id: int,
+        kind: AnswerKind,
+        exchange: Exchange,
+        reply: AnswerTarget,
+        *,
+        asker: Turn,
+        system_prompt: str,
+    ) -> Completion | None:
+        """Ask for the rest of an answer cut short at the length cap (``asker``: who asks, as a turn);
+        the rest joins the answer in memory."""
+        plan = self._replan(kind, exchange, system_prompt, then=replace(asker, text=CONTINUE_REQUEST))
+        return await self._restream(channel_id, exchange, plan, reply, lambda text: exchange.answer.text + text)
+
+    def _replan(self, kind: AnswerKind, exchange: Exchange, system: str, *, then: Turn | None = None) -> RequestPlan:
+        """The request that first produced the exchange's answer; with ``then``, that request followed
+        by the answer and ``then`` (a request to continue)."""
+        question = exchange.question
+        if kind is AnswerKind.CHAT:
+            history, current, named = exchange.history, question, True
+        else:  # a description: a request of its own, the person's prompt or the alt-text task
+            prompt = question.text if kind is AnswerKind.DESCRIBE else None
+            current = replace(question, text=describe_request(len(question.images), prompt))
+            history, named = [], False
+        if then is not None:
+            history, current = [*history, current, exchange.answer], then
+        return plan_request(system_prompt=system, history=history, current=current, limits=self.limits, named=named)
+
+    async def _restream(
+        self,
+        channel_id: int,
+        exchange: Exchange,
+        plan: RequestPlan,
+        reply: AnswerTarget,
+        joined: Callable[[str], str],
+    ) -> Completion | None:
+        """Stream ``plan`` as the exchange's new answer; ``joined(new text)`` replaces it in memory."""
+        messages = plan.render(await self._stored_images(plan.image_hashes))
+        return await stream_answer(
+            reply,
+            self.vision,
+            messages,
+            remember=lambda answer: self.replace_answer(channel_id, exchange.question, joined(answer.text)),
+        )
+
+    async def replace_answer(self, channel_id: int, question: Turn, text: str) -> None:
+        """Store a regenerated or continued answer in place of the old one (never raises: the answer is
+        on screen already)."""
+        assert question.message_id is not None
+        try:
+            if not await self.store.replace_answer(channel_id, question.message_id, text):
+                log.info("The answer to message %s was forgotten meanwhile; not stored", question.message_id)
+        except Exception:
+            log.exception("Could not store the new answer for channel %s", channel_id)
+
+    async def answer_messages(self, channel_id: int, question_id: int) -> list[int]:
+        """The ids of the messages showing the answer to ``question_id`` (see :meth:`keep_answer_messages`)."""
+        try:
+            record = await self.store.cache_get(ANSWER_MESSAGES, f"{channel_id}:{question_id}")
+        except Exception:
+            log.warning("Could not read the message ids of an answer in channel %s", channel_id, exc_info=True)
+            return []
+        return [int(message_id) for message_id in record["ids"]] if record else []
+
+    async def keep_answer_messages(
+        self, channel_id: int, question_id: int, message_ids: Sequence[int], *, seconds: float
+    ) -> None:
+        """Remember, for ``seconds``, which messages show the answer to ``question_id``, so that a
+        regeneration (even after a restart) streams into the same messages."""
+        try:
+            await self.store.cache_set(
+                ANSWER_MESSAGES, f"{channel_id}:{question_id}", {"ids": [str(i) for i in message_ids]}, ttl=seconds
+            )
+        except Exception:
+            log.warning("Could not keep the message ids of an answer in channel %s", channel_id, exc_info=True)
 
     async def remember(
         self, channel_id: int, question: Turn, images: Sequence[PreparedImage], answer_text: str

@@ -37,8 +37,19 @@ from bot.ocr.core import (
     TiledTranscript,
     stream_transcription,
 )
-from bot.replies import DISCORD_LIMIT, ChannelPacer, LiveRegistry, LiveReply, ReplyDeleted, ReplySink, Wrap
-from bot.vlm import CUT_SHORT, INTERNAL_ERROR, VisionClient, VisionError, VisionStream, note_lines
+from bot.replies import (
+    DISCORD_LIMIT,
+    Button,
+    ChannelPacer,
+    LiveRegistry,
+    LiveReply,
+    ReplyDeleted,
+    ReplySink,
+    ReplyStopped,
+    Wrap,
+    stop_button,
+)
+from bot.vlm import CUT_SHORT, INTERNAL_ERROR, STOPPED, VisionClient, VisionError, VisionStream, note_lines
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +67,8 @@ class OcrOptions:
     language: str | None = None
     engine: EngineName = "model"
     layout: Layout = "plain"
+    asker_id: int | None = None
+    """Who asked: they (or a moderator) may stop the reading with its Stop button (none without)."""
 
 
 class OfflineReader:
@@ -141,11 +154,18 @@ class SectionSink:
         """Characters left for the reply's own content."""
         return DISCORD_LIMIT - len(self._prefix)
 
-    async def send(self, content: str, *, file: discord.File | None = None) -> int | None:
-        return await self._sink.send(self._prefix + content, file=file)
+    async def send(
+        self, content: str, *, file: discord.File | None = None, buttons: Sequence[Button] | None = None
+    ) -> int | None:
+        return await self._sink.send(self._prefix + content, file=file, buttons=buttons)
 
-    async def edit(self, index: int, content: str, *, file: discord.File | None = None) -> None:
-        await self._sink.edit(self._index + index, self._prefix + content, file=file)
+    async def edit(
+        self, index: int, content: str, *, file: discord.File | None = None, buttons: Sequence[Button] | None = None
+    ) -> None:
+        await self._sink.edit(self._index + index, self._prefix + content, file=file, buttons=buttons)
+
+    async def typing(self) -> None:
+        await self._sink.typing()
 
 
 @dataclass
@@ -185,8 +205,8 @@ async def transcribe_attachments(
             last = index == count - 1
             try:
                 result = await _transcribe_one(section, source, options, services, notes if last else [])
-            except ReplyDeleted:
-                log.info("OCR reply deleted; stopping")
+            except (ReplyDeleted, ReplyStopped) as stop:
+                log.info("OCR reply %s; stopping", "stopped" if isinstance(stop, ReplyStopped) else "deleted")
                 results.append(None)
                 break
             finally:
@@ -246,6 +266,7 @@ async def _transcribe_one(
         attachment_name=text_file_name(source.name),
         limit=sink.room,
         registry=services.live,
+        stop=None if options.asker_id is None else stop_button(options.asker_id),
     )
     await reply.start()
     if source.data is None:
@@ -254,6 +275,9 @@ async def _transcribe_one(
     try:
         outcome = await _read(reply, source.data, options, services)
     except ReplyDeleted:
+        raise
+    except ReplyStopped:
+        await reply.finish(note_lines([STOPPED]))
         raise
     except VisionError as error:
         log.info("OCR model request failed (%s): %s", error.kind, error.detail or error.reason)

@@ -1,28 +1,37 @@
 """Live replies: a stream of text into Discord messages edited as it grows, paced per channel.
 
-``pacing`` and ``textsplit`` are pure; ``live`` and ``sinks`` speak to Discord.
+``pacing``, ``textsplit`` and ``controls`` are pure; ``live`` and ``sinks`` speak to Discord.
 """
 
-from bot.replies.live import EMPTY_ANSWER, WARNING, LiveReply
+from bot.replies.controls import Button, Buttons
+from bot.replies.layout import THINKING, WARNING
+from bot.replies.live import EMPTY_ANSWER, LiveReply
 from bot.replies.pacing import ChannelPacer
 from bot.replies.registry import LiveRegistry
 from bot.replies.sinks import (
     NO_MENTIONS,
+    AnswerMessagesSink,
     InteractionSink,
     MessageSink,
     OncePerChannel,
     ReplySink,
+    button_view,
     can_post_in,
     missing_reply_permissions,
 )
+from bot.replies.steering import Steering, answer_buttons, stop_button
 from bot.replies.textsplit import DISCORD_LIMIT, Wrap
-from bot.vlm import ReplyDeleted
+from bot.vlm import ReplyDeleted, ReplyStopped
 
 __all__ = [
     "DISCORD_LIMIT",
     "EMPTY_ANSWER",
     "NO_MENTIONS",
+    "THINKING",
     "WARNING",
+    "AnswerMessagesSink",
+    "Button",
+    "Buttons",
     "ChannelPacer",
     "InteractionSink",
     "LiveRegistry",
@@ -31,7 +40,12 @@ __all__ = [
     "OncePerChannel",
     "ReplyDeleted",
     "ReplySink",
+    "ReplyStopped",
+    "Steering",
     "Wrap",
+    "answer_buttons",
+    "button_view",
     "can_post_in",
     "missing_reply_permissions",
+    "stop_button",
 ]

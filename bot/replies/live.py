@@ -20,6 +20,15 @@ Typical use in a cog::
     else:
         await reply.finish()
 
+While it streams, the reply's last message carries a ``stop`` button (if given); :meth:`LiveReply.stop`
+(the click) closes the model request at once and ``stream`` raises :class:`ReplyStopped` with the text so
+far. ``finish`` puts the buttons its caller chose for the answer (``controls``) on the last message.
+Buttons are part of what a message shows, so they come and go on the same paced edits as the text.
+
+While a reasoning model thinks (:meth:`LiveReply.thinking`), the placeholder says so with the seconds
+elapsed. When the channel has no free slot for the placeholder, none is sent: the typing indicator
+covers the wait and the first message carries whatever text exists once a slot frees.
+
 A reply is stopped the moment any of its messages is deleted: it registers each message it posts in a
 :class:`~bot.replies.registry.LiveRegistry`, whose deletion listener calls :meth:`LiveReply.mark_deleted`
 (so a model still silent before its first word is not waited for); a 404 on an edit does the same.
@@ -31,33 +40,40 @@ Discord errors: they log them and add an error line where Discord still lets the
 the editor raise when the connection to Discord is gone (the bot is closing): that is logged at INFO.
 
 Longer than 400 lines on purpose: the reply and its editor task share one state (what each message
-shows, what it should show), and the rules above hold only if that state is read in one place.
+shows, what it should show), and the rules above hold only if that state is read in one place. What a
+message should show at each moment is apart, pure, in :mod:`bot.replies.layout`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import logging
 import math
-from collections.abc import AsyncIterable, AsyncIterator, Callable
-from dataclasses import dataclass
-from typing import Literal
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
+from typing import ClassVar, Literal
 
 import aiohttp
 import discord
 
+from bot.replies.controls import Button, Buttons
+from bot.replies.layout import PREVIEW_CHARS, WARNING, Layout, Target
 from bot.replies.pacing import ChannelPacer
 from bot.replies.registry import LiveRegistry
 from bot.replies.sinks import ReplySink
-from bot.replies.textsplit import DISCORD_LIMIT, Wrap, render_live, render_preview
-from bot.vlm import ReplyDeleted
+from bot.replies.textsplit import DISCORD_LIMIT, Wrap
+from bot.vlm import Completion, ReplyDeleted, ReplyStopped
 
 log = logging.getLogger(__name__)
 
 EMPTY_ANSWER = "The model returned no text."
-WARNING = "⚠️"
-PREVIEW_CHARS = 1500
+# Seconds between two updates of the "Thinking... 12s" placeholder (each is one paced edit).
+THINKING_TICK = 3.0
+# Free slots a channel needs for the placeholder to go out: itself and the first words after it.
+FIRST_MESSAGE_ROOM = 2
+# Shortest wait of the editor for a slot it expects (a float a hair short of the deadline).
+_TICK = 0.01
 # Consecutive failed edits after which the editor stops trying until the final edit.
 _MAX_EDIT_FAILURES = 3
 
@@ -71,14 +87,6 @@ def connection_lost(exc: BaseException) -> bool:
     return isinstance(exc, RuntimeError) and "Session is closed" in str(exc)
 
 
-@dataclass(frozen=True)
-class _Target:
-    """What the reply's messages should show; ``file_text`` is attached to the last one."""
-
-    contents: list[str]
-    file_text: str | None = None
-
-
 class LiveReply:
     """One reply that grows with a stream of text. See the module docstring for the life cycle.
 
@@ -90,7 +98,13 @@ class LiveReply:
     keeps one slot free for the final edit); the first edit with text ignores it, so the first words
     appear as soon as they arrive. ``registry``: where the reply's messages are registered so that
     their deletion stops it at once (the bot's ``bot.live``; None: a deletion is noticed on the next edit).
+    ``stop``: the button shown while the reply streams. ``controls``: the buttons for a finished
+    answer (given to :meth:`finish`). Without either, the sink is never asked for buttons.
     """
+
+    placeholder_when_busy: ClassVar[bool] = False
+    """True: post the placeholder even when the channel has no free slot (the behaviour before the
+    first message learnt to wait for text; ``bench/latency.py`` measures both)."""
 
     def __init__(
         self,
@@ -105,27 +119,33 @@ class LiveReply:
         preview_chars: int = PREVIEW_CHARS,
         min_interval: float | None = None,
         registry: LiveRegistry | None = None,
+        stop: Button | None = None,
+        controls: Callable[[Completion], Sequence[Button]] | None = None,
     ) -> None:
         self._sink = sink
+        self._stop_button = stop
+        self._controls = controls
+        self._with_buttons = stop is not None or controls is not None
         self._pacer = pacer
-        self._wrap = wrap
-        self._overflow = overflow
-        self._attachment_name = attachment_name
-        self._placeholder = placeholder
-        self._limit = limit
-        self._preview_chars = min(preview_chars, limit)
+        self._layout = Layout(wrap, overflow, attachment_name, placeholder, limit, preview_chars)
         # Live edits use all but one slot of the channel's window; the spare one lets the final edit
         # show the complete answer the moment it is done instead of a slot later.
         steady = pacer.window / max(pacer.rate - 1, 1)
         self._min_interval = steady if min_interval is None else min_interval
         self._parts: list[str] = []
         self._shown: list[str] = []  # what each message shows now, as last sent successfully
+        self._shown_buttons: list[Buttons] = []
+        self._text_shown = False
+        self._complete = False  # the stream ended: live edits leave the rest to the final edit
+        self._thinking_since: float | None = None
         self._registry = registry
         self._message_ids: list[int] = []  # those registered in the registry
+        self._posted_ids: list[int] = []  # every message posted, in order
         self._attached = False
         self._started = False
         self._changed = asyncio.Event()
         self._deleted = asyncio.Event()
+        self._stopped = asyncio.Event()
         self._editor: asyncio.Task[None] | None = None
         self._in_request = False
         self._stopping = False
@@ -149,6 +169,22 @@ class LiveReply:
         make no further request. Called by the deletion listener; safe to call at any time."""
         self._deleted.set()
 
+    def stop(self) -> None:
+        """Someone clicked Stop: close the model request at once; ``stream`` raises :class:`ReplyStopped`
+        and the caller finishes the reply with what was written. A no-op once the stream is over."""
+        self._stopped.set()
+
+    def thinking(self) -> None:
+        """The model has begun to think: until its first visible word the placeholder says so."""
+        if self._thinking_since is None:
+            self._thinking_since = self._pacer.now()
+            self._changed.set()
+
+    @property
+    def message_ids(self) -> list[int]:
+        """The ids of the reply's messages, in order (those Discord told)."""
+        return list(self._posted_ids)
+
     @property
     def messages(self) -> list[str]:
         """What the reply's messages show now (as far as we know)."""
@@ -156,12 +192,24 @@ class LiveReply:
 
     async def start(self) -> None:
         """Post the placeholder (through the pacer). Raises :class:`ReplyDeleted` if that is refused
-        because the channel or interaction is gone; other Discord errors propagate."""
+        because the channel or interaction is gone; other Discord errors propagate.
+
+        When the channel has no free slot, nothing is posted now: the typing indicator shows instead,
+        and the first message waits for a slot to carry whatever text exists by then."""
         if self._started:
             return
         self._started = True
+        channel_id = self._sink.channel_id
+        if self._pacer.room(channel_id) < FIRST_MESSAGE_ROOM and not self.placeholder_when_busy:
+            log.debug("live reply: channel %s is busy; the first message waits for text", channel_id)
+            try:
+                await self._sink.typing()
+            except Exception as exc:  # the indicator is a courtesy: its failure changes nothing
+                if not (isinstance(exc, discord.HTTPException) or connection_lost(exc)):
+                    log.exception("live reply: the typing indicator failed")
+            return
         try:
-            await self._sync_all(_Target([self._placeholder]))
+            await self._sync_all(self._waiting_target())
         except ReplyDeleted:
             self._deleted.set()
             raise
@@ -188,12 +236,16 @@ class LiveReply:
             await _aclose(iterator, deltas)
             raise
         self._editor = asyncio.create_task(self._edit_loop(), name="live-reply-editor")
+        if not self._shown:
+            self._changed.set()  # the first message was held back: queue for its slot now
         consumer = asyncio.create_task(self._consume(iterator), name="live-reply-consumer")
         deleted = asyncio.create_task(self._deleted.wait())
+        stopped = asyncio.create_task(self._stopped.wait())
         try:
-            await asyncio.wait({consumer, deleted}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait({consumer, deleted, stopped}, return_when=asyncio.FIRST_COMPLETED)
         finally:
             deleted.cancel()
+            stopped.cancel()
             if not consumer.done():
                 consumer.cancel()
                 await asyncio.wait({consumer})
@@ -201,19 +253,25 @@ class LiveReply:
             await self._halt_editor()
         if self.deleted:
             raise ReplyDeleted("the reply was deleted while streaming")
+        if self._stopped.is_set() and consumer.cancelled():
+            raise ReplyStopped(self.text)
         error = consumer.exception()
         if error is not None:
             raise error
         return self.text
 
-    async def finish(self, note: str | None = None, *, empty_text: str = EMPTY_ANSWER) -> None:
+    async def finish(
+        self, note: str | None = None, *, empty_text: str = EMPTY_ANSWER, answer: Completion | None = None
+    ) -> None:
         """Final edit(s): the messages show exactly ``split_message`` of the text (in the wrap), the
         optional ``note`` on a line of its own at the end; or the preview and the attachment.
-        A blank text is shown as ``empty_text`` (plain, outside the wrap), the note under it."""
+        A blank text is shown as ``empty_text`` (plain, outside the wrap), the note under it.
+        The last message carries the ``controls`` chosen for ``answer`` (none without one)."""
         try:
             await self._halt_editor()
             if not self.deleted:
-                await self._settle(self._final_target(note, empty_text))
+                buttons = tuple(self._controls(answer)) if self._controls and answer else ()
+                await self._settle(self._layout.final(self.text, note, empty_text, buttons))
         finally:
             self._unregister()
             self._report_finished()
@@ -223,68 +281,42 @@ class LiveReply:
         try:
             await self._halt_editor()
             if not self.deleted:
-                await self._settle(self._error_target(reason))
+                await self._settle(self._layout.error(self.text, reason))
         finally:
             self._unregister()
             self._report_finished()
 
     # -- targets ---------------------------------------------------------------------------
 
-    def _live_target(self) -> _Target:
+    def _streaming_buttons(self) -> Buttons:
+        return (self._stop_button,) if self._stop_button is not None else ()
+
+    def _waiting_target(self) -> Target:
+        thinking = None if self._thinking_since is None else self._pacer.now() - self._thinking_since
+        return self._layout.waiting(thinking, self._streaming_buttons())
+
+    def _live_target(self) -> Target:
+        if self._complete and self._shown:
+            # The whole text is in: the final edit shows it with the final buttons, in one request.
+            return Target(list(self._shown), buttons=self._shown_buttons[-1] if self._with_buttons else ())
         if not self.text.strip():
-            return _Target([self._placeholder])
-        return self._partial_target(None)
-
-    def _partial_target(self, line: str | None) -> _Target:
-        """The unfinished text (code blocks closed for display) with ``line`` at the end."""
-        text = self.text
-        chunks = render_live(text, limit=self._limit, wrap=self._wrap)
-        if self._overflow == "attach" and len(chunks) > 1:
-            return _Target([self._preview(line or f"… {len(text):,} characters so far")])
-        return _Target(self._with_line(chunks, line))
-
-    def _final_target(self, note: str | None, empty_text: str) -> _Target:
-        text = self.text
-        if not text.strip():
-            return _Target(self._with_line([empty_text[: self._limit]], note))
-        chunks = render_live(text, limit=self._limit, wrap=self._wrap, final=True)
-        if self._overflow == "attach" and len(chunks) > 1:
-            line = f"The full text ({len(text):,} characters) is attached as {self._attachment_name}."
-            if note:
-                line += "\n" + note
-            return _Target([self._preview(line)], file_text=text)
-        return _Target(self._with_line(chunks, note))
-
-    def _error_target(self, reason: str) -> _Target:
-        line = f"{WARNING} {reason}"
-        if not self.text.strip():
-            return _Target([line])
-        return self._partial_target(line)
-
-    def _preview(self, line: str) -> str:
-        preview = render_preview(self.text, chars=self._preview_chars, wrap=self._wrap)
-        return f"{preview}\n{line}"[: self._limit]
-
-    def _with_line(self, chunks: list[str], line: str | None) -> list[str]:
-        """``chunks`` with ``line`` added at the end: on the last message if it fits, else its own."""
-        if not line:
-            return chunks
-        if len(chunks[-1]) + 1 + len(line) <= self._limit:
-            return [*chunks[:-1], f"{chunks[-1]}\n{line}"]
-        return [*chunks, line[: self._limit]]
+            return self._waiting_target()
+        return self._layout.partial(self.text, None, self._streaming_buttons())
 
     # -- requests --------------------------------------------------------------------------
 
-    def _next_index(self, target: _Target) -> int | None:
-        """The first message that differs from ``target`` (or lacks its attachment), if any."""
+    def _next_index(self, target: Target) -> int | None:
+        """The first message that differs from ``target`` (text or buttons, or lacks its attachment)."""
         for index, content in enumerate(target.contents):
             if index >= len(self._shown) or self._shown[index] != content:
+                return index
+            if self._with_buttons and self._shown_buttons[index] != target.buttons_of(index):
                 return index
         if target.file_text is not None and not self._attached:
             return len(target.contents) - 1
         return None
 
-    async def _request(self, render: Callable[[], _Target]) -> bool:
+    async def _request(self, render: Callable[[], Target]) -> bool:
         """Take one slot and send the first change of the newest target; False if none was due."""
         if self._next_index(render()) is None:
             return False
@@ -299,22 +331,29 @@ class LiveReply:
                 await self._perform(target, index)
             finally:
                 self._in_request = False
+            self._text_shown = self._text_shown or target.has_text
         return True
 
-    async def _perform(self, target: _Target, index: int) -> None:
+    async def _perform(self, target: Target, index: int) -> None:
         content = target.contents[index]
         self._requests += 1
         file = None
         if target.file_text is not None and index == len(target.contents) - 1:
             data = io.BytesIO(target.file_text.encode("utf-8"))
-            file = discord.File(data, filename=self._attachment_name)
+            file = discord.File(data, filename=self._layout.attachment_name)
+        buttons = target.buttons_of(index)
+        extra = {"buttons": buttons} if self._with_buttons else {}
         try:
             if index < len(self._shown):
-                await self._sink.edit(index, content, file=file)
+                await self._sink.edit(index, content, file=file, **extra)
                 self._shown[index] = content
+                self._shown_buttons[index] = buttons
             else:
-                message_id = await self._sink.send(content, file=file)
+                message_id = await self._sink.send(content, file=file, **extra)
                 self._shown.append(content)
+                self._shown_buttons.append(buttons)
+                if message_id is not None:
+                    self._posted_ids.append(message_id)
                 if message_id is not None and self._registry is not None:
                     self._message_ids.append(message_id)
                     self._registry.register(message_id, self)
@@ -324,11 +363,11 @@ class LiveReply:
             self._attached = True
         log.debug("live reply: message %d now %d chars", index, len(content))
 
-    async def _sync_all(self, target: _Target) -> None:
+    async def _sync_all(self, target: Target) -> None:
         while await self._request(lambda: target):
             pass
 
-    async def _settle(self, target: _Target) -> None:
+    async def _settle(self, target: Target) -> None:
         """Bring the messages to ``target``; on failure log and add an error line if possible."""
         try:
             await self._sync_all(target)
@@ -341,7 +380,7 @@ class LiveReply:
                 return
             line = f"{WARNING} Discord refused to show the rest of this answer."
             try:
-                await self._sync_all(_Target(self._with_line(self._shown, line)))
+                await self._sync_all(self._layout.with_line(self._shown, line, target.buttons))
             except (ReplyDeleted, discord.HTTPException):
                 pass
             except Exception as again:
@@ -371,14 +410,17 @@ class LiveReply:
             if delta:
                 self._parts.append(delta)
                 self._changed.set()
+        self._complete = True
 
     async def _edit_loop(self) -> None:
         failures = 0
         while not self._stopping:
-            await self._changed.wait()
-            self._changed.clear()
+            await self._next_change()
+            if self._holding_first_message():
+                continue
             wait = self._last_request_at + self._min_interval - self._pacer.now()
-            if wait > 0 and self._shown != [self._placeholder]:  # the first words go out at once
+            first_words = not self._text_shown and bool(self.text.strip())
+            if wait > 0 and not first_words:  # the first words go out at once
                 await asyncio.sleep(wait)
             try:
                 done = await self._request(self._live_target)
@@ -401,6 +443,27 @@ class LiveReply:
             failures = 0
             if done and self._next_index(self._live_target()) is not None:
                 self._changed.set()
+
+    async def _next_change(self) -> None:
+        """Until the text changes, or the "Thinking... 12s" placeholder should tick, or a held first
+        message may go."""
+        timeouts = []
+        if self._thinking_since is not None and not self.text.strip():
+            timeouts.append(THINKING_TICK)
+        if self._holding_first_message() and not self._complete:
+            timeouts.append(self._pacer.until_room(self._sink.channel_id, FIRST_MESSAGE_ROOM))
+        timeout = min(timeouts, default=math.inf)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._changed.wait(), None if timeout == math.inf else max(timeout, _TICK))
+        self._changed.clear()
+
+    def _holding_first_message(self) -> bool:
+        """In a busy channel the first message waits: spent on part of the answer, the channel's last
+        slot would leave the rest waiting for the window to roll. It goes once the answer is complete
+        (then :meth:`finish` sends it, final buttons and all) or the channel has room for more."""
+        if self._shown or self.placeholder_when_busy:
+            return False
+        return self._complete or self._pacer.room(self._sink.channel_id) < FIRST_MESSAGE_ROOM
 
     async def _halt_editor(self) -> None:
         """Stop the editor; a request in flight is allowed to finish (its outcome must be known)."""

@@ -94,6 +94,39 @@ class ChannelPacer:
             if channel is not None:
                 channel.completed.set()
 
+    def room(self, channel_id: int) -> int:
+        """How many operations in ``channel_id`` would be granted now, one after the other (0 while
+        anyone is queued). A live reply asks before its placeholder: a busy channel gets no placeholder."""
+        channel = self._known(channel_id)
+        if channel is None:
+            return self.rate
+        if channel.waiting:
+            return 0
+        self._free_at(channel)  # drops the stamps that left the window
+        return max(0, self.rate - len(channel.stamps))
+
+    def until_room(self, channel_id: int, slots: int) -> float:
+        """Seconds until ``slots`` operations could be granted, if nobody else takes one meanwhile
+        (``math.inf`` while a request in flight decides it)."""
+        channel = self._known(channel_id)
+        missing = slots - self.room(channel_id)
+        if channel is None or missing <= 0:
+            return 0.0
+        ordered = sorted(math.inf if s.running else s.at for s in channel.stamps)
+        if missing > len(ordered):
+            return math.inf  # others are queued: they come first
+        return max(0.0, ordered[missing - 1] + self.window - self.now())
+
+    def _known(self, channel_id: int) -> _Channel | None:
+        """The channel's record, made now if a fresh start counts its window as used (see ``busy_since``)."""
+        channel = self._channels.get(channel_id)
+        if channel is None:
+            channel = self._new_channel()
+            if not channel.stamps:
+                return None
+            self._channels[channel_id] = channel
+        return channel
+
     async def _grant(self, channel_id: int) -> _Stamp:
         channel = self._channels.get(channel_id)
         if channel is None:

@@ -22,9 +22,11 @@ log = logging.getLogger(__name__)
 
 
 class Deletable(Protocol):
-    """What the registry needs of a reply: being told that one of its messages is gone."""
+    """What the registry needs of a reply: being told that one of its messages is gone, or to stop."""
 
     def mark_deleted(self) -> None: ...
+
+    def stop(self) -> None: ...
 
 
 class LiveRegistry:
@@ -51,6 +53,9 @@ class LiveRegistry:
         """A reply is done, after ``requests`` sends and edits."""
         if self._on_finished is not None:
             self._on_finished(requests)
+    def get(self, message_id: int) -> Deletable | None:
+        """The live reply that posted ``message_id``, if it is still live."""
+        return self._replies.get(message_id)
 
     def deleted(self, message_id: int) -> bool:
         """Tell the reply owning ``message_id`` (if any is live) that it was deleted; True if one was."""

@@ -1,13 +1,19 @@
 """Where a live reply's messages go: a reply in a channel, or an interaction's response and followups.
 
 Every send and edit here goes out with mentions disabled: the text is the model's, and untrusted.
+A message's buttons (:class:`~bot.replies.controls.Button`) go out as a view that discord.py does not
+keep: clicks are dispatched by the dynamic items the cogs register, which read all they need from the
+custom ID, so they work after a restart.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 import discord
+
+from bot.replies.controls import Button
 
 NO_MENTIONS = discord.AllowedMentions.none()
 
@@ -61,20 +67,54 @@ class ReplySink(Protocol):
     @property
     def channel_id(self) -> int: ...
 
-    async def send(self, content: str, *, file: discord.File | None = None) -> int | None:
+    async def send(
+        self, content: str, *, file: discord.File | None = None, buttons: Sequence[Button] | None = None
+    ) -> int | None:
         """Post the next message of the reply; return its id (None if Discord did not say)."""
         ...
 
-    async def edit(self, index: int, content: str, *, file: discord.File | None = None) -> None:
-        """Replace the content of message ``index`` (and add ``file`` to it)."""
+    async def edit(
+        self, index: int, content: str, *, file: discord.File | None = None, buttons: Sequence[Button] | None = None
+    ) -> None:
+        """Replace the content and buttons of message ``index`` (and add ``file`` to it)."""
+        ...
+
+    async def typing(self) -> None:
+        """Show that an answer is coming while its first message waits for a slot."""
         ...
 
 
-def _file_kwargs(file: discord.File | None, *, editing: bool) -> dict[str, Any]:
-    """discord.py takes ``file=`` on sends and ``attachments=`` on edits, and rejects ``None``."""
-    if file is None:
-        return {}
-    return {"attachments": [file]} if editing else {"file": file}
+_STYLES = {
+    "primary": discord.ButtonStyle.primary,
+    "secondary": discord.ButtonStyle.secondary,
+    "success": discord.ButtonStyle.success,
+    "danger": discord.ButtonStyle.danger,
+}
+
+
+def button_view(buttons: Sequence[Button]) -> discord.ui.View | None:
+    """The buttons as a view, or None (which clears a message's buttons on an edit).
+
+    The view is stopped at once, so discord.py does not keep it in its view store (one per message,
+    forever): the cogs' dynamic items handle the clicks."""
+    if not buttons:
+        return None
+    view = discord.ui.View(timeout=None)
+    for button in buttons:
+        view.add_item(discord.ui.Button(label=button.label, custom_id=button.custom_id, style=_STYLES[button.style]))
+    view.stop()
+    return view
+
+
+def _extras(file: discord.File | None, buttons: Sequence[Button] | None, *, editing: bool) -> dict[str, Any]:
+    """discord.py takes ``file=`` on sends and ``attachments=`` on edits, and rejects ``None`` for
+    both; ``view=None`` clears the buttons on an edit (``buttons=None``: leave them as they are)."""
+    extras: dict[str, Any] = {}
+    if file is not None:
+        extras |= {"attachments": [file]} if editing else {"file": file}
+    if buttons is not None and (editing or buttons):
+        extras["view"] = button_view(buttons)
+    return extras
 
 
 class MessageSink:
@@ -90,7 +130,9 @@ class MessageSink:
         self._messages: list[discord.Message] = []
         self.channel_id = getattr(self._channel, "id", message.channel.id)
 
-    async def send(self, content: str, *, file: discord.File | None = None) -> int | None:
+    async def send(
+        self, content: str, *, file: discord.File | None = None, buttons: Sequence[Button] | None = None
+    ) -> int | None:
         previous = self._messages[-1] if self._messages else self._origin
         here = previous.channel.id == self.channel_id
         sent = await self._channel.send(
@@ -99,16 +141,21 @@ class MessageSink:
             reference=previous.to_reference(fail_if_not_exists=False) if here else None,  # type: ignore[arg-type]
             mention_author=False,
             allowed_mentions=NO_MENTIONS,
-            **_file_kwargs(file, editing=False),
+            **_extras(file, buttons, editing=False),
         )
         self._messages.append(sent)
         return sent.id
 
-    async def edit(self, index: int, content: str, *, file: discord.File | None = None) -> None:
+    async def edit(
+        self, index: int, content: str, *, file: discord.File | None = None, buttons: Sequence[Button] | None = None
+    ) -> None:
         message = self._messages[index]
         self._messages[index] = await message.edit(
-            content=content, allowed_mentions=NO_MENTIONS, **_file_kwargs(file, editing=True)
+            content=content, allowed_mentions=NO_MENTIONS, **_extras(file, buttons, editing=True)
         )
+
+    async def typing(self) -> None:
+        await self._channel.typing()
 
 
 class InteractionSink:
@@ -125,26 +172,90 @@ class InteractionSink:
         # Interaction routes are webhook routes; pacing them with the channel is simply conservative.
         self.channel_id = interaction.channel_id or 0
 
-    async def send(self, content: str, *, file: discord.File | None = None) -> int | None:
+    async def send(
+        self, content: str, *, file: discord.File | None = None, buttons: Sequence[Button] | None = None
+    ) -> int | None:
         interaction = self._interaction
         message_id: int
         if self._sent == 0:  # the "thinking" message becomes the first one
             original = await interaction.edit_original_response(
-                content=content, allowed_mentions=NO_MENTIONS, **_file_kwargs(file, editing=True)
+                content=content, allowed_mentions=NO_MENTIONS, **_extras(file, buttons, editing=True)
             )
             message_id = original.id
         else:
             followup = await interaction.followup.send(
-                content, wait=True, allowed_mentions=NO_MENTIONS, **_file_kwargs(file, editing=False)
+                content, wait=True, allowed_mentions=NO_MENTIONS, **_extras(file, buttons, editing=False)
             )
             self._followups.append(followup)
             message_id = followup.id
         self._sent += 1
         return message_id
 
-    async def edit(self, index: int, content: str, *, file: discord.File | None = None) -> None:
-        kwargs = {"content": content, "allowed_mentions": NO_MENTIONS, **_file_kwargs(file, editing=True)}
+    async def edit(
+        self, index: int, content: str, *, file: discord.File | None = None, buttons: Sequence[Button] | None = None
+    ) -> None:
+        kwargs = {"content": content, "allowed_mentions": NO_MENTIONS, **_extras(file, buttons, editing=True)}
         if index == 0:
             await self._interaction.edit_original_response(**kwargs)
         else:
             self._followups[index - 1] = await self._followups[index - 1].edit(**kwargs)
+
+    async def typing(self) -> None:
+        """Nothing to do: a deferred interaction shows "Glimpse is thinking..." until the first message."""
+
+
+class AnswerMessagesSink:
+    """The messages of an answer asked for again: message ``index`` is the answer's old message of that
+    index while there is one (edited in place), else a new message replying to the one before.
+
+    With no old messages (``message_ids`` empty), the first message replies to ``after``: the next
+    part of an answer that was continued. :meth:`unused` tells which old messages the new answer did
+    not need (the caller deletes them once the reply is done).
+    """
+
+    def __init__(
+        self, channel: discord.abc.Messageable, message_ids: Sequence[int], *, after: int | None = None
+    ) -> None:
+        self._channel = channel
+        self._old = list(message_ids)
+        self._after = after
+        self._messages: list[discord.Message] = []
+        self.channel_id: int = getattr(channel, "id", 0)
+
+    def unused(self) -> list[int]:
+        return self._old[len(self._messages) :]
+
+    def _partial(self, message_id: int) -> discord.PartialMessage:
+        return self._channel.get_partial_message(message_id)  # type: ignore[attr-defined,no-any-return]
+
+    async def send(
+        self, content: str, *, file: discord.File | None = None, buttons: Sequence[Button] | None = None
+    ) -> int | None:
+        index = len(self._messages)
+        if index < len(self._old):
+            message = await self._partial(self._old[index]).edit(
+                content=content, allowed_mentions=NO_MENTIONS, **_extras(file, buttons, editing=True)
+            )
+        else:
+            previous: discord.Message | discord.PartialMessage | None = (
+                self._messages[-1] if self._messages else None if self._after is None else self._partial(self._after)
+            )
+            message = await self._channel.send(
+                content,
+                reference=previous.to_reference(fail_if_not_exists=False) if previous else None,  # type: ignore[arg-type]
+                mention_author=False,
+                allowed_mentions=NO_MENTIONS,
+                **_extras(file, buttons, editing=False),
+            )
+        self._messages.append(message)
+        return message.id
+
+    async def edit(
+        self, index: int, content: str, *, file: discord.File | None = None, buttons: Sequence[Button] | None = None
+    ) -> None:
+        self._messages[index] = await self._messages[index].edit(
+            content=content, allowed_mentions=NO_MENTIONS, **_extras(file, buttons, editing=True)
+        )
+
+    async def typing(self) -> None:
+        await self._channel.typing()

@@ -239,6 +239,15 @@ class Store(ABC):
         """
 
     @abstractmethod
+    async def replace_answer(self, channel_id: int, question_id: int, text: str) -> bool:
+        """Set the text of the answer to the question with message id ``question_id`` (the assistant turn
+        stored right after it): a regenerated answer replaces the old one, a continued one grows.
+
+        Everything else about the turn (its place, its time) stays. ``False`` (nothing changed) when the
+        channel holds no such question, or no answer right after it.
+        """
+
+    @abstractmethod
     async def history(self, channel_id: int, *, limit: int | None = None) -> list[Turn]:
         """The channel's newest ``limit`` turns (all when ``None``), oldest first."""
 

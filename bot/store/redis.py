@@ -25,6 +25,7 @@ server (not Redis Cluster).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import time
@@ -128,6 +129,16 @@ redis.call('EXPIRE', KEYS[3], ttl)
 return 1
 """
 
+# Replaces list item ARGV[1] (a 0-based index) if it still holds ARGV[2]: 1 if replaced, else 0.
+# KEYS: turns. ARGV: index, the turn JSON read, its replacement.
+_REPLACE = """
+if redis.call('LINDEX', KEYS[1], ARGV[1]) ~= ARGV[2] then return 0 end
+redis.call('LSET', KEYS[1], ARGV[1], ARGV[3])
+return 1
+"""
+# Attempts of replace_answer when an append or trim moved the list between the read and the swap.
+_REPLACE_ATTEMPTS = 5
+
 # KEYS: turns, seen, chimgs. ARGV: prefix, channel.
 _FORGET = """
 local prefix, channel = ARGV[1], ARGV[2]
@@ -207,6 +218,7 @@ class RedisStore(Store):
         self._purge = client.register_script(_PURGE)
         self._swap = client.register_script(_SWAP)
         self._tally = client.register_script(_TALLY)
+        self._replace = client.register_script(_REPLACE)
 
     @classmethod
     async def open(cls, url: str, options: StoreOptions | None = None) -> RedisStore:
@@ -262,6 +274,28 @@ class RedisStore(Store):
         if added < 0:
             raise DuplicateAnswerError("a later turn of the exchange is already stored")
         return added == 1
+
+    async def replace_answer(self, channel_id: int, question_id: int, text: str) -> bool:
+        # The turn is found here, in Python: Lua's cjson reads numbers as doubles, which cannot hold a
+        # snowflake exactly. The swap then checks that the item is still the one read (compare-and-set).
+        key = self._key("turns", channel_id)
+        for _ in range(_REPLACE_ATTEMPTS):
+            raw = await self._redis.lrange(key, 0, -1)
+            turns = [turn_from_json(item) for item in raw]
+            index = next(
+                (
+                    i + 1
+                    for i, turn in enumerate(turns[:-1])
+                    if turn.role == "user" and turn.message_id == question_id and turns[i + 1].role == "assistant"
+                ),
+                None,
+            )
+            if index is None:
+                return False
+            replacement = turn_to_json(dataclasses.replace(turns[index], text=text))
+            if int(await self._replace(keys=[key], args=[index, raw[index], replacement])):
+                return True
+        raise RuntimeError(f"the turns of channel {channel_id} kept changing; the answer was not replaced")
 
     async def history(self, channel_id: int, *, limit: int | None = None) -> list[Turn]:
         if limit == 0:

@@ -256,6 +256,21 @@ class SQLiteStore(Store):
             await _collect_images(conn, _hashes(trimmed))
         return True
 
+    async def replace_answer(self, channel_id: int, question_id: int, text: str) -> bool:
+        async with self._transaction() as conn:
+            rows = await conn.execute_fetchall(
+                "SELECT next.id, next.role FROM turns AS question JOIN turns AS next"
+                " ON next.channel_id = question.channel_id AND next.id = (SELECT MIN(id) FROM turns"
+                " WHERE channel_id = question.channel_id AND id > question.id)"
+                " WHERE question.channel_id = ? AND question.role = 'user' AND question.message_id = ?",
+                (channel_id, question_id),
+            )
+            found = next((turn_id for turn_id, role in rows if role == "assistant"), None)
+            if found is None:
+                return False
+            await conn.execute("UPDATE turns SET text = ? WHERE id = ?", (text, found))
+        return True
+
     async def history(self, channel_id: int, *, limit: int | None = None) -> list[Turn]:
         async with self._reading() as conn:
             rows = await conn.execute_fetchall(

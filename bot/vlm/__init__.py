@@ -6,8 +6,10 @@ Pure: no Discord. An answer streams into anything that follows :class:`AnswerTar
 from bot.vlm.answer import (
     CUT_SHORT,
     INTERNAL_ERROR,
+    STOPPED,
     AnswerTarget,
     ReplyDeleted,
+    ReplyStopped,
     note_lines,
     stream_answer,
 )
@@ -16,9 +18,11 @@ from bot.vlm.client import Completion, Usage, VisionClient, VisionError, VisionS
 __all__ = [
     "CUT_SHORT",
     "INTERNAL_ERROR",
+    "STOPPED",
     "AnswerTarget",
     "Completion",
     "ReplyDeleted",
+    "ReplyStopped",
     "Usage",
     "VisionClient",
     "VisionError",

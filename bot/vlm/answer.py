@@ -13,23 +13,36 @@ log = logging.getLogger(__name__)
 CUT_SHORT = "The answer was cut short: it reached the length limit."
 FILTERED = "The model service stopped this answer early (its content filter)."
 INTERNAL_ERROR = "Something went wrong on my side. Please try again in a moment."
+STOPPED = "(stopped)"
 
 
 class ReplyDeleted(Exception):
     """The reply an answer streams into is gone (someone deleted it): stop quietly, show nothing."""
 
 
+class ReplyStopped(Exception):
+    """Someone stopped the answer (its Stop button): the request is closed; ``text`` is what was written."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__("the answer was stopped")
+        self.text = text
+
+
 class AnswerTarget(Protocol):
     """Where an answer streams to: a live reply in Discord, or anything else that shows text.
 
-    ``stream`` raises :class:`ReplyDeleted` when the reply is gone; ``fail`` and ``finish`` never raise.
+    ``stream`` raises :class:`ReplyDeleted` when the reply is gone and :class:`ReplyStopped` when it
+    was stopped; ``fail`` and ``finish`` never raise. ``thinking`` is called when a reasoning model
+    starts to think (nothing of it is shown).
     """
 
     async def stream(self, deltas: AsyncIterable[str]) -> str: ...
 
+    def thinking(self) -> None: ...
+
     async def fail(self, reason: str) -> None: ...
 
-    async def finish(self, note: str | None = None) -> None: ...
+    async def finish(self, note: str | None = None, *, answer: Completion | None = None) -> None: ...
 
 
 def note_lines(notes: Sequence[str]) -> str | None:
@@ -50,11 +63,16 @@ async def stream_answer(
     """Stream the model's answer into ``reply``; return it, or None when it failed (already shown).
 
     ``remember`` stores a complete answer *before* the final edit shows it complete, so an answer that
-    a user saw finished is never missing from memory, even if the bot is killed right after.
+    a user saw finished is never missing from memory, even if the bot is killed right after. A stopped
+    answer is finished (and remembered) with what was written and a "(stopped)" line.
     """
-    stream = vision.stream(messages, temperature=temperature, max_tokens=max_tokens)
+    stream = vision.stream(messages, temperature=temperature, max_tokens=max_tokens, on_thinking=reply.thinking)
+    stopped = False
     try:
         text = await reply.stream(stream)
+    except ReplyStopped as stop:
+        log.info("Answer stopped by a click; upstream request closed")
+        text, stopped = stop.text, True
     except VisionError as error:
         log.info("Model request failed (%s): %s", error.kind, error.reason)
         await reply.fail(error.reason)
@@ -68,13 +86,16 @@ async def stream_answer(
         await reply.fail(INTERNAL_ERROR)  # never raises: replies log their own Discord errors
         return None
     all_notes = list(notes)
-    if stream.finish_reason == "length":
+    if stopped:
+        all_notes.append(STOPPED)
+    elif stream.finish_reason == "length":
         all_notes.append(CUT_SHORT)
     elif stream.finish_reason == "content_filter":  # ends like a normal answer; say it is not one
         all_notes.append(FILTERED)
-    answer = Completion(text=text, usage=stream.usage, finish_reason=stream.finish_reason)
+    answer = Completion(
+        text=text, usage=stream.usage, finish_reason=None if stopped else stream.finish_reason, stopped=stopped
+    )
     if remember is not None and text.strip():
         await remember(answer)
-    await reply.finish(note_lines(all_notes))
+    await reply.finish(note_lines(all_notes), answer=answer)
     return answer
-

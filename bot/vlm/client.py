@@ -12,6 +12,12 @@ task or calling :meth:`VisionStream.aclose` closes the HTTP response, so the pro
 generating (and billing). The API key lives only inside the openai client and never appears in a
 log line, a repr or a reason.
 
+A reasoning model's thinking (``reasoning_content`` deltas, or a leading ``<think>...</think>``; see
+:mod:`bot.vlm.reasoning`) is dropped as it arrives: the stream yields, keeps and logs only the visible
+answer. ``on_thinking`` is called when the thinking starts, so a reply can say the model is thinking;
+from then on the model is alive, and the wait for its first visible word is bounded by the idle timeout
+between chunks instead of the first-token timeout.
+
 Longer than 400 lines on purpose: one request's whole life (attempts, deadlines, the stream's state,
 closing) is one state machine, and splitting it would scatter the invariants above over files.
 """
@@ -34,6 +40,7 @@ import openai
 from openai.types.chat import ChatCompletionChunk
 
 from bot.metrics import Metrics
+from bot.vlm.reasoning import ThinkFilter
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +69,13 @@ class Completion:
     text: str
     usage: Usage | None
     finish_reason: str | None
+    stopped: bool = False
+    """Someone stopped the answer (its Stop button); ``text`` is what was written until then."""
+
+    @property
+    def cut_short(self) -> bool:
+        """The model stopped at its length cap: the answer can be continued."""
+        return self.finish_reason == "length"
 
 
 class VisionError(Exception):
@@ -214,6 +228,7 @@ class VisionClient:
         temperature: float | None = None,
         max_tokens: int | None = None,
         response_format: dict[str, Any] | None = None,
+        on_thinking: Callable[[], None] | None = None,
     ) -> VisionStream:
         """Prepare a streamed completion; the request is sent on the first iteration."""
         request: dict[str, Any] = {
@@ -225,7 +240,7 @@ class VisionClient:
             request["stream_options"] = {"include_usage": True}
         options = {"temperature": temperature, "max_tokens": max_tokens, "response_format": response_format}
         request.update({k: v for k, v in options.items() if v is not None})
-        return VisionStream(self, request, _count_images(messages))
+        return VisionStream(self, request, _count_images(messages), on_thinking=on_thinking)
 
     async def complete(
         self,
@@ -262,8 +277,16 @@ class VisionClient:
 class VisionStream:
     """Async iterator of text deltas; use ``async with`` (or :meth:`aclose`) to always release it."""
 
-    def __init__(self, client: VisionClient, request: dict[str, Any], images: int) -> None:
+    def __init__(
+        self,
+        client: VisionClient,
+        request: dict[str, Any],
+        images: int,
+        *,
+        on_thinking: Callable[[], None] | None = None,
+    ) -> None:
         self.text = ""
+        self.thinking_started: float | None = None  # monotonic time of the first thinking delta
         self.usage: Usage | None = None
         self.finish_reason: str | None = None
         self._client = client
@@ -276,6 +299,8 @@ class VisionStream:
         self._attempts = 0
         self._started_at: float | None = None
         self._first_token_after: float | None = None
+        self._on_thinking = on_thinking
+        self._think = ThinkFilter()
 
     def __repr__(self) -> str:
         return f"VisionStream(model={self._client.model!r}, chars={len(self.text)}, ended={self._ended})"
@@ -338,6 +363,7 @@ class VisionStream:
         loop = asyncio.get_running_loop()
         while not self._close_requested.is_set():
             self._attempts += 1
+            self._think = ThinkFilter()  # a new attempt starts its answer afresh
             deadline = loop.time() + client.first_token_timeout
             try:
                 async with asyncio.timeout_at(deadline):
@@ -385,22 +411,42 @@ class VisionStream:
         return delta
 
     async def _read(self, deadline: Callable[[], asyncio.Timeout]) -> str | None:
-        """The next non-empty text delta, or None at the end; records usage and finish reason."""
+        """The next non-empty visible delta, or None at the end; records usage and finish reason.
+
+        Thinking is dropped here (see the module docstring)."""
         while True:
             if self._response is None:
                 raise _Closed
-            async with deadline():
+            # Once the model thinks it is alive: the first-token deadline gives way to the idle one.
+            timer = deadline() if self.thinking_started is None else asyncio.timeout(self._client.idle_timeout)
+            async with timer:
                 try:
                     chunk = await anext(self._response)
                 except StopAsyncIteration:
-                    return None
+                    return self._think.flush() or None
             if chunk.usage is not None:
                 self.usage = Usage(chunk.usage.prompt_tokens, chunk.usage.completion_tokens, chunk.usage.total_tokens)
             for choice in chunk.choices[:1]:
                 if choice.finish_reason is not None:
                     self.finish_reason = choice.finish_reason
-                if choice.delta is not None and choice.delta.content:
-                    return choice.delta.content
+                delta = choice.delta
+                if delta is None:
+                    continue
+                if getattr(delta, "reasoning_content", None) or getattr(delta, "reasoning", None):
+                    self._thought()
+                visible = self._think.feed(delta.content) if delta.content else ""
+                if self._think.thinking:
+                    self._thought()
+                if visible:
+                    return visible
+
+    def _thought(self) -> None:
+        """The model is thinking: note when it began and tell the reply, once."""
+        if self.thinking_started is not None:
+            return
+        self.thinking_started = time.monotonic()
+        if self._on_thinking is not None:
+            self._on_thinking()
 
     async def _close_response(self) -> None:
         response, self._response = self._response, None

@@ -23,7 +23,7 @@ from tests.fakes.vlm import Script, VLMServer
 
 pytestmark = pytest.mark.timeout(90)
 
-WORDS = tuple(f"word{n} " for n in range(60))
+WORDS = tuple(f"word{n} " for n in range(100))
 
 
 async def test_a_process_started_right_after_a_sigkill_gets_no_429(
@@ -38,7 +38,9 @@ async def test_a_process_started_right_after_a_sigkill_gets_no_429(
     alice, general = emulator.user("alice"), emulator.channel("general")
     mention = f"<@{emulator.bot_user.id}>"
     first_answer = "".join(WORDS).strip()
-    vlm.script(Script(chunks=WORDS, delay=0.1))  # six seconds of words: an edit whenever the pacer allows
+    # Ten seconds of words: an edit whenever the pacer allows, also after the first message waited for a
+    # slot (the process counts every window as used for one window after its start).
+    vlm.script(Script(chunks=WORDS, delay=0.1))
 
     async with bot_process(env, tmp_path, log) as first:
         await emulator.wait_until_connected(timeout=STARTUP_TIMEOUT)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import json
 import sqlite3
@@ -184,6 +185,37 @@ async def test_an_exchange_is_all_or_nothing(store: Store) -> None:
     assert who(await store.history(CHANNEL)) == [("user", 4), ("assistant", 5)]
     assert await store.get_images([image(6).sha256, image(7).sha256]) == {}
     assert await store.append_exchange(CHANNEL, turn(6, image(6)), turn(6, role="assistant"), [image(6)])
+
+
+SNOWFLAKE = 1_312_400_000_000_000_123  # a real-sized Discord id: more digits than a double holds
+
+
+async def test_replace_answer_changes_only_the_answer_right_after_its_question(store: Store) -> None:
+    question = turn(1, image(1), mid=SNOWFLAKE)
+    answer = turn(2, role="assistant", mid=None)
+    assert await store.append_exchange(CHANNEL, question, answer, [image(1)])
+    assert await store.append_exchange(CHANNEL, turn(3), turn(4, role="assistant", mid=None))
+    assert await store.append_exchange(OTHER, turn(5, mid=SNOWFLAKE), turn(6, role="assistant", mid=None))
+
+    assert await store.replace_answer(CHANNEL, SNOWFLAKE, "a second answer")
+    history = await store.history(CHANNEL)
+    assert [t.text for t in history] == ["text 1", "a second answer", "text 3", "text 4"]
+    assert history[1] == dataclasses.replace(answer, text="a second answer")  # its time and place kept
+    assert history[0] == question  # the question (and its image) untouched
+    assert await store.get_images([image(1).sha256]) == {image(1).sha256: image(1).data}
+    assert [t.text for t in await store.history(OTHER)] == ["text 5", "text 6"]  # other channels untouched
+
+    assert await store.replace_answer(CHANNEL, SNOWFLAKE, "a second answer, continued")
+    assert (await store.history(CHANNEL))[1].text == "a second answer, continued"
+
+
+async def test_replace_answer_without_such_an_answer_changes_nothing(store: Store) -> None:
+    assert not await store.replace_answer(CHANNEL, 1001, "nothing to replace")  # empty channel
+    assert await store.append_exchange(CHANNEL, turn(2), turn(3, role="assistant"))
+    assert not await store.replace_answer(CHANNEL, 1001, "no such question")
+    assert not await store.replace_answer(CHANNEL, 1003, "an answer is not a question")
+    assert not await store.replace_answer(OTHER, 1002, "wrong channel")
+    assert [t.text for t in await store.history(CHANNEL)] == ["text 2", "text 3"]
 
 
 OLD_TURN = {  # a turn as stored before ImageRef had ``spoiler``

@@ -13,6 +13,7 @@ import random
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from types import SimpleNamespace
+from typing import Any
 from unittest.mock import AsyncMock, MagicMock
 
 import discord
@@ -50,6 +51,8 @@ class RecordingSink:
     ops: list[Op] = field(default_factory=list)
     errors: dict[int, discord.HTTPException] = field(default_factory=dict)  # op number -> error
     first_id: int = 1000
+    buttons: list[tuple[Any, ...]] = field(default_factory=list)
+    typed: int = 0
 
     async def _record(self, kind: str, index: int, content: str, file: discord.File | None) -> None:
         assert len(content) <= 2000, "Discord would refuse this"
@@ -61,14 +64,20 @@ class RecordingSink:
         if file is not None:
             self.files[index] = (file.filename, file.fp.read())
 
-    async def send(self, content: str, *, file: discord.File | None = None) -> int:
+    async def send(self, content: str, *, file: discord.File | None = None, buttons: Any = None) -> int:
         await self._record("send", len(self.messages), content, file)
         self.messages.append(content)
+        self.buttons.append(tuple(buttons or ()))
         return self.first_id + len(self.messages) - 1
 
-    async def edit(self, index: int, content: str, *, file: discord.File | None = None) -> None:
+    async def edit(self, index: int, content: str, *, file: discord.File | None = None, buttons: Any = None) -> None:
         await self._record("edit", index, content, file)
         self.messages[index] = content
+        if buttons is not None:
+            self.buttons[index] = tuple(buttons)
+
+    async def typing(self) -> None:
+        self.typed += 1
 
 
 @dataclass

@@ -81,10 +81,10 @@ class RecordingSink:
     def __init__(self) -> None:
         self.calls: list[tuple[str, int | None, str]] = []
 
-    async def send(self, content: str, *, file: object = None) -> None:
+    async def send(self, content: str, *, file: object = None, buttons: object = None) -> None:
         self.calls.append(("send", None, content))
 
-    async def edit(self, index: int, content: str, *, file: object = None) -> None:
+    async def edit(self, index: int, content: str, *, file: object = None, buttons: object = None) -> None:
         self.calls.append(("edit", index, content))
 
 

@@ -185,6 +185,7 @@ class Revision:
     embeds: list[dict[str, object]]
     at: float
     kind: str  # "create" | "edit"
+    components: list[dict[str, object]] = field(default_factory=list)
 
 
 @dataclass(eq=False)
@@ -235,6 +236,7 @@ class Message:
                 embeds=list(self.embeds),
                 at=time.monotonic(),
                 kind=kind,
+                components=list(self.components),
             )
         )
 

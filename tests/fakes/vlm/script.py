@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
     from .server import RecordedRequest
@@ -37,6 +37,10 @@ class Script:
     - ``error_after=n`` sends an error frame (``data: {"error": {...}}``, ``error_message`` and
       ``error_code``) after n chunks and ends there, on a response that began as 200: what providers
       do when generation fails mid-stream (``error_code`` e.g. ``"invalid_image"``, ``"server_error"``).
+    - ``reasoning`` is a reasoning model's thinking, streamed before the text in pieces of
+      ``chunk_size`` (each with the same ``delay`` and gate as a content chunk, but not counted as
+      one): as ``reasoning_content`` deltas (``reasoning_form="field"``), or inside the content as
+      ``<think>...</think>`` followed by a blank line (``"tags"``). It costs completion tokens.
     """
 
     text: str = ""
@@ -55,6 +59,8 @@ class Script:
     error_after: int | None = None
     error_code: str = "server_error"
     headers: dict[str, str] = field(default_factory=dict)
+    reasoning: str = ""
+    reasoning_form: Literal["field", "tags"] = "field"
 
     @classmethod
     def error_frame(
@@ -72,6 +78,16 @@ class Script:
             return list(self.chunks)
         size = max(1, self.chunk_size)
         return [self.text[i : i + size] for i in range(0, len(self.text), size)]
+
+    def reasoning_deltas(self) -> list[dict[str, str]]:
+        """The thinking as the deltas that carry it, in order."""
+        if not self.reasoning:
+            return []
+        size = max(1, self.chunk_size)
+        pieces = [self.reasoning[i : i + size] for i in range(0, len(self.reasoning), size)]
+        if self.reasoning_form == "field":
+            return [{"reasoning_content": piece} for piece in pieces]
+        return [{"content": piece} for piece in ["<think>", *pieces, "</think>\n\n"]]
 
     def error_fields(self) -> tuple[str, str, str | None]:
         message, kind, code = ERROR_MESSAGES.get(

@@ -47,6 +47,7 @@ class RecordedRequest:
     parsed: ParsedRequest | None = None
     script: Script | None = None
     sent_text: str = ""
+    reasoning_sent: str = ""  # the thinking streamed before the text (either form)
     chunks_sent: int = 0
     usage: Usage | None = None
     # pending | completed | rejected | client_disconnected | server_disconnected | malformed | error_frame | stalled
@@ -315,7 +316,7 @@ class VLMServer:
 
     def _usage(self, record: RecordedRequest) -> Usage:
         assert record.parsed is not None
-        record.usage = Usage(record.parsed.prompt_tokens, text_tokens(record.sent_text))
+        record.usage = Usage(record.parsed.prompt_tokens, text_tokens(record.reasoning_sent + record.sent_text))
         return record.usage
 
     async def _stream(self, request: web.Request, record: RecordedRequest, script: Script) -> web.StreamResponse:
@@ -333,6 +334,16 @@ class VLMServer:
         record.status = 200
         await response.prepare(request)
         await response.write(completion.delta_frame({"role": "assistant", "content": ""}, with_usage=include_usage))
+        for delta in script.reasoning_deltas():
+            if script.delay:
+                await asyncio.sleep(script.delay)
+            if script.gated:
+                await self._gate.take()
+            await response.write(completion.delta_frame(delta, with_usage=include_usage))
+            record.reasoning_sent += "".join(delta.values())
+            self._poke()
+            if script.gated:
+                await self._gate.sent()
         pieces = script.pieces()
         for index in range(len(pieces) + 1):
             broken = await self._fault_at(index, record, script)
