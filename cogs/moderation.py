@@ -113,7 +113,7 @@ class Moderation(commands.Cog):
         if not images:
             return  # a redelivered event, or an edit that added no image
         try:
-            await moderate(message, settings, self.service, images)
+            await moderate(message, settings, self.service, self.bot.pacer, images)
         except Exception:
             log.exception("Moderating message %s in guild %s failed", message.id, guild.id)
 
@@ -123,6 +123,8 @@ class Moderation(commands.Cog):
         watch="Check images in all channels, or only in the listed ones",
         add_channel="Start watching this channel",
         remove_channel="Stop watching this channel",
+        exempt_role="Never check images from members with this role",
+        unexempt_role="Check this role's images again",
         flag="Start flagging this category",
         ignore="Stop flagging this category",
         low="Action for severity 1 (minor)",
@@ -146,6 +148,8 @@ class Moderation(commands.Cog):
         watch: Literal["listed channels", "all channels"] | None = None,
         add_channel: discord.TextChannel | None = None,
         remove_channel: discord.TextChannel | None = None,
+        exempt_role: discord.Role | None = None,
+        unexempt_role: discord.Role | None = None,
         flag: app_commands.Choice[str] | None = None,
         ignore: app_commands.Choice[str] | None = None,
         low: app_commands.Choice[str] | None = None,
@@ -167,6 +171,8 @@ class Moderation(commands.Cog):
                 watch_all_channels=None if watch is None else watch == "all channels",
                 add_channel_id=add_channel and add_channel.id,
                 remove_channel_id=remove_channel and remove_channel.id,
+                exempt_role_id=exempt_role and exempt_role.id,
+                unexempt_role_id=unexempt_role and unexempt_role.id,
                 flag=flag and Category(flag.value),
                 ignore=ignore and Category(ignore.value),
                 actions={s: c and Action(c.value) for s, c in ((1, low), (2, medium), (3, high))},

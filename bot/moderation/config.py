@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 SETTINGS_VERSION = 1
 MAX_RULES_CHARS = 4000  # a Discord modal paragraph holds 4000 characters
 MAX_WATCHED_CHANNELS = 500
+MAX_EXEMPT_ROLES = 50
 MIN_TIMEOUT_SECONDS = 60
 MAX_TIMEOUT_SECONDS = 28 * 24 * 3600  # Discord's limit for a member timeout
 MAX_CACHE_SECONDS = 30 * 24 * 3600
@@ -66,11 +67,18 @@ class ModerationSettings:
     timeout_seconds: int = 3600
     detail: Detail = "low"
     cache_seconds: int = 24 * 3600
+    exempt_role_ids: frozenset[int] = frozenset()
+    """Members with one of these roles are never checked (nor acted on)."""
 
     def __post_init__(self) -> None:
         problems: list[str] = []
         # Normalise collections so equal settings compare equal and nobody mutates them later.
         object.__setattr__(self, "watched_channel_ids", frozenset(self.watched_channel_ids))
+        object.__setattr__(self, "exempt_role_ids", frozenset(self.exempt_role_ids))
+        if not all(_is_snowflake(rid) for rid in self.exempt_role_ids):
+            problems.append("exempt roles must be role IDs")
+        if len(self.exempt_role_ids) > MAX_EXEMPT_ROLES:
+            problems.append(f"at most {MAX_EXEMPT_ROLES} exempt roles")
         object.__setattr__(self, "categories", frozenset(self.categories))
         object.__setattr__(self, "rules", self.rules.strip() if isinstance(self.rules, str) else self.rules)
         if not all(_is_snowflake(cid) for cid in self.watched_channel_ids):
@@ -112,6 +120,10 @@ class ModerationSettings:
             parent_id is not None and parent_id in self.watched_channel_ids
         )
 
+    def exempts(self, role_ids: Iterable[int]) -> bool:
+        """Whether a member with these roles is exempt from moderation."""
+        return not self.exempt_role_ids.isdisjoint(role_ids)
+
     def action_for(self, severity: int) -> Action | None:
         """The configured action for a severity; ``None`` for 0 (nothing flagged)."""
         return self.actions.get(severity)
@@ -132,9 +144,17 @@ class ModerationSettings:
         actions: Mapping[int, Action | None] | None = None,
         timeout_seconds: int | None = None,
         detail: Detail | None = None,
+        exempt_role_id: int | None = None,
+        unexempt_role_id: int | None = None,
     ) -> ModerationSettings:
         """The changes of one `/moderation setup`: ``None`` keeps a setting; validated again."""
         changes: dict[str, Any] = {}
+        exempt = set(self.exempt_role_ids)
+        if exempt_role_id is not None:
+            exempt.add(exempt_role_id)
+        if unexempt_role_id is not None:
+            exempt.discard(unexempt_role_id)
+        changes["exempt_role_ids"] = frozenset(exempt)
         if mod_log_channel_id is not None:
             changes["mod_log_channel_id"] = mod_log_channel_id
         if watch_all_channels is not None:
@@ -177,6 +197,7 @@ class ModerationSettings:
             "timeout_seconds": self.timeout_seconds,
             "detail": self.detail,
             "cache_seconds": self.cache_seconds,
+            "exempt_role_ids": sorted(str(rid) for rid in self.exempt_role_ids),
         }
 
     @classmethod
@@ -201,6 +222,7 @@ class ModerationSettings:
             "timeout_seconds": reader.integer("timeout_seconds"),
             "detail": reader.text("detail"),
             "cache_seconds": reader.integer("cache_seconds"),
+            "exempt_role_ids": reader.id_set("exempt_role_ids"),
         }
         try:
             settings = cls(**{name: value for name, value in values.items() if value is not _MISSING})

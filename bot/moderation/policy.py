@@ -133,6 +133,35 @@ class MissingPermissionNotices:
                 log.warning("Store unavailable to clear the %s notice of guild %s", permission, guild_id, exc_info=True)
 
 
+OUTAGE_KIND = "outage-notice"
+OUTAGE_NOTICE_SECONDS = 3600.0
+"""While the model service keeps failing, the mod-log hears of it at most this often."""
+
+
+class OutageNotices:
+    """One mod-log notice per guild when the model service fails, not one entry per image; reported
+    again only after a check succeeded in between (or after :data:`OUTAGE_NOTICE_SECONDS`). Claims in
+    the store, so every process agrees; with the store down too, the notice is simply posted."""
+
+    def __init__(self, store: NoticeStore) -> None:
+        self._store = store
+
+    async def first(self, guild_id: int) -> bool:
+        """Whether this failure is the first of the current outage (now marked reported)."""
+        try:
+            return await self._store.claim(OUTAGE_KIND, str(guild_id), OUTAGE_NOTICE_SECONDS)
+        except Exception:
+            log.warning("Store unavailable for the outage notice of guild %s", guild_id, exc_info=True)
+            return True
+
+    async def recovered(self, guild_id: int) -> None:
+        """A check succeeded: a later failure is a new outage."""
+        try:
+            await self._store.release(OUTAGE_KIND, str(guild_id))
+        except Exception:
+            log.warning("Store unavailable to clear the outage notice of guild %s", guild_id, exc_info=True)
+
+
 class RefusedDeletes:
     """Channels where Discord refused an automatic delete although the bot's cached permissions
     allowed it (a stale cache): no delete is tried there again until those cached permissions change."""

@@ -31,7 +31,7 @@ from bot.moderation.cache import CLEAN_CONFIRM_DISTANCE, VerdictCache
 from bot.moderation.config import ModerationSettings, ModerationSettingsError
 from bot.moderation.ledger import EntryLedger
 from bot.moderation.phash import LOOKUP_DISTANCE, ImageFingerprint, fingerprint, hash_to_hex
-from bot.moderation.policy import Decision, MissingPermissionNotices, RefusedDeletes
+from bot.moderation.policy import Decision, MissingPermissionNotices, OutageNotices, RefusedDeletes
 from bot.moderation.prompt import (
     MODERATION_MAX_TOKENS,
     MODERATION_TEMPERATURE,
@@ -50,6 +50,8 @@ MODEL_LANE = 2
 IMAGE_LANE = 2
 """Moderation image jobs (download, prepare, fingerprint) at once; the shared worker holds 16."""
 MAX_IMAGES_PER_MESSAGE = 4
+SERVICE_FAILED = "the model service failed"
+"""How a needs-review verdict begins when the provider, not the image, was the problem."""
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,11 @@ class CheckResult:
     cached: bool = False
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
+
+    @property
+    def service_failed(self) -> bool:
+        """The model service failed (an outage, a revoked key): nothing is known about the image."""
+        return (self.verdict.review_reason or "").startswith(SERVICE_FAILED)
 
     def audit_detail(self) -> dict[str, Any]:
         """Small JSON extras for the audit trail (never image bytes)."""
@@ -110,6 +117,7 @@ class ModerationService:
         self.cache = VerdictCache(store, clock=clock)
         # Reported missing permissions, in the store (shared by processes, kept across restarts).
         self.notices = MissingPermissionNotices(store)
+        self.outages = OutageNotices(store)
         # Per-process memory of the Discord side (refused deletes, clicks).
         self.refused_deletes = RefusedDeletes()
         self.entries = EntryLedger()
@@ -264,7 +272,7 @@ class ModerationService:
                     response_format = None
                     continue
                 log.warning("Moderation check failed: %s (%s)", error.kind, error.detail)
-                return Verdict.needs_review(f"the model service failed: {error.reason}"), None
+                return Verdict.needs_review(f"{SERVICE_FAILED}: {error.reason}"), None
             if response_format is None and self.response_format is not None:
                 self.response_format = None  # it worked without: the provider lacks JSON mode
             usage = (completion.usage.prompt_tokens, completion.usage.completion_tokens) if completion.usage else None

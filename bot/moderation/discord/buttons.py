@@ -18,6 +18,7 @@ import discord
 
 from bot.moderation.action_ids import ACTION_ID_PATTERN, ActionRef, ButtonAction, decode_action_id, encode_action_id
 from bot.moderation.config import ModerationSettings
+from bot.moderation.discord.enforce import outranks
 from bot.moderation.discord.entry import with_moderator_line
 from bot.moderation.ledger import entry_finished
 from bot.moderation.policy import format_duration
@@ -204,8 +205,12 @@ async def carry_out(
         return "The author is no longer on this server.", ""
     except discord.HTTPException:
         return "I could not look up the author; try again in a moment.", ""
+    if member.id == guild.owner_id:
+        return "Nobody can time out the server's owner.", ""
     if guild.owner_id != moderator.id and member.top_role >= moderator.top_role:
         return "You cannot time out a member whose top role is not below yours.", ""
+    if guild.me is not None and not outranks(guild.me, member):  # Discord would refuse: do not ask
+        return "I cannot time them out: their highest role is not below mine (move my role above it).", ""
     try:
         await member.timeout(timedelta(seconds=settings.timeout_seconds), reason=reason)
     except discord.Forbidden:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 import discord
@@ -12,7 +13,7 @@ import discord
 from bot.moderation.config import ModerationSettings
 from bot.moderation.service import CheckResult
 from bot.moderation.verdict import Verdict, format_verdict
-from bot.replies import NO_MENTIONS
+from bot.replies import NO_MENTIONS, ChannelPacer
 
 log = logging.getLogger(__name__)
 
@@ -30,12 +31,22 @@ def verdict_colour(verdict: Verdict) -> discord.Colour:
 
 
 def entry_embed(
-    message: discord.Message, result: CheckResult, action_line: str, *, index: int, total: int
+    message: discord.Message,
+    results: Sequence[CheckResult],
+    action_line: str,
+    *,
+    index: int,
+    total: int,
+    public: bool = False,
 ) -> discord.Embed:
-    verdict = result.verdict
-    title = "Image needs human review" if verdict.requires_review else f"Image flagged · severity {verdict.severity}/3"
+    """One entry: a flagged image, or every image of the message that needs review (coalesced)."""
+    verdict = results[0].verdict
+    if verdict.requires_review:
+        title = "Image needs human review" if len(results) == 1 else f"{len(results)} images need human review"
+    else:
+        title = f"Image flagged · severity {verdict.severity}/3"
     if total > 1:
-        title += f" · image {index} of {total}"
+        title += f" · entry {index} of {total}"
     author = message.author
     embed = discord.Embed(title=title, colour=verdict_colour(verdict), timestamp=message.created_at)
     embed.add_field(
@@ -45,10 +56,19 @@ def entry_embed(
     )
     embed.add_field(name="Channel", value=f"<#{message.channel.id}>", inline=True)
     embed.add_field(name="Message", value=f"[Jump to message]({message.jump_url})", inline=True)
-    embed.add_field(name="Verdict", value=format_verdict(verdict), inline=False)
+    if len(results) == 1:
+        verdicts = format_verdict(verdict)
+    else:
+        verdicts = "\n".join(f"Image {i}: {format_verdict(r.verdict)}" for i, r in enumerate(results, start=1))
+    embed.add_field(name="Verdict", value=verdicts[:1024], inline=False)
     embed.add_field(name="Automatic action", value=action_line, inline=False)
-    source = "answered from the cache" if result.cached else "checked by the model"
-    embed.set_footer(text=f"Image {source} · the image is attached as a spoiler")
+    source = "answered from the cache" if all(r.cached for r in results) else "checked by the model"
+    shown = (
+        "not attached: this mod-log channel is visible to @everyone (use Jump to message)"
+        if public
+        else "attached as a spoiler"
+    )
+    embed.set_footer(text=f"Image {source} · the image is {shown}")
     return embed
 
 
@@ -70,30 +90,45 @@ def mod_log_channel(guild: discord.Guild, settings: ModerationSettings) -> disco
     return channel if channel.permissions_for(guild.me).send_messages else None
 
 
+def is_public(channel: discord.abc.GuildChannel) -> bool:
+    """Visible to @everyone: no place for a re-upload of the flagged image itself."""
+    return channel.permissions_for(channel.guild.default_role).view_channel
+
+
+async def send_paced(channel: discord.TextChannel, pacer: ChannelPacer, **kwargs: Any) -> bool:
+    """Send to the mod-log through the channel pacer like every other message; failures are logged."""
+    try:
+        async with pacer.slot(channel.id):
+            await channel.send(allowed_mentions=NO_MENTIONS, **kwargs)
+        return True
+    except discord.HTTPException:
+        log.warning("Could not post in the mod-log channel %s", channel.id, exc_info=True)
+        return False
+
+
 async def post_entry(
     channel: discord.TextChannel,
     message: discord.Message,
-    result: CheckResult,
+    results: Sequence[CheckResult],
     action_line: str,
     view: discord.ui.View,
+    pacer: ChannelPacer,
     *,
     index: int,
     total: int,
 ) -> None:
-    """Post one entry (image attached only where the bot may attach files); failures are logged."""
+    """Post one entry. The images go along as spoilers only where the bot may attach files and the
+    mod-log is not public; otherwise the entry links to the message and says why."""
     assert message.guild is not None and message.guild.me is not None
+    public = is_public(channel)
     kwargs: dict[str, Any] = {
-        "embed": entry_embed(message, result, action_line, index=index, total=total),
+        "embed": entry_embed(message, results, action_line, index=index, total=total, public=public),
         "view": view,
-        "allowed_mentions": NO_MENTIONS,
     }
-    file = entry_file(result, f"{message.id}_{index}")
-    if file is not None and channel.permissions_for(message.guild.me).attach_files:
-        kwargs["file"] = file
-    try:
-        await channel.send(**kwargs)
-    except discord.HTTPException:
-        log.warning("Could not post a mod-log entry in channel %s", channel.id, exc_info=True)
+    files = [f for i, r in enumerate(results, start=1) if (f := entry_file(r, f"{message.id}_{index}_{i}"))]
+    if files and not public and channel.permissions_for(message.guild.me).attach_files:
+        kwargs["files"] = files
+    await send_paced(channel, pacer, **kwargs)
 
 
 def with_moderator_line(embed: discord.Embed, line: str, *, finished: bool) -> discord.Embed:

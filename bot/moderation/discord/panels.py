@@ -8,7 +8,7 @@ import discord
 
 from bot.moderation.categories import Category
 from bot.moderation.config import Action, ModerationSettings
-from bot.moderation.discord.entry import mod_log_channel, verdict_colour
+from bot.moderation.discord.entry import is_public, mod_log_channel, verdict_colour
 from bot.moderation.policy import format_duration
 from bot.moderation.service import CheckResult
 from bot.moderation.stats import format_summary, summarize
@@ -44,6 +44,9 @@ def settings_embed(guild: discord.Guild, settings: ModerationSettings, *, messag
         value="\n".join(f"Severity {s}: {settings.actions[s].label}" for s in (1, 2, 3)),
         inline=False,
     )
+    if settings.exempt_role_ids:
+        exempt = ", ".join(f"<@&{rid}>" for rid in sorted(settings.exempt_role_ids))[:1000]
+        embed.add_field(name="Exempt roles (never checked)", value=exempt, inline=False)
     rules = settings.rules or "(none: the categories alone decide)"
     embed.add_field(name="Rules", value=rules if len(rules) <= 1024 else rules[:1023] + "…", inline=False)
     warnings = settings_warnings(guild, settings, message_content=message_content)
@@ -56,8 +59,13 @@ def settings_warnings(guild: discord.Guild, settings: ModerationSettings, *, mes
     warnings = []
     if settings.mod_log_channel_id is None:
         warnings.append("No mod-log channel: findings are only counted in the stats.")
-    elif mod_log_channel(guild, settings) is None:
+    elif (channel := mod_log_channel(guild, settings)) is None:
         warnings.append("I cannot post in the mod-log channel.")
+    elif is_public(channel):
+        warnings.append(
+            "The mod-log channel is visible to everyone: flagged images are not attached there, only linked."
+            " Hide it from @everyone to see them in the log."
+        )
     acts = {a for a in settings.actions.values() if a is not Action.LOG}
     me = guild.me
     if acts and me is not None and not me.guild_permissions.manage_messages:
