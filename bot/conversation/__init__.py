@@ -25,6 +25,7 @@ from bot.conversation.steering import (
 )
 from bot.conversation.turns import (
     ContextSummary,
+    ExchangeForgotten,
     ImageRef,
     MemoryLimits,
     Turn,
@@ -50,6 +51,7 @@ __all__ = [
     "ChatService",
     "ContextSummary",
     "Exchange",
+    "ExchangeForgotten",
     "ImageRef",
     "MemoryLimits",
     "Recall",

@@ -17,6 +17,7 @@ from bot.conversation.planner import RequestPlan, plan_request
 from bot.conversation.steering import ANSWER_MESSAGES, AnswerKind
 from bot.conversation.turns import (
     ContextSummary,
+    ExchangeForgotten,
     ImageRef,
     MemoryLimits,
     Turn,
@@ -312,13 +313,16 @@ class ChatService:
         answered from the memory that the ``/forget`` cleared."""
         answer = Turn(role="assistant", author_name="Glimpse", author_id=0, text=answer_text, created_at=time.time())
         try:
-            marker = await self.store.cache_get(FORGOTTEN, str(channel_id))
-            if marker and int(marker["snowflake"]) > (question.message_id or 0):
-                log.info("Channel %s was forgotten while message %s was answered; not stored", channel_id,
-                         question.message_id)
-                return
-            if not await self.store.append_exchange(channel_id, question, answer, images):
+            # The /forget marker is checked by the store inside the write itself: a /forget that lands
+            # while the answer is being stored cannot be undone by it.
+            stored = await self.store.append_exchange(
+                channel_id, question, answer, images, forget_marker=(FORGOTTEN, str(channel_id))
+            )
+            if not stored:
                 log.info("Message %s was redelivered; its exchange is already remembered", question.message_id)
+        except ExchangeForgotten:
+            log.info("Channel %s was forgotten while message %s was answered; not stored", channel_id,
+                     question.message_id)
         except Exception:
             # The answer is already on screen; losing its memory must not turn into an error message.
             log.exception("Could not store the exchange for channel %s", channel_id)

@@ -110,6 +110,10 @@ class Turn:
         return message_tokens(self.text, self.images)
 
 
+class ExchangeForgotten(Exception):
+    """The channel was forgotten (``/forget``) after the question was asked: the store kept nothing."""
+
+
 @dataclass(frozen=True, slots=True)
 class MemoryLimits:
     """How much of a channel's memory goes into one request."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from bot.conversation import ExchangeForgotten
 from bot.store.base import (
     AuditGroup,
     AuditRecord,
@@ -28,6 +29,7 @@ __all__ = [
     "AuditGroup",
     "AuditRecord",
     "DuplicateAnswerError",
+    "ExchangeForgotten",
     "ImageBlob",
     "JSONDict",
     "SettingsChange",

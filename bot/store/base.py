@@ -224,10 +224,21 @@ class Store(ABC):
 
     @abstractmethod
     async def append_exchange(
-        self, channel_id: int, question: Turn, answer: Turn, images: Iterable[ImageBlob] = ()
+        self,
+        channel_id: int,
+        question: Turn,
+        answer: Turn,
+        images: Iterable[ImageBlob] = (),
+        *,
+        forget_marker: tuple[str, str] | None = None,
     ) -> bool:
         """Append a user's ``question`` and the bot's ``answer`` as one atomic write: both or neither
         are stored, and nothing another writer appends to the channel can come between them.
+
+        ``forget_marker`` names a cache entry (namespace, key) that a ``/forget`` writes with its
+        ``snowflake``: if it is newer than ``question.message_id``, nothing is stored and
+        :class:`ExchangeForgotten` is raised. The check is part of the same transaction or script as
+        the write, so a ``/forget`` landing between an answer's end and its storing always wins.
 
         ``images`` are the question's image bytes, stored once per hash; they need only hold bytes the
         store may not have yet, and every one must be referenced by ``question.images``.

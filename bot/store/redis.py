@@ -35,7 +35,7 @@ from dataclasses import replace
 
 import redis.asyncio as aioredis
 
-from bot.conversation import Turn
+from bot.conversation import ExchangeForgotten, Turn
 from bot.store.base import (
     SETTINGS_CHANGES_KEPT,
     AuditGroup,
@@ -89,6 +89,12 @@ local prefix, channel = ARGV[1], ARGV[2]
 local keep, ttl, m, n = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
 local hashes = 7 + 3 * m
 """ + _RECONCILE + """
+if KEYS[4] then  -- a /forget marker newer than the question: store nothing (-2)
+  local marker, asked = redis.call('GET', KEYS[4]), string.match(ARGV[7], ':(%d+)$')
+  local forgot = marker and string.match(marker, '"snowflake"%s*:%s*"?(%d+)')
+  -- decimal strings: snowflakes do not fit a Lua number exactly
+  if forgot and (not asked or #forgot > #asked or (#forgot == #asked and forgot > asked)) then return -2 end
+end
 for t = 0, m - 1 do
   local member = ARGV[7 + 3 * t]
   if member ~= '' and redis.call('ZSCORE', KEYS[2], member) then
@@ -249,12 +255,21 @@ class RedisStore(Store):
     # -- conversation -------------------------------------------------------------------------------
 
     async def append_exchange(
-        self, channel_id: int, question: Turn, answer: Turn, images: Iterable[ImageBlob] = ()
+        self,
+        channel_id: int,
+        question: Turn,
+        answer: Turn,
+        images: Iterable[ImageBlob] = (),
+        *,
+        forget_marker: tuple[str, str] | None = None,
     ) -> bool:
         check_exchange(question, answer)
-        return await self._append_turns(channel_id, [question, answer], check_images(question, images))
+        marker = None if forget_marker is None else self._key("cache", *forget_marker)
+        return await self._append_turns(channel_id, [question, answer], check_images(question, images), marker)
 
-    async def _append_turns(self, channel_id: int, turns: Sequence[Turn], blobs: Sequence[ImageBlob]) -> bool:
+    async def _append_turns(
+        self, channel_id: int, turns: Sequence[Turn], blobs: Sequence[ImageBlob], marker: str | None = None
+    ) -> bool:
         hashes = list(dict.fromkeys(ref.sha256 for turn in turns for ref in turn.images))
         args: list[str | bytes | float | int] = [
             self._prefix,
@@ -270,7 +285,10 @@ class RedisStore(Store):
         args += hashes
         for blob in {blob.sha256: blob for blob in blobs}.values():
             args += [blob.sha256, blob.data]
-        added = int(await self._append(keys=self._channel_keys(channel_id), args=args))
+        keys = self._channel_keys(channel_id) + ([marker] if marker is not None else [])
+        added = int(await self._append(keys=keys, args=args))
+        if added == -2:
+            raise ExchangeForgotten(f"channel {channel_id} was forgotten after message {turns[0].message_id}")
         if added < 0:
             raise DuplicateAnswerError("a later turn of the exchange is already stored")
         return added == 1

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import aiosqlite
 
-from bot.conversation import Turn
+from bot.conversation import ExchangeForgotten, Turn
 from bot.store.base import (
     SETTINGS_CHANGES_KEPT,
     AuditGroup,
@@ -218,15 +218,39 @@ class SQLiteStore(Store):
     # -- conversation -------------------------------------------------------------------------------
 
     async def append_exchange(
-        self, channel_id: int, question: Turn, answer: Turn, images: Iterable[ImageBlob] = ()
+        self,
+        channel_id: int,
+        question: Turn,
+        answer: Turn,
+        images: Iterable[ImageBlob] = (),
+        *,
+        forget_marker: tuple[str, str] | None = None,
     ) -> bool:
         check_exchange(question, answer)
-        return await self._append(channel_id, [question, answer], check_images(question, images))
+        return await self._append(
+            channel_id, [question, answer], check_images(question, images), forget_marker=forget_marker
+        )
 
-    async def _append(self, channel_id: int, turns: Sequence[Turn], blobs: Sequence[ImageBlob]) -> bool:
+    async def _append(
+        self,
+        channel_id: int,
+        turns: Sequence[Turn],
+        blobs: Sequence[ImageBlob],
+        *,
+        forget_marker: tuple[str, str] | None = None,
+    ) -> bool:
         """Insert ``turns`` in one transaction (consecutive row ids); ``False`` if the first is a
-        redelivery. A later turn's duplicate message id rolls everything back."""
+        redelivery. A later turn's duplicate message id rolls everything back; so does a forget marker
+        newer than the first turn (:class:`ExchangeForgotten`)."""
         async with self._transaction() as conn:
+            if forget_marker is not None:
+                rows = await conn.execute_fetchall(
+                    "SELECT value FROM cache WHERE namespace = ? AND key = ? AND expires_at > ?",
+                    (*forget_marker, time.time()),
+                )
+                forgot = int(json.loads(rows[0][0]).get("snowflake", 0)) if rows else 0
+                if forgot > (turns[0].message_id or 0):
+                    raise ExchangeForgotten(f"channel {channel_id} was forgotten after message {turns[0].message_id}")
             turn_ids: list[int] = []
             for index, turn in enumerate(turns):
                 turn_id = await _insert_turn(conn, channel_id, turn)

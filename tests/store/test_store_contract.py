@@ -21,6 +21,7 @@ from bot.store import (
     AuditGroup,
     AuditRecord,
     DuplicateAnswerError,
+    ExchangeForgotten,
     SettingsChange,
     SettingsConflictError,
     Store,
@@ -634,3 +635,19 @@ async def test_audit_tally_counts_in_the_store_what_stats_needs(store: Store) ->
     assert AuditGroup("action", "scam", "timeout", True, False) in expected
     assert sum((await store.audit_tally(GUILD, 0)).values()) == len(records)
     assert await store.audit_tally(GUILD + 2, 0) == {}
+
+
+async def test_an_exchange_asked_before_a_forget_marker_is_not_stored(store: Store) -> None:
+    marker = ("chat-forgotten", str(CHANNEL))
+    big = 1_577_423_178_710_384_726  # snowflakes exceed a Lua number's exact range
+    question, reply = turn(1, image(1), mid=big), answer(1, mid=None)
+    await store.cache_set(*marker, {"snowflake": big + 1}, ttl=60)
+    with pytest.raises(ExchangeForgotten):
+        await store.append_exchange(CHANNEL, question, reply, [image(1)], forget_marker=marker)
+    assert await store.history(CHANNEL) == [] and await store.get_images([image(1).sha256]) == {}
+
+    later = turn(2, mid=big + 2)
+    assert await store.append_exchange(CHANNEL, later, answer(2, mid=None), forget_marker=marker)
+    other = ("chat-forgotten", str(CHANNEL + 1))  # another channel's marker: not set
+    assert await store.append_exchange(CHANNEL + 1, question, reply, [image(1)], forget_marker=other)
+    assert who(await store.history(CHANNEL)) == [("user", 2), ("assistant", 2)]
