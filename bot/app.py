@@ -26,6 +26,7 @@ from bot.replies import ChannelPacer, LiveRegistry, Steering
 from bot.settings import Settings
 from bot.status_server import StatusServer
 from bot.store import Store, StoreOptions, open_store
+from bot.tracking import TrackedWork
 from bot.vlm import VisionClient
 
 log = logging.getLogger(__name__)
@@ -44,8 +45,6 @@ def _extensions() -> tuple[str, ...]:
 EXTENSIONS = _extensions()
 PURGE_EVERY_SECONDS = 3600
 SHUTDOWN_GRACE_SECONDS = 10.0
-# The tasks discord.py runs event handlers, app commands and component callbacks in (by their names).
-HANDLER_TASKS = ("discord.py: on_", "CommandTree-invoker", "discord-ui-view-dispatch", "glimpse-claim")
 
 
 class Glimpse(commands.AutoShardedBot):
@@ -94,6 +93,7 @@ class Glimpse(commands.AutoShardedBot):
             shard_ids=list(settings.shard_ids) if settings.shard_ids is not None else None,
         )
         self.settings = settings
+        self.work = TrackedWork()  # the bot's own work in progress, waited for on shutdown
         self.sync_commands = sync_commands
         self.started_at = started_at
         self.health_server: StatusServer | None = None  # /healthz and /metrics, when METRICS_PORT is set
@@ -177,11 +177,13 @@ class Glimpse(commands.AutoShardedBot):
 
         async def parse_if_claimed(data: Any) -> None:
             if await self.claims.claim(Work.INTERACTION, data["id"]):
-                parse(data)
+                with self.work.handing_over("interaction"):  # the command, button or form it starts
+                    parse(data)
 
         def claim_first(data: Any) -> None:
             task = asyncio.create_task(parse_if_claimed(data), name=f"glimpse-claim-interaction-{data['id']}")
             claiming.add(task)  # a strong reference until it is done
+            self.work.add(task, "interaction")
             task.add_done_callback(claiming.discard)
 
         parsers["INTERACTION_CREATE"] = claim_first
@@ -221,6 +223,11 @@ class Glimpse(commands.AutoShardedBot):
                 log.exception("Retention purge failed; will try again")
             await asyncio.sleep(PURGE_EVERY_SECONDS)
 
+    def dispatch(self, event_name: str, /, *args: Any, **kwargs: Any) -> None:
+        """discord.py's event dispatch; the handler tasks it starts are the bot's tracked work."""
+        with self.work.handing_over(f"on_{event_name}"):
+            super().dispatch(event_name, *args, **kwargs)
+
     async def close(self) -> None:
         await self._let_handlers_finish()
         await super().close()
@@ -242,24 +249,15 @@ class Glimpse(commands.AutoShardedBot):
             await self.store.close()
 
     async def _let_handlers_finish(self) -> None:
-        """On shutdown, give answers in progress a moment to finish and be stored, then cancel the rest.
+        """On shutdown, give the bot's own work in progress (answers, clicks, forms, moderation) a
+        moment to finish and be stored, then cancel the rest.
 
         Without this, closing the store under a running answer loses that exchange from memory.
         """
-        current = asyncio.current_task()
-        running = [
-            task
-            for task in asyncio.all_tasks()
-            if task is not current and not task.done() and task.get_name().startswith(HANDLER_TASKS)
-        ]
-        if not running:
-            return
-        log.info("Waiting up to %.0f s for %d answers in progress", SHUTDOWN_GRACE_SECONDS, len(running))
-        _, late = await asyncio.wait(running, timeout=SHUTDOWN_GRACE_SECONDS)
-        for task in late:
-            task.cancel()
-        if late:
-            await asyncio.wait(late, timeout=1.0)
+        if hasattr(self, "work"):
+            late = await self.work.drain(SHUTDOWN_GRACE_SECONDS)
+            if late:
+                log.warning("Stopped before finishing: %s", ", ".join(late))
 
     async def on_command_error(self, context: commands.Context[Glimpse], error: commands.CommandError) -> None:
         # Every mention starts like a text command; questions for the chat cog are not errors.
