@@ -103,6 +103,7 @@ def behaviour(settings: GuildSettings, defaults: Defaults, place: Place) -> Chan
         return ChannelBehaviour(False, "deployment", mode, "deployment", "", settings.alt_text)
     ids = [place.channel_id] + ([place.parent_id] if place.parent_id is not None else [])
     describe_at = next((cid for cid in ids if cid in settings.describe), None)
+    describe_from: Source
     if describe_at is not None:
         describe, describe_from = settings.describe[describe_at], "server"
     else:
@@ -117,7 +118,7 @@ def behaviour(settings: GuildSettings, defaults: Defaults, place: Place) -> Chan
     persona = next((settings.channel_personas[cid] for cid in ids if cid in settings.channel_personas), "")
     return ChannelBehaviour(
         describe=describe,
-        describe_from=describe_from,  # type: ignore[arg-type]
+        describe_from=describe_from,
         chat=chat,
         chat_from="server" if chat_at is not None else "deployment",
         persona=persona or settings.persona,

@@ -7,6 +7,9 @@ answer are inserted in one transaction, so they are adjacent); a UNIQUE constrai
 (channel, role, Discord message id) turns a redelivered event into a no-op. Image bytes live once per
 content hash in ``images``; ``turn_images`` records who references them, and images nobody references
 any more are deleted when turns go (forget, purge, trimming).
+
+Over 400 lines on purpose: it is the whole store interface for one backend, its schema migrations
+included; split by table, the one-transaction-per-call discipline would be spread over files.
 """
 
 from __future__ import annotations
