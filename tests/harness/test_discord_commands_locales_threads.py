@@ -144,3 +144,24 @@ async def test_opening_a_thread_needs_create_public_threads() -> None:
         await emulator.post_message(emulator.user("bob"), general, "hi")
         await emulator.wait_for(lambda: refused)
         assert refused == [50013]
+
+
+def test_command_overrides_go_user_then_roles_then_everyone_then_default_permissions() -> None:
+    from tests.fakes.discord import standard_world
+
+    world = standard_world()
+    guild = world.guild_named("Glimpse Lab")
+    general = world.channel_named("general")
+    alice, bob = world.user_named("alice"), world.user_named("bob")
+    moderator = next(r for r in guild.roles.values() if r.name == "Moderator")
+    command = {"id": "1", "default_member_permissions": str(int(Perm.MANAGE_GUILD))}
+    assert world.may_invoke(command, alice.id, general) and not world.may_invoke(command, bob.id, general)
+    guild.command_permissions["1"] = {guild.id: False}  # @everyone denied: alice too, by the override
+    assert not world.may_invoke(command, alice.id, general)
+    guild.command_permissions["1"][moderator.id] = True  # a role's allow beats @everyone's deny
+    assert world.may_invoke(command, alice.id, general)
+    guild.command_permissions["1"][alice.id] = False  # the user's own beats their roles'
+    assert not world.may_invoke(command, alice.id, general)
+    assert world.may_invoke(command, guild.owner_id, general)  # the owner always
+    assert not world.may_invoke({"id": "2", "default_member_permissions": "0"}, alice.id, general)  # admins only
+    assert world.may_invoke({"id": "3", "default_member_permissions": None}, bob.id, general)
