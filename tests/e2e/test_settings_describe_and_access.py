@@ -108,6 +108,9 @@ async def test_a_blocked_roles_mention_gets_no_model_request_and_its_ask_one_sho
     # a blocked member: the same quiet, whoever their roles are
     answer_of(await run_settings(emulator, alice, "access", {"user": bob, "rule": "block"}))
     bobs = await emulator.post_message(bob, general, f"<@{emulator.bot_user.id}> and me?")
+    menu = await emulator.use_message_command(bob, again, "Describe image")  # he asked: one private line
+    await emulator.wait_for_response(menu)
+    assert menu.ephemeral and menu.original.content == BLOCKED
     await sentinel(emulator, vlm)
     assert bot_replies_to(emulator, bobs) == []
     allow_user = await run_settings(emulator, alice, "access", {"user": bob, "rule": "allow"})
