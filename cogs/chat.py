@@ -19,6 +19,7 @@ from bot.conversation import MEMORY_UNAVAILABLE, AnswerKind, AnswerRef, user_tur
 from bot.guard import Work
 from bot.guild import ChatMode, Feature
 from bot.images import AttachmentLike, gather_images, image_attachments, is_image
+from bot.moderation.discord import withheld
 from bot.prompts import animation_note
 from bot.replies import (
     InteractionSink,
@@ -77,6 +78,9 @@ class Chat(commands.Cog):
             return
         # Its images, then those of the message it replies to ("what does this say?" on someone's image).
         found = await self.bot.media.images(message, replied=True, emoji=True, wait=True)
+        if found.sources and await withheld(message, self.bot.moderation):
+            log.info("Message %s was flagged by moderation: not answered", message.id)
+            return
         attachments = [a for a in message.attachments if not is_image(a)] + found.sources
         text = self._question_text(message)
         channel: discord.abc.Messageable = message.channel

@@ -16,6 +16,7 @@ from bot.conversation import AnswerKind, AnswerRef, user_turn
 from bot.guard import Work
 from bot.guild import Feature
 from bot.images import AttachmentLike, Detail, gather_images, image_attachments
+from bot.moderation.discord import withheld
 from bot.prompts import ALT_TEXT_SYSTEM, describe_request
 from bot.replies import (
     InteractionSink,
@@ -78,6 +79,9 @@ class Describe(commands.Cog):
                     "No %s in channel %s; its images are not described (said once)",
                     " or ".join(missing), message.channel.id,
                 )
+            return
+        if await withheld(message, self.bot.moderation):
+            log.info("Message %s was flagged by moderation: not described", message.id)
             return
         poster = await self.bot.server_settings.locales.of(message.author.id)  # from their interactions
         style = here.alt_text.system_prompt(poster, str(message.guild.preferred_locale))

@@ -90,19 +90,22 @@ class Moderation(commands.Cog):
 
     @commands.Cog.listener()
     async def on_message(self, message: discord.Message) -> None:
-        await self._watch(message)
+        await self._watch(message, new=True)
 
     @commands.Cog.listener()
     async def on_raw_message_edit(self, update: discord.RawMessageUpdateEvent) -> None:
         """An edit or a link's preview that adds images is moderated too (only the images it adds)."""
         await self._watch(update.message)
 
-    async def _watch(self, message: discord.Message) -> None:
+    async def _watch(self, message: discord.Message, *, new: bool = False) -> None:
+        """``new``: the message was just posted (describe and chat may be waiting for its verdict)."""
         guild = message.guild
         if guild is None or message.author.bot:
             return
         found = await self.bot.media.images(message)
         if not found.sources:
+            if new:
+                self.service.gate.settle(message.id, flagged=False)  # nothing here to hold anyone up
             return
         settings = await self.service.settings(guild.id)
         if settings is None or not settings.watches(message.channel.id, getattr(message.channel, "parent_id", None)):

@@ -29,6 +29,7 @@ from bot.images import (
 from bot.metrics import counts_as
 from bot.moderation.cache import CLEAN_CONFIRM_DISTANCE, VerdictCache
 from bot.moderation.config import ModerationSettings, ModerationSettingsError
+from bot.moderation.gate import VerdictGate
 from bot.moderation.ledger import EntryLedger
 from bot.moderation.phash import LOOKUP_DISTANCE, ImageFingerprint, fingerprint, hash_to_hex
 from bot.moderation.policy import Decision, MissingPermissionNotices, OutageNotices, RefusedDeletes
@@ -118,6 +119,7 @@ class ModerationService:
         # Reported missing permissions, in the store (shared by processes, kept across restarts).
         self.notices = MissingPermissionNotices(store)
         self.outages = OutageNotices(store)
+        self.gate = VerdictGate()  # describe and chat wait here for a watched message's verdict
         # Per-process memory of the Discord side (refused deletes, clicks).
         self.refused_deletes = RefusedDeletes()
         self.entries = EntryLedger()

@@ -3,6 +3,6 @@ and the watcher of watched channels. Built on the pure core in :mod:`bot.moderat
 
 from bot.moderation.discord.buttons import ModLogButton
 from bot.moderation.discord.panels import check_embeds, settings_embed, stats_embed
-from bot.moderation.discord.watch import moderate
+from bot.moderation.discord.watch import moderate, withheld
 
-__all__ = ["ModLogButton", "check_embeds", "moderate", "settings_embed", "stats_embed"]
+__all__ = ["ModLogButton", "check_embeds", "moderate", "settings_embed", "stats_embed", "withheld"]

@@ -34,16 +34,30 @@ async def moderate(
     The mod-log cannot be flooded: every send is paced with the channel's other messages, a flagged
     image gets one entry, the images that need review share one entry per message, and a failing
     model service is one notice per outage instead of an entry per image."""
+    try:
+        await _moderate(message, settings, service, pacer, images)
+    finally:  # describe and chat waiting for the verdict go ahead (a no-op once it was given)
+        service.gate.settle(message.id, flagged=False)
+
+
+async def _moderate(
+    message: discord.Message,
+    settings: ModerationSettings,
+    service: ModerationService,
+    pacer: ChannelPacer,
+    images: Sequence[AttachmentLike] | None,
+) -> None:
     assert message.guild is not None
     guild = message.guild
-    if isinstance(message.author, discord.Member) and settings.exempts(r.id for r in message.author.roles):
+    if is_exempt(message, settings):
         return
     images = message.attachments if images is None else images  # type: ignore[assignment]
     results = await service.check_attachments(guild.id, settings, images)
+    flagged = [r for r in results if r.verdict.flagged]
+    service.gate.settle(message.id, flagged=bool(flagged))  # before the mod-log: nobody waits for that
     ids = {"channel_id": message.channel.id, "message_id": message.id, "user_id": message.author.id}
     for result in results:
         await service.record_verdict(guild.id, result, **ids)
-    flagged = [r for r in results if r.verdict.flagged]
     worst = max(flagged, key=lambda r: r.verdict.severity) if flagged else None
     outcome = Outcome(Decision(log=any(r.verdict.should_log for r in results)))
     if worst is not None:
@@ -72,6 +86,24 @@ async def moderate(
         )
     if worst is not None:
         await report_missing(channel, message, outcome.decision, service.notices, pacer)
+
+
+def is_exempt(message: discord.Message, settings: ModerationSettings) -> bool:
+    author = message.author
+    return isinstance(author, discord.Member) and settings.exempts(role.id for role in author.roles)
+
+
+async def withheld(message: discord.Message, service: ModerationService) -> bool:
+    """Whether describe and chat must leave this message's images alone. In a watched channel they
+    wait for the verdict first; a flagged message is not described, answered or remembered (its alt
+    text would quote a scam's URL as a clickable bot message, and keep it in memory)."""
+    if message.guild is None:
+        return False
+    settings = await service.settings(message.guild.id)
+    parent_id = getattr(message.channel, "parent_id", None)
+    if settings is None or not settings.watches(message.channel.id, parent_id) or is_exempt(message, settings):
+        return False
+    return await service.gate.flagged(message.id)
 
 
 def outage_notice(message: discord.Message, result: CheckResult) -> str:
