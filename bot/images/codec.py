@@ -210,10 +210,18 @@ def flatten(image: Image.Image) -> Image.Image:
     return canvas
 
 
+RESIZE_REDUCING_GAP = 1.5
+"""Lanczos after reducing by whole factors (box averaging) while at least this much scaling is left.
+
+Measured against a full Lanczos pass: a 7000x7000 PNG to 1536 px in 134 ms instead of 645 ms at
+48 dB PSNR, a 6000x4000 photo in 108 ms instead of 275 ms at 53 dB (both indistinguishable); a
+downscale by less than 3x (a 4K screenshot to 1536 or 1920 px) is a plain Lanczos pass as before."""
+
+
 def resize(image: Image.Image, size: tuple[int, int]) -> Image.Image:
     if image.size == size:
         return image
-    return image.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
+    return image.resize(size, Image.Resampling.LANCZOS, reducing_gap=RESIZE_REDUCING_GAP)
 
 
 def finish(image: Image.Image) -> Image.Image:
