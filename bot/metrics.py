@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+from collections import deque
 from collections.abc import Awaitable, Callable, Iterator
 from contextvars import ContextVar
 from typing import Any, ParamSpec, TypeVar
@@ -25,6 +26,7 @@ R = TypeVar("R")
 
 FEATURE: ContextVar[str] = ContextVar("glimpse_feature", default="other")
 LAG_EVERY_SECONDS = 0.01
+LAG_MAX_SLOT_SECONDS, LAG_MAX_SLOTS = 10, 6  # the max gauge covers the last minute
 LAG_SECONDS = (0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.1, 0.25, 0.5, 1)
 SECONDS = (0.05, 0.1, 0.25, 0.5, 1, 2, 3, 5, 8, 13, 20, 30, 60, 120)
 WAIT_SECONDS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30)
@@ -120,8 +122,10 @@ class Metrics:
             "Histogram", "glimpse_event_loop_lag_seconds", "How late the event loop woke a 10 ms timer, in seconds",
             (), buckets=LAG_SECONDS,
         )
-        self.loop_lag_max = make("Gauge", "glimpse_event_loop_lag_max_seconds", "The worst loop lag so far", ())
-        self._worst_lag = 0.0
+        self.loop_lag_max = make(
+            "Gauge", "glimpse_event_loop_lag_max_seconds", "The worst loop lag in the last minute", ()
+        )
+        self._worst_lags: deque[tuple[int, float]] = deque()  # (10 s slot, worst lag in it)
         self.claims_refused = make(
             "Counter", "glimpse_claims_refused", "Events not handled here: claimed by an earlier delivery "
             "or another process", ("work",)
@@ -159,11 +163,23 @@ class Metrics:
         while True:
             asked = loop.time() + every
             await asyncio.sleep(every)
-            lag = max(0.0, loop.time() - asked)
+            now = loop.time()
+            lag = max(0.0, now - asked)
             self.loop_lag.observe(lag)
-            if lag > self._worst_lag:
-                self._worst_lag = lag
-                self.loop_lag_max.set(lag)
+            self._note_worst(int(now // LAG_MAX_SLOT_SECONDS), lag)
+
+    def _note_worst(self, slot: int, lag: float) -> None:
+        """Keep the worst lag per slot for the last :data:`LAG_MAX_SLOTS` slots; the gauge is their max."""
+        worst = self._worst_lags
+        if worst and worst[-1][0] == slot:
+            if lag <= worst[-1][1]:
+                return
+            worst[-1] = (slot, lag)
+        else:
+            worst.append((slot, lag))
+            while worst[0][0] <= slot - LAG_MAX_SLOTS:
+                worst.popleft()
+        self.loop_lag_max.set(max(value for _, value in worst))
 
     def render(self) -> tuple[bytes, str]:
         """The Prometheus exposition text and its content type."""
