@@ -104,8 +104,9 @@ class Moderation(commands.Cog):
             return
         found = await self.bot.media.images(message)
         if not found.sources:
-            if new:
-                self.service.gate.settle(message.id, flagged=False)  # nothing here to hold anyone up
+            # Nothing here to hold anyone up, unless a link's preview is still to come (then its edit does).
+            if (new or message.embeds) and not found.waiting_for_preview:
+                self.service.gate.settle(message.id, flagged=False)
             return
         settings = await self.service.settings(guild.id)
         if settings is None or not settings.watches(message.channel.id, getattr(message.channel, "parent_id", None)):

@@ -13,8 +13,9 @@ from bot.app import Glimpse
 from bot.images.media import LINK_NOT_OPENED, NOT_FETCHED
 from tests.e2e.conftest import bot_environment
 from tests.e2e.helpers import WARNING, assert_discord_refused_nothing, png
+from tests.e2e.test_moderation import CLEAN, SCAM, next_entry, picture, setup_moderation, verdict
 from tests.fakes.discord import DiscordEmulator
-from tests.fakes.vlm import VLMServer
+from tests.fakes.vlm import RecordedRequest, VLMServer
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -114,4 +115,28 @@ async def test_a_gif_picker_video_is_seen_through_its_thumbnail(
     await emulator.wait_for_content(reply, lambda content: content == "A dancing cat.")
     assert [(i.width, i.height) for i in vlm.completions[0].images] == [(200, 150)]
     assert not any(path.endswith(".mp4") for path in emulator.media.downloads)  # the video is not fetched
+    assert_discord_refused_nothing(emulator)
+
+
+async def test_a_scam_link_in_a_watched_describe_channel_is_judged_before_it_could_be_described(
+    glimpse: Glimpse, emulator: DiscordEmulator, vlm: VLMServer
+) -> None:
+    images = emulator.channel("images")
+    await setup_moderation(emulator, add_channel=images)  # #images is watched and described
+
+    def answer(request: RecordedRequest) -> str:
+        if "moderation classifier" not in request.prompt:
+            return "A plain square."
+        return verdict(SCAM if request.images[0].width > 300 else CLEAN)  # the scam is the larger picture
+
+    vlm.respond_with(answer)
+    emulator.media.link("https://nitro-gift.example/claim.png", picture(3))  # 640x480
+    bob = emulator.user("bob")
+    scam = await emulator.post_message(bob, images, "https://nitro-gift.example/claim.png")
+    await next_entry(emulator)  # flagged through its preview
+    clean = await emulator.post_message(bob, images, attachments=[("square.png", png(200, 200))])
+    reply = await emulator.wait_for_message(images, lambda m: m.reference_id == clean.id)
+    await emulator.wait_for_content(reply, lambda content: content == "A plain square.")
+    assert [m for m in emulator.bot_messages(images) if m.reference_id == scam.id] == []  # never described
+    assert len([r for r in vlm.completions if "moderation classifier" not in r.prompt]) == 1
     assert_discord_refused_nothing(emulator)
