@@ -97,7 +97,8 @@ async def test_two_processes_on_two_shards_behave_as_one_bot(
     processes: Processes, emulator: DiscordEmulator, vlm: VLMServer, private_redis: tuple[str, subprocess.Popen[bytes]]
 ) -> None:
     store_url = private_redis[0]
-    alice, mention = emulator.user("alice"), f"<@{emulator.bot_user.id}>"
+    # alice asks, bob posts the images: nobody comes near a per-member rate
+    alice, bob, mention = emulator.user("alice"), emulator.user("bob"), f"<@{emulator.bot_user.id}>"
     await processes.start("north", 0, "--sync")  # registers the slash commands
     first_south = await processes.start("south", 1)
     await wait_for_sessions(emulator, 0, 1)
@@ -111,7 +112,7 @@ async def test_two_processes_on_two_shards_behave_as_one_bot(
     vlm.respond_with(lambda request: "A teal rectangle.")
     for shard in (0, 1):
         channel = emulator.channel(f"images-{shard}")
-        posted = await emulator.post_message(alice, channel, "", attachments=[("teal.png", png())])
+        posted = await emulator.post_message(bob, channel, "", attachments=[("teal.png", png())])
         reply = await emulator.wait_for_message(channel, after=posted, timeout=ANSWER_TIMEOUT)
         await emulator.wait_for_content(reply, lambda text: text == "A teal rectangle.", timeout=ANSWER_TIMEOUT)
         assert emulator.bot_messages(channel) == [reply]
@@ -158,11 +159,11 @@ async def test_two_processes_on_two_shards_behave_as_one_bot(
     # a settings change made through one of them is in force in the other at once (both had the
     # server's settings cached: each reads them for every message, before claiming it)
     await settings_change(emulator, chat, on=True)
-    described = await emulator.post_message(alice, chat, "", attachments=[("teal.png", png())])
+    described = await emulator.post_message(bob, chat, "", attachments=[("teal.png", png())])
     await answered(emulator, vlm, described, "A teal rectangle.")
     await settings_change(emulator, chat, on=False)
-    quiet = await emulator.post_message(alice, chat, "", attachments=[("teal.png", png())])
-    sentinel = await emulator.post_message(alice, emulator.channel("images-1"), "", attachments=[("s.png", png())])
+    quiet = await emulator.post_message(bob, chat, "", attachments=[("teal.png", png())])
+    sentinel = await emulator.post_message(bob, emulator.channel("images-1"), "", attachments=[("s.png", png())])
     await answered(emulator, vlm, sentinel, "A teal rectangle.")
     async with asyncio.timeout(ANSWER_TIMEOUT):  # both processes are past the sentinel, so past `quiet` too
         while await refusals(processes, "south-again", "south-twin") < refused + 2:  # noqa: ASYNC110
