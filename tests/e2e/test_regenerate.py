@@ -177,3 +177,25 @@ async def test_regenerating_a_description_describes_the_image_again(
     assert again.images[0].width == first.images[0].width
     assert_discord_refused_nothing(emulator)
     assert_bot_pinged_nobody(emulator)
+
+
+async def test_a_long_answer_regenerated_short_keeps_its_first_message_and_drops_the_rest(
+    glimpse: Glimpse, emulator: DiscordEmulator, vlm: VLMServer
+) -> None:
+    long_answer = "\n\n".join(f"Paragraph {n}: " + "teal " * 60 for n in range(12))  # about 3,800 characters
+    vlm.script(Script(text=long_answer, chunk_size=400), "A short second answer.")
+    general = emulator.channel("general")
+    question = await emulator.post_message(emulator.user("bob"), general, mention(emulator, "tell me a lot"))
+    first = await reply_to(emulator, question)
+    second = await reply_to(emulator, first)  # the continuation message
+    await emulator.wait_for(lambda: "Regenerate" in buttons(second.components))
+    assert buttons(first.components) == {}  # the buttons sit on the last message only
+
+    await click(emulator, "bob", second, "Regenerate")
+    await regenerated(emulator, first, "A short second answer.")
+    await emulator.wait_for(lambda: second.deleted)  # no longer needed: the new answer is one message
+    assert [m.id for m in emulator.bot_messages(general) if not m.deleted] == [first.id]
+    turns = await glimpse.store.history(general.id)
+    assert [t.text for t in turns] == ["tell me a lot", "A short second answer."]
+    assert_discord_refused_nothing(emulator)
+    assert_bot_pinged_nobody(emulator)
