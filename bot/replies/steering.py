@@ -151,7 +151,9 @@ class Steering:
             return
         reply = self.live.get(interaction.message.id) if interaction.message else None
         if reply is None:
-            await interaction.response.send_message(NOT_STREAMING, ephemeral=True)
+            # A reply unregisters only after its final edit, which takes Stop off: a Stop still on the
+            # message belongs to an answer this process is not writing (it was cut off by a restart).
+            await self._retire(interaction, NOT_STREAMING)
             return
         log.info("User %s stopped an answer in channel %s", interaction.user.id, interaction.channel_id)
         reply.stop()  # the request closes now; the reply's final edit takes the button off

@@ -97,3 +97,23 @@ async def test_stop_on_an_ask_answer_keeps_its_text_in_the_original_response(
     assert list(buttons(original.components)) == ["Regenerate"]
     assert_discord_refused_nothing(emulator)
     assert_bot_pinged_nobody(emulator)
+
+
+async def test_a_stop_button_left_by_an_answer_cut_off_by_a_restart_goes_when_clicked(
+    glimpse: Glimpse, emulator: DiscordEmulator, vlm: VLMServer
+) -> None:
+    vlm.script("A finished answer.")
+    general, bob = emulator.channel("general"), emulator.user("bob")
+    question = await emulator.post_message(bob, general, mention(emulator, "go"))
+    reply = await reply_to(emulator, question)
+    await emulator.wait_for(lambda: "Regenerate" in buttons(reply.components))
+    row = reply.components[0]
+    stale = {**row["components"][0], "label": "Stop", "custom_id": f"glimpse:stop:{bob.id}", "style": 4}
+    emulator.set_components(reply, [{**row, "components": [stale]}])  # as a process killed mid-answer left it
+
+    clicked = await emulator.click_button(bob, reply, f"glimpse:stop:{bob.id}")
+    await emulator.wait_for(lambda: clicked.followups)
+    assert clicked.callback_types == [7] and buttons(reply.components) == {}  # with the click's own response
+    assert [m.content for m in clicked.followups] == ["This answer is not being written any more."]
+    assert reply.content == "A finished answer." and len(vlm.completions) == 1
+    assert_discord_refused_nothing(emulator)
