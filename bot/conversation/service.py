@@ -249,7 +249,8 @@ class ChatService:
             history, current, named = exchange.history, question, True
         else:  # a description: a request of its own, the person's prompt or the alt-text task
             prompt = question.text if kind is AnswerKind.DESCRIBE else None
-            current = replace(question, text=describe_request(len(question.images), prompt))
+            frames = [image.frames for image in question.images]
+            current = replace(question, text=describe_request(len(question.images), prompt, frames))
             history, named = [], False
         if then is not None:
             history, current = [*history, current, exchange.answer], then

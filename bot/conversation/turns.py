@@ -56,6 +56,8 @@ class ImageRef:
 
     ``spoiler``: the image was posted as a spoiler (a ``SPOILER_`` attachment), so every answer that
     sends it, or an earlier answer about it, goes behind spoiler bars (see :func:`may_reveal_spoiler`).
+    ``frames``: an animation's frames on its contact sheet (1: a still image), so a description asked
+    for again tells the model the same.
     """
 
     sha256: str
@@ -65,6 +67,7 @@ class ImageRef:
     tokens: int
     detail: str = "auto"
     spoiler: bool = False
+    frames: int = 1
 
     @classmethod
     def of(cls, image: ImageLike, *, spoiler: bool = False) -> ImageRef:
@@ -77,6 +80,7 @@ class ImageRef:
             tokens=image.tokens,
             detail=getattr(image, "detail", "auto"),
             spoiler=spoiler,
+            frames=getattr(image, "frames", 1),
         )
 
 

@@ -20,6 +20,7 @@ from tests.e2e.steering import button_only_edits, buttons, mention
 from tests.fakes.discord import DiscordEmulator, Message
 from tests.fakes.discord.interactions import Interaction
 from tests.fakes.vlm import Script, VLMServer
+from tests.unit.test_animation_contact_sheet import moving_dot
 
 ENTRIES = pytest.mark.parametrize("entry", ["mention", "ask"])
 
@@ -199,3 +200,19 @@ async def test_a_long_answer_regenerated_short_keeps_its_first_message_and_drops
     assert [t.text for t in turns] == ["tell me a lot", "A short second answer."]
     assert_discord_refused_nothing(emulator)
     assert_bot_pinged_nobody(emulator)
+
+
+async def test_regenerating_an_animations_description_tells_the_model_it_is_one_again(
+    glimpse: Glimpse, emulator: DiscordEmulator, vlm: VLMServer
+) -> None:
+    vlm.script("A dot moves.", "A red dot slides from left to right.")
+    images = emulator.channel("images")
+    posted = await emulator.post_message(emulator.user("bob"), images, attachments=[("slide.gif", moving_dot(40))])
+    reply = await reply_to(emulator, posted)
+    await emulator.wait_for(lambda: "Regenerate" in buttons(reply.components))
+
+    await click(emulator, "bob", reply, "Regenerate")
+    await regenerated(emulator, reply, "A red dot slides from left to right.")
+    first, again = await vlm.wait_for_requests(2)
+    assert "Image 1 is an animation: 4 of its frames" in again.prompt and again.texts == first.texts
+    assert_discord_refused_nothing(emulator)
