@@ -56,7 +56,9 @@ class MessageMedia:
         for sticker in message.stickers:
             self._add_sticker(found, sticker)
         for snapshot in getattr(message, "message_snapshots", None) or []:
-            found.extend(self.found(snapshot))
+            forwarded = self.found(snapshot)
+            forwarded.links = False  # a forward's previews came with it: none is on its way
+            found.extend(forwarded)
         if emoji and not found.sources:
             for animated, name, emoji_id in _CUSTOM_EMOJI.findall(message.content or ""):
                 url = discord.PartialEmoji(name=name, id=int(emoji_id), animated=bool(animated)).url
