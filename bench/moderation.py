@@ -310,6 +310,7 @@ CLEAN_ANSWER = json.dumps({"flagged": False, "categories": [], "severity": 0, "r
 async def service_run(posts: Sequence[Post], *, latency: float) -> list[str]:
     """Every post checked by ``ModerationService.check_attachment`` at the default policy, all submitted at
     once; the fake model answers a clean verdict after ``latency`` seconds."""
+    from bot.guard import Guard, Limits, Purpose
     from bot.images.prepare import ImageWorker
     from bot.moderation.service import MODEL_LANE, ModerationService
     from bot.store import open_store
@@ -323,7 +324,8 @@ async def service_run(posts: Sequence[Post], *, latency: float) -> list[str]:
             store = await open_store(f"sqlite:///{tmp}/bench.db")
             vision = VisionClient(api_key=vlm.api_key, base_url=vlm.base_url, model=vlm.model)
             worker = ImageWorker()
-            service = ModerationService(store=store, vision=vision, images=worker)
+            guard = Guard(store, Limits(moderation_daily=0), max_tokens={purpose: 400 for purpose in Purpose})
+            service = ModerationService(store=store, vision=vision, guard=guard, images=worker)
             try:
                 started = time.perf_counter()
                 checks = (service.check_attachment(1, settings, FakeAttachment.of(post.data)) for post in posts)

@@ -15,7 +15,8 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.conversation import ChatService, MemoryLimits
-from bot.guard import Claims, Work
+from bot.gate import Gate
+from bot.guard import Claims, Guard, Limits, Work, feature_max_tokens
 from bot.guild import Defaults, GuildSettingsService, SharedSettings
 from bot.images import DownloadGate, ImageWorker, MediaFetcher, MemoryGate, return_large_frees_to_the_os
 from bot.images.from_discord import MessageMedia
@@ -64,6 +65,8 @@ class Glimpse(commands.AutoShardedBot):
     moderation: ModerationService
     live: LiveRegistry
     claims: Claims
+    guard: Guard
+    gate: Gate
     server_settings: GuildSettingsService
     steering: Steering
 
@@ -136,16 +139,27 @@ class Glimpse(commands.AutoShardedBot):
         )
         shared_settings = SharedSettings(self.server_settings, self.store)  # changes seen by every process at once
         self._background.append(asyncio.create_task(shared_settings.follow(), name="glimpse-settings-changes"))
-        self.chat = ChatService(self.store, self.vision, MemoryLimits.from_settings(settings))
+        self.chat = ChatService(self.store, MemoryLimits.from_settings(settings))
+        # Budgets and rate limits; every model request is admitted and metered through it.
+        self.guard = Guard(
+            self.store,
+            Limits.from_settings(settings),
+            max_tokens=feature_max_tokens(settings),
+            server_limits=self.server_settings.limits,  # a server's own numbers, from /settings limits
+        )
+        self.gate = Gate(self.guard)
         self.steering = Steering(
             chat=self.chat,
             pacer=lambda: self.pacer,
             live=self.live,
             minutes=settings.regenerate_minutes,
             channel=self.get_partial_messageable,
+            gate=self.gate,
+            vision=lambda: self.vision,
+            max_messages=settings.answer_max_messages,
         )
         self.moderation = ModerationService(
-            store=self.store, vision=self.vision, images=self.images, downloads=self.downloads
+            store=self.store, vision=self.vision, guard=self.guard, images=self.images, downloads=self.downloads
         )
         self._background.append(asyncio.create_task(self._purge_forever(), name="glimpse-retention"))
         if settings.metrics_port is not None:

@@ -93,6 +93,19 @@ class Settings:
     animation_frames: int = 4
     discord_media_hosts: frozenset[str] = frozenset(parse_media_host(h) for h in DEFAULT_MEDIA_HOSTS)
     regenerate_minutes: int = 15
+    # Spending limits (bot/guard): 0 means unlimited. Token budgets are per UTC day.
+    answer_max_messages: int = 4
+    describe_max_tokens: int = 600
+    chat_max_tokens: int = 1500
+    ocr_max_tokens: int = 3000
+    moderation_max_tokens: int = 400  # enough for a verdict with a 300-character reason and rule
+    rate_user_per_minute: int = 6
+    budget_user_daily_tokens: int = 50_000
+    budget_guild_daily_tokens: int = 1_000_000
+    budget_dm_daily_tokens: int = 20_000
+    budget_moderation_daily_tokens: int = 200_000
+    price_prompt_per_mtok: float | None = None
+    price_completion_per_mtok: float | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -131,6 +144,20 @@ class Settings:
             animation_frames=reader.integer("ANIMATION_FRAMES", 4, low=1, high=16),
             discord_media_hosts=reader.origins("DISCORD_MEDIA_HOSTS", DEFAULT_MEDIA_HOSTS),
             regenerate_minutes=reader.integer("REGENERATE_MINUTES", 15, low=1, high=10_080),
+            answer_max_messages=reader.integer("ANSWER_MAX_MESSAGES", 4, low=1, high=10),
+            describe_max_tokens=reader.integer("DESCRIBE_MAX_TOKENS", 600, low=16, high=32_000),
+            chat_max_tokens=reader.integer("CHAT_MAX_TOKENS", 1500, low=16, high=32_000),
+            ocr_max_tokens=reader.integer("OCR_MAX_TOKENS", 3000, low=16, high=32_000),
+            moderation_max_tokens=reader.integer("MODERATION_MAX_TOKENS", 400, low=64, high=32_000),
+            rate_user_per_minute=reader.integer("RATE_USER_PER_MINUTE", 6, low=0, high=10_000),
+            budget_user_daily_tokens=reader.integer("BUDGET_USER_DAILY_TOKENS", 50_000, low=0, high=10**12),
+            budget_guild_daily_tokens=reader.integer("BUDGET_GUILD_DAILY_TOKENS", 1_000_000, low=0, high=10**12),
+            budget_dm_daily_tokens=reader.integer("BUDGET_DM_DAILY_TOKENS", 20_000, low=0, high=10**12),
+            budget_moderation_daily_tokens=reader.integer(
+                "BUDGET_MODERATION_DAILY_TOKENS", 200_000, low=0, high=10**12
+            ),
+            price_prompt_per_mtok=reader.price("PRICE_PROMPT_PER_MTOK"),
+            price_completion_per_mtok=reader.price("PRICE_COMPLETION_PER_MTOK"),
         )
         if reader.problems:
             raise SettingsError(reader.problems)
@@ -193,6 +220,12 @@ class _Reader:
 
     def number(self, name: str, default: float, *, low: float, high: float) -> float:
         return self._bounded(name, default, float, "a number of seconds", low, high)
+
+    def price(self, name: str) -> float | None:
+        """A price per million tokens, or None when unset (costs are then not estimated)."""
+        if self._raw(name) is None:
+            return None
+        return self._bounded(name, 0.0, float, "a price (a number, e.g. 0.8)", 0.0, 1_000_000.0)
 
     def _bounded(self, name: str, default: T, parse: Callable[[str], T], kind: str, low: T, high: T) -> T:
         value = self._raw(name)

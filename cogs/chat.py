@@ -16,7 +16,7 @@ from discord.utils import escape_markdown
 from bot.access import message_member, permit, place_of
 from bot.addressing import addresses_bot, sync_scope
 from bot.conversation import MEMORY_UNAVAILABLE, AnswerKind, AnswerRef, user_turn
-from bot.guard import Work
+from bot.guard import Admission, MeteredVision, Purpose, Work
 from bot.guild import ChatMode, Feature
 from bot.images import AttachmentLike, gather_images, image_attachments, is_image
 from bot.moderation.discord import withheld
@@ -76,6 +76,9 @@ class Chat(commands.Cog):
                     message.channel.id, " or ".join(missing),
                 )
             return
+        admission = await self.bot.gate.admit(message, Purpose.CHAT)
+        if admission is None:
+            return
         # Its images, then those of the message it replies to ("what does this say?" on someone's image).
         found = await self.bot.media.images(message, replied=True, emoji=True, wait=True)
         if found.sources and await withheld(message, self.bot.moderation):
@@ -91,6 +94,7 @@ class Chat(commands.Cog):
             channel = thread
         await self.ask(
             MessageSink(message, into=channel),
+            admission,
             channel=channel,
             author=message.author,
             text=text,
@@ -129,11 +133,15 @@ class Chat(commands.Cog):
     ) -> None:
         if not await permit(self.bot.server_settings, interaction, Feature.CHAT):
             return
+        admission = await self.bot.gate.admit(interaction, Purpose.CHAT)  # bounded wait: then the defer
+        if admission is None:
+            return
         assert interaction.channel is not None
         here = await self.bot.server_settings.behaviour(place_of(interaction.channel))
         await interaction.response.defer(thinking=True)
         await self.ask(
             InteractionSink(interaction),
+            admission,
             channel=interaction.channel,
             author=interaction.user,
             text=prompt,
@@ -185,6 +193,7 @@ class Chat(commands.Cog):
     async def ask(
         self,
         sink: ReplySink,
+        admission: Admission,
         *,
         channel: discord.abc.Messageable,
         author: discord.abc.User,
@@ -229,6 +238,7 @@ class Chat(commands.Cog):
             question,
             gathered.images,
             reply,
+            MeteredVision(admission, self.bot.vision),
             history=memory.turns,
             notes=notes + gathered.notes,
             persona=persona,

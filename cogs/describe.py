@@ -13,7 +13,7 @@ from discord.ext import commands
 from bot.access import decide_message, permit, place_of
 from bot.addressing import addresses_bot
 from bot.conversation import AnswerKind, AnswerRef, user_turn
-from bot.guard import Work
+from bot.guard import Admission, MeteredVision, Purpose, Work
 from bot.guild import Feature
 from bot.images import AttachmentLike, Detail, gather_images, image_attachments
 from bot.moderation.discord import withheld
@@ -83,10 +83,13 @@ class Describe(commands.Cog):
         if await withheld(message, self.bot.moderation):
             log.info("Message %s was flagged by moderation: not described", message.id)
             return
+        admission = await self.bot.gate.admit(message, Purpose.ALT_TEXT)  # the server pays, not the poster
+        if admission is None:
+            return
         poster = await self.bot.server_settings.locales.of(message.author.id)  # from their interactions
         style = here.alt_text.system_prompt(poster, str(message.guild.preferred_locale))
         await self.describe(
-            MessageSink(message), sources, asker=message.author, message_id=message.id,
+            MessageSink(message), admission, sources, asker=message.author, message_id=message.id,
             shared_text=message.content, style=style, notes=found.notes_when_empty(),
         )
 
@@ -107,10 +110,13 @@ class Describe(commands.Cog):
     ) -> None:
         if not await permit(self.bot.server_settings, interaction, Feature.DESCRIBE):
             return
+        admission = await self.bot.gate.admit(interaction, Purpose.DESCRIBE)
+        if admission is None:
+            return
         await interaction.response.defer(thinking=True)
         attachments = [a for a in (image, image2) if a is not None]
         await self.describe(
-            InteractionSink(interaction), attachments, asker=interaction.user, message_id=interaction.id,
+            InteractionSink(interaction), admission, attachments, asker=interaction.user, message_id=interaction.id,
             prompt=prompt, detail=detail, chosen=True, style=await self._style_for(interaction),
         )
 
@@ -121,9 +127,12 @@ class Describe(commands.Cog):
         if not found.sources:
             await interaction.response.send_message(" ".join([NO_IMAGES, *found.notes_when_empty()]), ephemeral=True)
             return
+        admission = await self.bot.gate.admit(interaction, Purpose.DESCRIBE)
+        if admission is None:
+            return
         await interaction.response.defer(thinking=True)
         await self.describe(
-            InteractionSink(interaction), found.sources, asker=interaction.user, message_id=interaction.id,
+            InteractionSink(interaction), admission, found.sources, asker=interaction.user, message_id=interaction.id,
             style=await self._style_for(interaction), notes=found.notes,
         )
 
@@ -136,6 +145,7 @@ class Describe(commands.Cog):
     async def describe(
         self,
         sink: ReplySink,
+        admission: Admission,
         attachments: Sequence[AttachmentLike],
         *,
         asker: discord.abc.User,
@@ -184,6 +194,7 @@ class Describe(commands.Cog):
             question,
             gathered.images,
             reply,
+            MeteredVision(admission, self.bot.vision),
             request=describe_request(len(gathered.images), prompt, [image.frames for image in gathered.images]),
             notes=gathered.notes,
             system_prompt=style,

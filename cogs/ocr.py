@@ -11,6 +11,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.access import permit
+from bot.guard import Admission, MeteredVision, Purpose
 from bot.guild import Feature
 from bot.ocr import LocalOcrEngine
 from bot.ocr.transcribe import OcrOptions, OcrServices, OfflineReader, transcribe_attachments
@@ -43,10 +44,14 @@ class Ocr(commands.Cog):
         self.bot.tree.remove_command(self.menu.name, type=self.menu.type)
         self.offline.close()
 
-    def services(self) -> OcrServices:
+    def services(self, admission: Admission) -> OcrServices:
         bot = self.bot
         return OcrServices(
-            vision=bot.vision, images=bot.images, pacer=bot.pacer, offline=self.offline, downloads=bot.downloads,
+            vision=MeteredVision(admission, bot.vision),
+            images=bot.images,
+            pacer=bot.pacer,
+            offline=self.offline,
+            downloads=bot.downloads,
             live=bot.live,
         )
 
@@ -70,9 +75,12 @@ class Ocr(commands.Cog):
         if engine == "local" and not self.offline.available():
             await interaction.response.send_message(self.offline.why_unavailable, ephemeral=True)
             return
+        admission = await self.bot.gate.admit(interaction, Purpose.OCR)
+        if admission is None:
+            return
         await interaction.response.defer(thinking=True)
         options = OcrOptions(language=language, engine=engine, layout=layout, asker_id=interaction.user.id)
-        await transcribe_attachments(InteractionSink(interaction), [image], options, self.services())
+        await transcribe_attachments(InteractionSink(interaction), [image], options, self.services(admission))
 
     async def extract_text(self, interaction: discord.Interaction, message: discord.Message) -> None:
         if not await permit(self.bot.server_settings, interaction, Feature.OCR):
@@ -81,9 +89,12 @@ class Ocr(commands.Cog):
         if not found.sources:
             await interaction.response.send_message(" ".join([NO_IMAGES, *found.notes_when_empty()]), ephemeral=True)
             return
+        admission = await self.bot.gate.admit(interaction, Purpose.OCR)
+        if admission is None:
+            return
         await interaction.response.defer(thinking=True)
         options = OcrOptions(asker_id=interaction.user.id)
-        await transcribe_attachments(InteractionSink(interaction), found.sources, options, self.services())
+        await transcribe_attachments(InteractionSink(interaction), found.sources, options, self.services(admission))
 
 
 async def setup(bot: Glimpse) -> None:

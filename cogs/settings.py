@@ -27,6 +27,7 @@ from bot.guild import (
     GuildSettingsError,
     RoleRule,
     language_label,
+    limits_text,
     summary_sections,
 )
 from bot.guild.service import Change
@@ -88,6 +89,7 @@ class Settings(commands.Cog):
             stored.settings,
             self.bot.server_settings.defaults,
             channel_ids={channel.id for channel in guild.channels},
+            deployment_limits=self.bot.guard.limits,
             changes=await self.bot.server_settings.changes(guild.id),
         )
         embed = discord.Embed(title=f"Glimpse in {guild.name}"[:256], colour=discord.Colour.blurple())
@@ -203,6 +205,52 @@ class Settings(commands.Cog):
         def apply(settings: GuildSettings) -> GuildSettings:
             return settings.with_alt_text(
                 language=code, length=AltLength(length) if length else None, skip_described=skip_described
+            )
+
+        await self.change(interaction, apply, summary, "Saved: " + summary + ".")
+
+    @settings.command(name="limits", description="This server's daily token budgets and the roles exempt from them.")
+    @app_commands.describe(
+        member_daily="Tokens each member may use per day here (within the deployment's; 0: the deployment's)",
+        server_daily="Tokens the whole server may use per day (within the deployment's; 0: the deployment's)",
+        exempt_role="A role whose members have no member limits (rate, own budget); the server's still holds",
+        exempt="false: the role is no longer exempt",
+    )
+    @app_commands.rename(member_daily="member-daily", server_daily="server-daily", exempt_role="exempt-role")
+    async def limits_command(
+        self,
+        interaction: discord.Interaction,
+        member_daily: app_commands.Range[int, 0, 10**12] | None = None,
+        server_daily: app_commands.Range[int, 0, 10**12] | None = None,
+        exempt_role: discord.Role | None = None,
+        exempt: bool = True,
+    ) -> None:
+        assert interaction.guild is not None
+        deployment = self.bot.guard.limits
+        if member_daily is None and server_daily is None and exempt_role is None:
+            limits = (await self.bot.server_settings.get(interaction.guild.id)).settings.limits
+            await _say(interaction, limits_text(limits, deployment))
+            return
+        over = [
+            f"the deployment allows at most {allowed:,} tokens {per} a day"
+            for asked, allowed, per in ((member_daily, deployment.user_daily, "per member"),
+                                        (server_daily, deployment.guild_daily, "for the server"))
+            if asked and allowed and asked > allowed
+        ]
+        if over:
+            await _say(interaction, "Not saved: " + "; ".join(over) + ".")
+            return
+        parts = [f"member-daily {member_daily:,}" if member_daily is not None else "",
+                 f"server-daily {server_daily:,}" if server_daily is not None else "",
+                 f"{exempt_role.mention} {'exempt' if exempt else 'not exempt'}" if exempt_role else ""]
+        summary = "limits: " + ", ".join(p for p in parts if p)
+
+        def apply(settings: GuildSettings) -> GuildSettings:
+            return settings.with_limits(
+                member_daily=member_daily,
+                server_daily=server_daily,
+                exempt_role=exempt_role and exempt_role.id,
+                exempt=exempt,
             )
 
         await self.change(interaction, apply, summary, "Saved: " + summary + ".")

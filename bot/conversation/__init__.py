@@ -24,6 +24,7 @@ from bot.conversation.steering import (
     stop_id,
 )
 from bot.conversation.turns import (
+    MESSAGE_OVERHEAD_TOKENS,
     ContextSummary,
     ExchangeForgotten,
     ImageRef,
@@ -41,6 +42,7 @@ __all__ = [
     "EXPIRED",
     "FORGOTTEN",
     "MEMORY_UNAVAILABLE",
+    "MESSAGE_OVERHEAD_TOKENS",
     "NOT_NEWEST",
     "NOT_STREAMING",
     "ONLY_ASKER",

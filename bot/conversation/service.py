@@ -28,7 +28,7 @@ from bot.conversation.turns import (
 from bot.images import PreparedImage
 from bot.metrics import counts_as
 from bot.prompts import ALT_TEXT_SYSTEM, CONTINUE_REQUEST, chat_system, describe_request
-from bot.vlm import AnswerTarget, Completion, VisionClient, stream_answer
+from bot.vlm import AnswerTarget, Completion, Model, stream_answer
 
 if TYPE_CHECKING:
     from bot.store import Store  # the store imports this package's turns: no import at run time
@@ -65,9 +65,10 @@ class Recall:
 
 
 class ChatService:
-    def __init__(self, store: Store, vision: VisionClient, limits: MemoryLimits) -> None:
+    def __init__(self, store: Store, limits: MemoryLimits) -> None:
+        """Every answer is asked of the ``model`` its caller passes: the guard's metered client for the
+        one who asked (``bot.guard.MeteredVision``), so none goes out unbudgeted."""
         self.store = store
-        self.vision = vision
         self.limits = limits
 
     async def history(self, channel_id: int) -> list[Turn]:
@@ -132,6 +133,7 @@ class ChatService:
         question: Turn,
         images: Sequence[PreparedImage],
         reply: AnswerTarget,
+        model: Model,
         *,
         history: Sequence[Turn] | None = None,
         notes: Sequence[str] = (),
@@ -145,7 +147,7 @@ class ChatService:
         plan = plan_request(
             system_prompt=chat_system(persona), history=history, current=question, limits=self.limits
         )
-        return await self._stream(channel_id, plan, question, images, reply, notes)
+        return await self._stream(channel_id, plan, question, images, reply, model, notes)
 
     @counts_as("describe")
     async def describe(
@@ -154,6 +156,7 @@ class ChatService:
         question: Turn,
         images: Sequence[PreparedImage],
         reply: AnswerTarget,
+        model: Model,
         *,
         request: str,
         notes: Sequence[str] = (),
@@ -169,7 +172,7 @@ class ChatService:
         plan = plan_request(
             system_prompt=system_prompt, history=(), current=current, limits=self.limits, named=False
         )
-        return await self._stream(channel_id, plan, question, images, reply, notes)
+        return await self._stream(channel_id, plan, question, images, reply, model, notes)
 
     async def _stream(
         self,
@@ -178,6 +181,7 @@ class ChatService:
         question: Turn,
         images: Sequence[PreparedImage],
         reply: AnswerTarget,
+        model: Model,
         notes: Sequence[str],
     ) -> Completion | None:
         """Send ``plan`` (its stored images read back), stream the answer into ``reply``, and remember
@@ -193,7 +197,7 @@ class ChatService:
         )
         return await stream_answer(
             reply,
-            self.vision,
+            model,
             plan.render(sources),
             notes=notes,
             remember=lambda answer: self.remember(channel_id, question, images, answer.text),
@@ -218,13 +222,20 @@ class ChatService:
         return None
 
     async def regenerate(
-        self, channel_id: int, kind: AnswerKind, exchange: Exchange, reply: AnswerTarget, *, system_prompt: str
+        self,
+        channel_id: int,
+        kind: AnswerKind,
+        exchange: Exchange,
+        reply: AnswerTarget,
+        model: Model,
+        *,
+        system_prompt: str,
     ) -> Completion | None:
         """Ask the exchange's question again, as it was first asked (from the memory before it), under
         ``system_prompt`` (the channel's chat persona, or its alt-text style, as they are now); the new
         answer replaces the old one in memory."""
         plan = self._replan(kind, exchange, system_prompt)
-        return await self._restream(channel_id, exchange, plan, reply, lambda text: text)
+        return await self._restream(channel_id, exchange, plan, reply, model, lambda text: text)
 
     async def continue_answer(
         self,
@@ -232,6 +243,7 @@ class ChatService:
         kind: AnswerKind,
         exchange: Exchange,
         reply: AnswerTarget,
+        model: Model,
         *,
         asker: Turn,
         system_prompt: str,
@@ -239,7 +251,9 @@ class ChatService:
         """Ask for the rest of an answer cut short at the length cap (``asker``: who asks, as a turn);
         the rest joins the answer in memory."""
         plan = self._replan(kind, exchange, system_prompt, then=replace(asker, text=CONTINUE_REQUEST))
-        return await self._restream(channel_id, exchange, plan, reply, lambda text: exchange.answer.text + text)
+        return await self._restream(
+            channel_id, exchange, plan, reply, model, lambda text: exchange.answer.text + text
+        )
 
     def _replan(self, kind: AnswerKind, exchange: Exchange, system: str, *, then: Turn | None = None) -> RequestPlan:
         """The request that first produced the exchange's answer; with ``then``, that request followed
@@ -262,13 +276,14 @@ class ChatService:
         exchange: Exchange,
         plan: RequestPlan,
         reply: AnswerTarget,
+        model: Model,
         joined: Callable[[str], str],
     ) -> Completion | None:
         """Stream ``plan`` as the exchange's new answer; ``joined(new text)`` replaces it in memory."""
         messages = plan.render(await self._stored_images(plan.image_hashes))
         return await stream_answer(
             reply,
-            self.vision,
+            model,
             messages,
             remember=lambda answer: self.replace_answer(channel_id, exchange.question, joined(answer.text)),
         )

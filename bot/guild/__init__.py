@@ -29,7 +29,7 @@ from bot.guild.policy import (
 )
 from bot.guild.service import CACHE_SECONDS, GuildSettingsService, StoredSettings
 from bot.guild.shared import SETTINGS_TOPIC, SharedSettings
-from bot.guild.summary import summary_sections
+from bot.guild.summary import limits_text, summary_sections
 
 __all__ = [
     "AUTO",
@@ -62,5 +62,6 @@ __all__ = [
     "decide",
     "language_for",
     "language_label",
+    "limits_text",
     "summary_sections",
 ]

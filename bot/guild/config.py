@@ -1,8 +1,9 @@
 """A server's own Glimpse settings: one record, validated on construction, stored as plain JSON.
 
 Everything a server admin changes with ``/settings`` lives here: which channels get automatic alt
-text, how the bot converses in each channel, who may use it, its persona, and how alt text is
-written. What is not set here falls back to the deployment's defaults (see :mod:`bot.guild.policy`).
+text, how the bot converses in each channel, who may use it, its persona, how alt text is written,
+and its own spending limits (:class:`~bot.guard.ServerLimits`, which :mod:`bot.guard` keeps within the
+deployment's). What is not set here falls back to the deployment's defaults (see :mod:`bot.guild.policy`).
 Each ``with_*`` method returns a new record (or raises :class:`GuildSettingsError`): a change either
 is valid as a whole or changes nothing.
 """
@@ -15,6 +16,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from bot.guard.limits import ServerLimits
 from bot.guild.language import AUTO, is_language, language_for
 from bot.prompts import alt_text_system
 
@@ -96,6 +98,9 @@ class GuildSettings:
     """The server's system prompt for conversation ("" = the built-in one)."""
     channel_personas: Mapping[int, str] = field(default_factory=dict)
     alt_text: AltText = field(default_factory=AltText)
+    limits: ServerLimits = field(default_factory=ServerLimits)
+    """The server's own daily token budgets (None: the deployment's) and the roles exempt from the
+    member limits."""
     extra: Mapping[str, Any] = field(default_factory=dict)
     """Fields this build does not know (written by a newer one): kept as they are on every write."""
 
@@ -110,7 +115,8 @@ class GuildSettings:
         object.__setattr__(self, "channel_personas", personas)
         for label, ids in (
             ("channels", [*self.describe, *self.chat, *self.channel_personas]),
-            ("roles and users", [*self.allowed_roles, *self.blocked_roles, *self.blocked_users]),
+            ("roles and users", [*self.allowed_roles, *self.blocked_roles, *self.blocked_users,
+                                 *self.limits.exempt_role_ids]),
         ):
             if not all(_is_snowflake(i) for i in ids):
                 problems.append(f"{label} must be Discord IDs")
@@ -120,6 +126,7 @@ class GuildSettings:
             ("channels with a persona", len(self.channel_personas), MAX_CHANNEL_SETTINGS),
             ("role rules", len(self.allowed_roles) + len(self.blocked_roles), MAX_ACCESS_RULES),
             ("blocked users", len(self.blocked_users), MAX_ACCESS_RULES),
+            ("exempt roles", len(self.limits.exempt_role_ids), MAX_ACCESS_RULES),
         ):
             if count > limit:
                 problems.append(f"at most {limit} {label}")
@@ -128,6 +135,8 @@ class GuildSettings:
                 problems.append(f"a persona is at most {PERSONA_MAX_CHARS} characters (this one has {len(persona)})")
         if self.allowed_roles & self.blocked_roles:
             problems.append("a role cannot be both allowed and blocked")
+        if any(n is not None and n < 0 for n in (self.limits.user_daily, self.limits.guild_daily)):
+            problems.append("a token budget cannot be negative")
         if not is_language(self.alt_text.language):
             problems.append(f"unknown alt-text language {self.alt_text.language!r}")
         if problems:
@@ -179,6 +188,27 @@ class GuildSettings:
         )
         return dataclasses.replace(self, alt_text=alt_text)
 
+    def with_limits(
+        self,
+        *,
+        member_daily: int | None = None,
+        server_daily: int | None = None,
+        exempt_role: int | None = None,
+        exempt: bool = True,
+    ) -> GuildSettings:
+        """New daily token budgets (0: back to the deployment's; None: unchanged) and a role made
+        exempt from the member limits, or no longer (``exempt=False``)."""
+        current = self.limits
+        roles = current.exempt_role_ids
+        if exempt_role is not None:
+            roles = roles | {exempt_role} if exempt else roles - {exempt_role}
+        limits = ServerLimits(
+            user_daily=current.user_daily if member_daily is None else (member_daily or None),
+            guild_daily=current.guild_daily if server_daily is None else (server_daily or None),
+            exempt_role_ids=roles,
+        )
+        return dataclasses.replace(self, limits=limits)
+
     # -- storage ------------------------------------------------------------------------------------
 
     def to_dict(self) -> dict[str, Any]:
@@ -196,6 +226,7 @@ class GuildSettings:
                 "length": self.alt_text.length.value,
                 "skip_described": self.alt_text.skip_described,
             },
+            "limits": self.limits.to_dict(),
         }
 
     @classmethod
@@ -204,7 +235,7 @@ class GuildSettings:
         if not data:
             return cls()
         known = {"describe", "chat", "allowed_roles", "blocked_roles", "blocked_users", "persona",
-                 "channel_personas", "alt_text"}
+                 "channel_personas", "alt_text", "limits"}
         try:
             alt = data.get("alt_text") or {}
             return cls(
@@ -220,6 +251,7 @@ class GuildSettings:
                     length=AltLength(alt.get("length", AltLength.STANDARD)),
                     skip_described=bool(alt.get("skip_described", False)),
                 ),
+                limits=ServerLimits.from_dict(data.get("limits") or {}),
                 extra={k: v for k, v in data.items() if k not in known},
             )
         except (TypeError, ValueError, AttributeError) as error:

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from bot.guard.limits import ServerLimits
 from bot.guild.config import SETTINGS_KEY, GuildSettings, GuildSettingsError
 from bot.guild.locales import KnownLocales
 from bot.guild.policy import ChannelBehaviour, Decision, Defaults, Feature, Member, Place, behaviour, decide
@@ -95,6 +96,10 @@ class GuildSettingsService:
         """What the channel does (see :func:`bot.guild.policy.behaviour`)."""
         settings = (await self.get(place.guild_id)).settings if place.guild_id is not None else GuildSettings()
         return behaviour(settings, self.defaults, place)
+
+    async def limits(self, guild_id: int) -> ServerLimits:
+        """The server's own spending limits (cached like everything here): the guard's per-server input."""
+        return (await self.get(guild_id)).settings.limits
 
     async def decide(self, member: Member, place: Place, feature: Feature) -> Decision:
         """May ``member`` use ``feature`` at ``place`` (see :func:`bot.guild.policy.decide`)."""

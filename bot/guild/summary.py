@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 
+from bot.guard.limits import Limits, ServerLimits, narrowed
 from bot.guild.config import AltText, ChatMode, GuildSettings
 from bot.guild.language import label
 from bot.guild.policy import Defaults
@@ -31,9 +32,11 @@ def summary_sections(
     *,
     channel_ids: Collection[int],
     changes: Sequence[SettingsChange] = (),
+    deployment_limits: Limits | None = None,
 ) -> list[tuple[str, str]]:
     """The server's settings; ``channel_ids``: the server's channels (the deployment's describe
-    channels elsewhere are not this server's business)."""
+    channels elsewhere are not this server's business); ``deployment_limits``: the budgets the
+    server's own ones stay within."""
     sections = [
         ("Automatic alt text", _describe(settings, defaults, channel_ids)),
         ("Conversation", _chat(settings, defaults)),
@@ -41,6 +44,8 @@ def summary_sections(
         ("Persona", _personas(settings)),
         ("Alt text", _alt_text(settings.alt_text)),
     ]
+    if deployment_limits is not None:
+        sections.append(("Spending limits", limits_text(settings.limits, deployment_limits)))
     if changes:
         sections.append(("Recent changes", "\n".join(_change(c) for c in changes)))
     return [(title, _fit(text)) for title, text in sections]
@@ -93,6 +98,20 @@ def _alt_text(alt: AltText) -> str:
          alt.skip_described == default.skip_described),
     ]
     return "\n".join(f"{name}: {value} ({'default' if is_default else 'server'})" for name, value, is_default in parts)
+
+
+def limits_text(limits: ServerLimits, deployment: Limits) -> str:
+    """The budgets in force in a server and where each comes from, in one line."""
+    def budget(own: int | None, allowed: int) -> str:
+        effective = narrowed(allowed, own)
+        amount = f"{effective:,} tokens a day" if effective else "unlimited"
+        return f"{amount} ({'server' if own and effective == own else 'deployment'})"
+
+    roles = ", ".join(f"<@&{role}>" for role in sorted(limits.exempt_role_ids)) or "none"
+    return (
+        f"Per member: {budget(limits.user_daily, deployment.user_daily)} · whole server: "
+        f"{budget(limits.guild_daily, deployment.guild_daily)} · exempt roles: {roles}"
+    )
 
 
 def _change(change: SettingsChange) -> str:

@@ -19,7 +19,6 @@ from bot.moderation.config import Action, ModerationSettings, ModerationSettings
 from bot.moderation.phash import ImageFingerprint, dhash, fingerprint, hamming
 from bot.moderation.policy import Decision, MissingPermissionNotices, Permission, decide
 from bot.moderation.prompt import (
-    MODERATION_MAX_TOKENS,
     MODERATION_TEMPERATURE,
     RESPONSE_FORMAT_JSON_OBJECT,
     build_moderation_messages,
@@ -30,7 +29,6 @@ from bot.moderation.verdict import Verdict, escape_untrusted, format_verdict, pa
 __all__ = [
     "ACTION_ID_PATTERN",
     "ALL_CATEGORIES",
-    "MODERATION_MAX_TOKENS",
     "MODERATION_TEMPERATURE",
     "RESPONSE_FORMAT_JSON_OBJECT",
     "Action",

@@ -16,8 +16,6 @@ from bot.moderation.categories import Category
 from bot.moderation.verdict import MAX_REASON_CHARS, MAX_RULE_CHARS
 from bot.prompts import MODERATION_INSTRUCTIONS, MODERATION_REQUEST
 
-# Enough for the verdict object with a 300-character reason and rule; a longer answer is wrong anyway.
-MODERATION_MAX_TOKENS = 400
 MODERATION_TEMPERATURE = 0.0
 RESPONSE_FORMAT_JSON_OBJECT: dict[str, Any] = {"type": "json_object"}
 

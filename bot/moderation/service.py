@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from bot.guard import Actor, Guard, LimitReached, MeteredVision, Purpose, Refusal, estimate_prompt
 from bot.images import (
     MAX_INPUT_BYTES,
     AttachmentLike,
@@ -34,7 +35,6 @@ from bot.moderation.ledger import EntryLedger
 from bot.moderation.phash import LOOKUP_DISTANCE, ImageFingerprint, fingerprint, hash_to_hex
 from bot.moderation.policy import Decision, MissingPermissionNotices, OutageNotices, RefusedDeletes
 from bot.moderation.prompt import (
-    MODERATION_MAX_TOKENS,
     MODERATION_TEMPERATURE,
     RESPONSE_FORMAT_JSON_OBJECT,
     build_moderation_messages,
@@ -44,6 +44,8 @@ from bot.store import AuditGroup, AuditRecord, Store
 from bot.vlm import VisionClient, VisionError
 
 log = logging.getLogger(__name__)
+
+OVER_BUDGET = "this server's moderation budget for today is used up"
 
 SETTINGS_KEY = "moderation"
 MODEL_LANE = 2
@@ -65,6 +67,9 @@ class CheckResult:
     cached: bool = False
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
+    over_budget: Refusal | None = None
+    """Why it was not checked: the server's moderation budget is used up (moderators get one notice
+    a day, not an entry per image)."""
 
     @property
     def service_failed(self) -> bool:
@@ -88,6 +93,11 @@ class CheckResult:
         return detail
 
 
+def _over_budget(image: PreparedImage, fp: ImageFingerprint, refusal: Refusal) -> CheckResult:
+    log.info("Moderation check skipped: %s", OVER_BUDGET)
+    return CheckResult(Verdict.needs_review(OVER_BUDGET), image, fp, over_budget=refusal)
+
+
 def verdict_category(verdict: Verdict) -> str:
     """The audit category of a verdict: its first category, ``none`` or ``needs_review``."""
     if verdict.requires_review:
@@ -103,6 +113,7 @@ class ModerationService:
         *,
         store: Store,
         vision: VisionClient,
+        guard: Guard,
         images: ImageWorker,
         downloads: DownloadGate | None = None,
         model_lane: int = MODEL_LANE,
@@ -112,6 +123,7 @@ class ModerationService:
     ) -> None:
         self.store = store
         self.vision = vision
+        self.guard = guard  # every check is paid from the server's moderation budget
         self.images = images
         # The bot passes its one gate (downloads of every feature share one byte budget).
         self.downloads = downloads if downloads is not None else DownloadGate()
@@ -212,6 +224,9 @@ class ModerationService:
         shared = await self._in_flight_verdict(scope, fp)
         if shared is not None:
             return CheckResult(shared, image, fp, cached=True)
+        admission = await self.guard.admit(Actor(Purpose.MODERATION, guild_id=guild_id))
+        if isinstance(admission, Refusal):
+            return _over_budget(image, fp, admission)
         pending: asyncio.Future[Verdict | None] = asyncio.get_running_loop().create_future()
         entry = (fp, pending)
         self._in_flight.setdefault(scope, []).append(entry)
@@ -220,9 +235,12 @@ class ModerationService:
             messages = build_moderation_messages(
                 image.content_part(), rules=settings.rules, categories=settings.categories
             )
+            model = MeteredVision(admission, self.vision)
             async with self._model_lane:
-                verdict, usage = await self._ask(messages, settings)
+                verdict, usage = await self._ask(model, messages, estimate_prompt(messages, [image]), settings)
             await self.cache.put(guild_id, settings, fp, verdict)
+        except LimitReached as limit:
+            return _over_budget(image, fp, limit.refusal)
         finally:
             pending.set_result(verdict)
             waiting = self._in_flight[scope]
@@ -252,19 +270,18 @@ class ModerationService:
         return None
 
     async def _ask(
-        self, messages: list[dict[str, Any]], settings: ModerationSettings
+        self, model: MeteredVision, messages: list[dict[str, Any]], estimate: int, settings: ModerationSettings
     ) -> tuple[Verdict, tuple[int, int] | None]:
         """One model call; a provider that refuses ``response_format`` is asked once more without it
-        (and not asked with it again in this process)."""
+        (and not asked with it again in this process). Raises :class:`LimitReached` over budget."""
         response_format = self.response_format
         while True:
             try:
-                completion = await self.vision.complete(
-                    messages,
-                    temperature=MODERATION_TEMPERATURE,
-                    max_tokens=MODERATION_MAX_TOKENS,
-                    response_format=response_format,
+                completion = await model.complete(
+                    messages, estimate=estimate, temperature=MODERATION_TEMPERATURE, response_format=response_format
                 )
+            except LimitReached:
+                raise
             except VisionError as error:
                 if error.kind == "bad_request" and response_format is not None:
                     log.warning(

@@ -49,7 +49,7 @@ from bot.replies import (
     Wrap,
     stop_button,
 )
-from bot.vlm import CUT_SHORT, INTERNAL_ERROR, STOPPED, VisionClient, VisionError, VisionStream, note_lines
+from bot.vlm import CUT_SHORT, INTERNAL_ERROR, STOPPED, Model, ModelStream, VisionError, note_lines
 
 log = logging.getLogger(__name__)
 
@@ -109,10 +109,10 @@ class OfflineReader:
 
 @dataclass(frozen=True)
 class OcrServices:
-    """The bot's services one OCR request uses (``bot.vision``, ``bot.images``, ``bot.pacer``,
-    ``bot.downloads``, ``bot.live``)."""
+    """The services one OCR request uses: the model as metered for the asker (``bot.guard.MeteredVision``
+    over ``bot.vision``), ``bot.images``, ``bot.pacer``, ``bot.downloads``, ``bot.live``."""
 
-    vision: VisionClient
+    vision: Model
     images: ImageWorker
     pacer: ChannelPacer
     offline: OfflineReader
@@ -323,7 +323,7 @@ async def _read(reply: LiveReply, data: bytes, options: OcrOptions, services: Oc
 
 async def _read_with_model(reply: LiveReply, data: bytes, options: OcrOptions, services: OcrServices) -> _Outcome:
     images = await services.images.prepare_text_images(data)
-    streams: list[VisionStream] = []
+    streams: list[ModelStream] = []
 
     def start(messages: list[dict[str, Any]]) -> AsyncIterator[str]:
         stream = services.vision.stream(messages, temperature=0)
@@ -345,7 +345,7 @@ async def _read_with_model(reply: LiveReply, data: bytes, options: OcrOptions, s
     return _Outcome(transcript.text, "model", notes)
 
 
-async def _empty_means_no_text(stream: VisionStream) -> AsyncIterator[str]:
+async def _empty_means_no_text(stream: ModelStream) -> AsyncIterator[str]:
     """An empty answer is no text (a blank tile of a tall image), not a failure of the request."""
     try:
         async for delta in stream:

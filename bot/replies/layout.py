@@ -43,6 +43,9 @@ class Layout:
     placeholder: str = "…"
     limit: int = DISCORD_LIMIT
     preview_chars: int = PREVIEW_CHARS
+    max_messages: int = 1
+    """With ``overflow="attach"``: the messages a text may take before the last of them becomes a
+    preview of the rest with the whole text attached."""
 
     def waiting(self, thinking_seconds: float | None, buttons: Buttons = ()) -> Target:
         """The placeholder, or "Thinking... 12s" while a reasoning model thinks."""
@@ -54,8 +57,8 @@ class Layout:
     def partial(self, text: str, line: str | None, buttons: Buttons = ()) -> Target:
         """The unfinished text (code blocks closed for display) with ``line`` at the end."""
         chunks = render_live(text, limit=self.limit, wrap=self.wrap)
-        if self.overflow == "attach" and len(chunks) > 1:
-            return Target([self._preview(text, line or f"… {len(text):,} characters so far")], buttons=buttons)
+        if self._overflows(chunks):
+            return Target(self._kept(text, chunks, line or f"… {len(text):,} characters so far"), buttons=buttons)
         return Target(self._with_line(chunks, line), buttons=buttons)
 
     def final(self, text: str, note: str | None, empty_text: str, buttons: Buttons = ()) -> Target:
@@ -63,11 +66,11 @@ class Layout:
         if not text.strip():
             return Target(self._with_line([empty_text[: self.limit]], note), buttons=buttons)
         chunks = render_live(text, limit=self.limit, wrap=self.wrap, final=True)
-        if self.overflow == "attach" and len(chunks) > 1:
+        if self._overflows(chunks):
             line = f"The full text ({len(text):,} characters) is attached as {self.attachment_name}."
             if note:
                 line += "\n" + note
-            return Target([self._preview(text, line)], file_text=text, buttons=buttons)
+            return Target(self._kept(text, chunks, line), file_text=text, buttons=buttons)
         return Target(self._with_line(chunks, note), buttons=buttons)
 
     def error(self, text: str, reason: str) -> Target:
@@ -81,9 +84,15 @@ class Layout:
         """``contents`` as they are, with ``line`` added at the end."""
         return Target(self._with_line(contents, line), buttons=buttons)
 
-    def _preview(self, text: str, line: str) -> str:
-        preview = render_preview(text, chars=min(self.preview_chars, self.limit), wrap=self.wrap)
-        return f"{preview}\n{line}"[: self.limit]
+    def _overflows(self, chunks: list[str]) -> bool:
+        return self.overflow == "attach" and len(chunks) > max(self.max_messages, 1)
+
+    def _kept(self, text: str, chunks: list[str], line: str) -> list[str]:
+        """An overflowing text's messages: the first ones in full, the last a preview of the rest."""
+        keep = max(self.max_messages, 1) - 1
+        chars = min(self.preview_chars, self.limit)
+        preview = render_preview(text, chars=chars, wrap=self.wrap, after=keep, limit=self.limit)
+        return [*chunks[:keep], f"{preview}\n{line}"[: self.limit]]
 
     def _with_line(self, chunks: list[str], line: str | None) -> list[str]:
         """``chunks`` with ``line`` added at the end: on the last message if it fits, else its own."""

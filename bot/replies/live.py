@@ -92,12 +92,13 @@ class LiveReply:
 
     ``wrap``: draw every chunk inside spoiler bars or a code block (see :class:`Wrap`).
     ``overflow``: a text longer than one message continues in further messages (``"continue"``),
-    or stays one message with a preview and the whole text attached as ``attachment_name``
-    (``"attach"``). ``min_interval``: the least time between two requests of this reply (default:
-    the pacer's window over ``rate - 1``, so one reply alone edits evenly instead of in bursts and
-    keeps one slot free for the final edit); the first edit with text ignores it, so the first words
-    appear as soon as they arrive. ``registry``: where the reply's messages are registered so that
-    their deletion stops it at once (the bot's ``bot.live``; None: a deletion is noticed on the next edit).
+    or stays within ``max_messages`` messages (``"attach"``): the last of them then shows a preview of
+    the rest, and the whole text is attached to it as ``attachment_name``. ``min_interval``: the least
+    time between two requests of this reply (default: the pacer's window over ``rate - 1``, so one
+    reply alone edits evenly instead of in bursts and keeps one slot free for the final edit); the
+    first edit with text ignores it, so the first words appear as soon as they arrive. ``registry``:
+    where the reply's messages are registered so that their deletion stops it at once (the bot's
+    ``bot.live``; None: a deletion is noticed on the next edit).
     ``stop``: the button shown while the reply streams. ``controls``: the buttons for a finished
     answer (given to :meth:`finish`). Without either, the sink is never asked for buttons.
     """
@@ -113,6 +114,7 @@ class LiveReply:
         *,
         wrap: Wrap | None = None,
         overflow: Literal["continue", "attach"] = "continue",
+        max_messages: int = 1,
         attachment_name: str = "text.txt",
         placeholder: str = "…",
         limit: int = DISCORD_LIMIT,
@@ -127,7 +129,7 @@ class LiveReply:
         self._controls = controls
         self._with_buttons = stop is not None or controls is not None
         self._pacer = pacer
-        self._layout = Layout(wrap, overflow, attachment_name, placeholder, limit, preview_chars)
+        self._layout = Layout(wrap, overflow, attachment_name, placeholder, limit, preview_chars, max_messages)
         # Live edits use all but one slot of the channel's window; the spare one lets the final edit
         # show the complete answer the moment it is done instead of a slot later.
         steady = pacer.window / max(pacer.rate - 1, 1)

@@ -40,15 +40,20 @@ from bot.conversation import (
     stop_id,
     user_turn,
 )
+from bot.gate import Gate
+from bot.guard import MeteredVision, Purpose
 from bot.replies.controls import Button
 from bot.replies.live import LiveReply
 from bot.replies.pacing import ChannelPacer
 from bot.replies.registry import LiveRegistry
 from bot.replies.sinks import NO_MENTIONS, AnswerMessagesSink, ReplySink
 from bot.replies.textsplit import Wrap
-from bot.vlm import CUT_SHORT, Completion, note_lines
+from bot.vlm import CUT_SHORT, Completion, VisionClient, note_lines
 
 log = logging.getLogger(__name__)
+
+ANSWER_FILE = "answer.txt"
+"""A long answer's whole text, attached (see ``ANSWER_MAX_MESSAGES``)."""
 
 
 def stop_button(asker_id: int) -> Button:
@@ -95,10 +100,18 @@ class Steering:
         live: LiveRegistry,
         minutes: int,
         channel: Callable[[int], discord.abc.Messageable],
+        gate: Gate,
+        vision: Callable[[], VisionClient],
+        max_messages: int = 4,
     ) -> None:
         """``pacer``: the bot's pacer, looked up when needed (the bot's ``pacer`` may be replaced);
-        ``channel``: a channel to edit messages in, by id (the bot's ``get_partial_messageable``)."""
+        ``channel``: a channel to edit messages in, by id (the bot's ``get_partial_messageable``);
+        ``gate`` admits a regeneration or continuation like any request (budgets, rate) and ``vision``
+        (looked up when needed) is the model it is metered over; ``max_messages``: ANSWER_MAX_MESSAGES."""
         self.chat = chat
+        self.gate = gate
+        self._vision = vision
+        self.max_messages = max_messages
         self._channel = channel
         self._pacer = pacer
         self.live = live
@@ -113,6 +126,9 @@ class Steering:
             sink,
             self._pacer(),
             wrap=wrap,
+            overflow="attach",  # a long answer ends as a preview and a file, not message after message
+            max_messages=self.max_messages,
+            attachment_name=ANSWER_FILE,
             registry=self.live,
             stop=stop_button(ref.asker_id),
             controls=lambda answer: answer_buttons(ref, answer),
@@ -181,6 +197,10 @@ class Steering:
         if exchange is None or not exchange.newest:
             await self._retire(interaction, FORGOTTEN if exchange is None else NOT_NEWEST)
             return
+        admission = await self.gate.admit(interaction, Purpose.CHAT)  # a new answer costs like one
+        if admission is None:
+            return
+        model = MeteredVision(admission, self._vision())
         self._busy.add(key)
         try:
             ids = await self.chat.answer_messages(channel.id, ref.question_id) or [interaction.message.id]
@@ -189,19 +209,27 @@ class Steering:
                 # The old part loses its buttons and its "cut short" line with the click's own response.
                 content = without_line(interaction.message.content, CUT_SHORT_LINE)
                 await interaction.response.edit_message(content=content, view=None, allowed_mentions=NO_MENTIONS)
-                await self._continue(interaction, channel, ref, exchange, ids, system_prompt)
+                await self._continue(interaction, channel, ref, exchange, ids, system_prompt, model)
             else:
                 await interaction.response.defer()
-                await self._regenerate(channel, ref, exchange, ids, system_prompt)
+                await self._regenerate(channel, ref, exchange, ids, system_prompt, model)
         finally:
             self._busy.discard(key)
 
     async def _regenerate(
-        self, channel: discord.abc.Messageable, ref: AnswerRef, exchange: Exchange, ids: list[int], system_prompt: str
+        self,
+        channel: discord.abc.Messageable,
+        ref: AnswerRef,
+        exchange: Exchange,
+        ids: list[int],
+        system_prompt: str,
+        model: MeteredVision,
     ) -> None:
         sink = AnswerMessagesSink(channel, ids)
         reply = self.reply(sink, ref, wrap=self._wrap(ref, exchange))
-        answer = await self.chat.regenerate(sink.channel_id, ref.kind, exchange, reply, system_prompt=system_prompt)
+        answer = await self.chat.regenerate(
+            sink.channel_id, ref.kind, exchange, reply, model, system_prompt=system_prompt
+        )
         for message_id in sink.unused():  # the new answer is shorter: its old extra messages go
             with contextlib.suppress(discord.HTTPException):
                 await channel.get_partial_message(message_id).delete()  # type: ignore[attr-defined]
@@ -215,13 +243,14 @@ class Steering:
         exchange: Exchange,
         ids: list[int],
         system_prompt: str,
+        model: MeteredVision,
     ) -> None:
         sink = AnswerMessagesSink(channel, [], after=ids[-1])
         reply = self.reply(sink, ref, wrap=self._wrap(ref, exchange))
         user = interaction.user
         asker = user_turn(author_name=getattr(user, "display_name", str(user)), author_id=user.id, text="")
         answer = await self.chat.continue_answer(
-            sink.channel_id, ref.kind, exchange, reply, asker=asker, system_prompt=system_prompt
+            sink.channel_id, ref.kind, exchange, reply, model, asker=asker, system_prompt=system_prompt
         )
         await self.answered(sink.channel_id, ref.question_id, ids + reply.message_ids, answer)
 

@@ -215,9 +215,15 @@ def _balanced_tail(text: str, piece: Piece, limit: int) -> str:
     return chunk
 
 
-def render_preview(text: str, *, chars: int, wrap: Wrap | None = None) -> str:
-    """The first ``chars`` characters or fewer of ``text``, cut at a boundary, balanced and wrapped."""
-    inner = chars - _WRAP_OVERHEAD[wrap]
+def render_preview(
+    text: str, *, chars: int, wrap: Wrap | None = None, after: int = 0, limit: int = DISCORD_LIMIT
+) -> str:
+    """The first ``chars`` characters or fewer of ``text``, cut at a boundary, balanced and wrapped;
+    with ``after``, of what follows the first ``after`` messages of :func:`render_live` (at ``limit``)."""
     body = escape(text, wrap)
+    if after:
+        following = pieces(body, limit - _WRAP_OVERHEAD[wrap])[after]
+        body = following.reopen + body[following.start :]
+    inner = chars - _WRAP_OVERHEAD[wrap]
     first = pieces(body, inner)[0]
     return _frame(_balanced_tail(body, first, inner), wrap)

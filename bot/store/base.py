@@ -1,9 +1,10 @@
 """The store interface every backend implements, and the plain data it traffics in.
 
 A store keeps: each channel's conversation turns (with references to prepared images), the prepared
-image bytes once per content hash, per-guild settings, a moderation audit trail, a TTL cache, and
-once-only claims shared by every process on the store. It never keeps secrets or the original
-attachments: only what :mod:`bot.images.prepare` prepared.
+image bytes once per content hash, per-guild settings, a moderation audit trail, a TTL cache,
+once-only claims shared by every process on the store, and the spending counters of :mod:`bot.guard`
+(daily token meters with their reservations, per-day usage, per-minute rate events: ids and numbers
+only). It never keeps secrets or the original attachments: only what :mod:`bot.images.prepare` prepared.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import json
 import time
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import asdict, dataclass, field
 from types import TracebackType
@@ -25,6 +26,10 @@ SETTINGS_CHANGES_KEPT = 100
 """Settings changes kept per guild (the oldest beyond are dropped on each change)."""
 SETTINGS_SWAP_ATTEMPTS = 5
 """Re-reads :meth:`Store.update_guild_settings` makes when other writers keep winning the race."""
+METER_KEEP_DAYS = 2
+"""Daily meters are kept for today and yesterday (a reservation made before midnight settles after)."""
+MAX_USAGE_DAYS = 366
+"""The longest range :meth:`Store.usage` reads at once."""
 
 
 class ImageBlob(Protocol):
@@ -51,6 +56,8 @@ class StoreOptions:
     command_timeout: float = 10.0
     """Seconds to wait for a networked store's answer to one command: a hung Redis fails a request
     instead of freezing it."""
+    usage_retention_days: int = 90
+    """Per-day usage rows (for ``/usage``: this month and the last 30 days) are kept this many days."""
 
     @classmethod
     def from_settings(cls, settings: Any) -> StoreOptions:
@@ -157,6 +164,28 @@ class AuditGroup:
             bool(record.detail.get("cached")),
             tuple(names) if isinstance(names, list) else (),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class UsageRow:
+    """Tokens one member (``user_id`` 0: the bot's own work) spent on one feature in one UTC day, in
+    one server (``guild_id`` 0: direct messages)."""
+
+    day: str
+    guild_id: int
+    user_id: int
+    feature: str
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    requests: int = 0
+
+    @property
+    def tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+MeterLimit = tuple[str, int]
+"""(meter key, limit) for :meth:`Store.reserve`; a limit of 0 counts without refusing."""
 
 
 def refs_to_json(images: Iterable[ImageRef]) -> str:
@@ -387,3 +416,34 @@ class Store(ABC):
     @abstractmethod
     async def release(self, kind: str, key: str) -> None:
         """Drop the claim on (``kind``, ``key``) (a no-op when nobody holds it)."""
+
+    # -- spending (bot/guard) -------------------------------------------------------------------------
+    # Days are UTC dates ("2026-12-01") and times Unix seconds, both given by the caller: the guard's
+    # clock is the one that decides, so a test can move it across midnight.
+
+    @abstractmethod
+    async def rate_hit(self, key: str, *, limit: int, window: float, now: float) -> float | None:
+        """Count one event under ``key`` if fewer than ``limit`` were counted in the ``window`` seconds
+        before ``now`` (one atomic step): ``None`` when counted, else the time a slot frees up."""
+
+    @abstractmethod
+    async def meter_levels(self, day: str, keys: Iterable[str]) -> dict[str, int]:
+        """Tokens spent plus reserved on each of the meters ``keys`` that ``day`` (0 for a new one)."""
+
+    @abstractmethod
+    async def reserve(self, day: str, meters: Sequence[MeterLimit], tokens: int) -> str | None:
+        """Reserve ``tokens`` on every meter if each stays within its limit, as one atomic step:
+        ``None`` when reserved, else the key of the first meter that has no room (nothing reserved)."""
+
+    @abstractmethod
+    async def settle(self, day: str, keys: Sequence[str], reserved: int, usage: UsageRow | None) -> None:
+        """End a reservation of ``reserved`` tokens on the meters ``keys`` (made on ``day``): with
+        ``usage``, its tokens become spent on them and are added to the usage rows (one atomic step);
+        without, the reservation is simply released."""
+
+    @abstractmethod
+    async def usage(
+        self, guild_id: int, since_day: str, until_day: str, *, user_id: int | None = None
+    ) -> list[UsageRow]:
+        """The usage rows of a server (0: DMs) from ``since_day`` to ``until_day`` (both included),
+        oldest first; only one member's with ``user_id``. At most :data:`MAX_USAGE_DAYS` days."""

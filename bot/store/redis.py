@@ -13,6 +13,7 @@ Keys (all under ``glimpse:``)::
     cache:{ns}:{key}    STRING JSON, with its own TTL
     claim:{kind}:{key}  STRING "1" while claimed (SET NX with the claim's TTL)
     topic:{topic}       pub/sub channel of notifications between processes
+    rate:, meters:, usage:         the spending counters (see bot/store/redis_spending.py)
 
 Every conversation write is one Lua script, so appends are atomic and ordered (in order of
 completion), a question and its answer are pushed together (adjacent), a redelivered message is
@@ -53,6 +54,7 @@ from bot.store.base import (
     turn_from_json,
     turn_to_json,
 )
+from bot.store.redis_spending import RedisSpending
 
 log = logging.getLogger(__name__)
 
@@ -214,7 +216,7 @@ def _ttl(seconds: float) -> int:
     return max(int(seconds), 1)
 
 
-class RedisStore(Store):
+class RedisStore(RedisSpending, Store):
     def __init__(self, client: aioredis.Redis, options: StoreOptions, prefix: str = PREFIX) -> None:
         self._redis = client
         self._options = options
@@ -225,6 +227,7 @@ class RedisStore(Store):
         self._swap = client.register_script(_SWAP)
         self._tally = client.register_script(_TALLY)
         self._replace = client.register_script(_REPLACE)
+        self._register_spending_scripts()
 
     @classmethod
     async def open(cls, url: str, options: StoreOptions | None = None) -> RedisStore:

@@ -27,6 +27,7 @@ import aiosqlite
 
 from bot.conversation import ExchangeForgotten, Turn
 from bot.store.base import (
+    METER_KEEP_DAYS,
     SETTINGS_CHANGES_KEPT,
     AuditGroup,
     AuditRecord,
@@ -43,6 +44,7 @@ from bot.store.base import (
     refs_from_json,
     refs_to_json,
 )
+from bot.store.sqlite_spending import RATE_EVENT_KEEP_SECONDS, SQLiteSpending, day_before
 
 log = logging.getLogger(__name__)
 
@@ -146,6 +148,32 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX notifications_by_topic ON notifications (topic, id);
     """,
+    # 6: spending (bot/guard): daily token meters with reservations, per-day usage, rate events
+    """
+    CREATE TABLE meters (
+        day      TEXT NOT NULL,
+        key      TEXT NOT NULL,
+        spent    INTEGER NOT NULL DEFAULT 0,
+        reserved INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (day, key)
+    );
+    CREATE TABLE usage (
+        day               TEXT NOT NULL,
+        guild_id          INTEGER NOT NULL,
+        user_id           INTEGER NOT NULL,
+        feature           TEXT NOT NULL,
+        prompt_tokens     INTEGER NOT NULL,
+        completion_tokens INTEGER NOT NULL,
+        requests          INTEGER NOT NULL,
+        PRIMARY KEY (guild_id, day, user_id, feature)
+    );
+    CREATE INDEX usage_by_day ON usage (day);
+    CREATE TABLE rate_events (
+        key TEXT NOT NULL,
+        at  REAL NOT NULL
+    );
+    CREATE INDEX rate_events_by_key ON rate_events (key, at);
+    """,
 )
 NOTIFY_POLL_SECONDS = 0.25
 NOTIFY_KEEP_SECONDS = 3600.0
@@ -170,7 +198,7 @@ def _marks(count: int) -> str:
     return ",".join("?" * count)
 
 
-class SQLiteStore(Store):
+class SQLiteStore(SQLiteSpending, Store):
     def __init__(self, conn: aiosqlite.Connection, options: StoreOptions) -> None:
         self._conn = conn
         self._options = options
@@ -342,6 +370,11 @@ class SQLiteStore(Store):
             await conn.execute(
                 "DELETE FROM audit WHERE created_at < ?", (now - self._options.audit_retention_seconds,)
             )
+            await conn.execute("DELETE FROM meters WHERE day < ?", (day_before(now, METER_KEEP_DAYS),))
+            await conn.execute(
+                "DELETE FROM usage WHERE day < ?", (day_before(now, self._options.usage_retention_days),)
+            )
+            await conn.execute("DELETE FROM rate_events WHERE at < ?", (now - RATE_EVENT_KEEP_SECONDS,))
         async with self._reading() as conn:
             # executescript steps the pragma to completion (execute() would free a single page), then
             # the checkpoint moves the freed file into place and empties the WAL

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterable, Awaitable, Callable, Sequence
-from typing import Protocol
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any, Protocol
 
-from bot.vlm.client import Completion, VisionClient, VisionError
+from bot.vlm.client import Completion, Usage, VisionError
 
 log = logging.getLogger(__name__)
 
-CUT_SHORT = "The answer was cut short: it reached the length limit."
+CUT_SHORT = "(stopped at the length cap)"
 FILTERED = "The model service stopped this answer early (its content filter)."
 INTERNAL_ERROR = "Something went wrong on my side. Please try again in a moment."
 STOPPED = "(stopped)"
@@ -45,6 +45,38 @@ class AnswerTarget(Protocol):
     async def finish(self, note: str | None = None, *, answer: Completion | None = None) -> None: ...
 
 
+class ModelStream(Protocol):
+    """A model's answer as it streams (:class:`~bot.vlm.VisionStream`, or the guard's metered one)."""
+
+    text: str
+
+    def __aiter__(self) -> AsyncIterator[str]: ...
+
+    async def __anext__(self) -> str: ...
+
+    @property
+    def usage(self) -> Usage | None: ...
+
+    @property
+    def finish_reason(self) -> str | None: ...
+
+    async def aclose(self) -> None: ...
+
+
+class Model(Protocol):
+    """What answers are asked of: :class:`~bot.vlm.VisionClient`, or the guard's metered client for one
+    admitted request (``bot.guard.MeteredVision``), which every feature uses."""
+
+    def stream(
+        self,
+        messages: list[dict[str, Any]],
+        *,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        on_thinking: Callable[[], None] | None = None,
+    ) -> ModelStream: ...
+
+
 def note_lines(notes: Sequence[str]) -> str | None:
     """Small grey lines under an answer (Discord's `-#` subtext)."""
     return "\n".join(f"-# {note}" for note in notes) or None
@@ -52,7 +84,7 @@ def note_lines(notes: Sequence[str]) -> str | None:
 
 async def stream_answer(
     reply: AnswerTarget,
-    vision: VisionClient,
+    vision: Model,
     messages: list[dict],
     *,
     notes: Sequence[str] = (),

@@ -54,6 +54,7 @@ REASONS = {
     "bad_request": "The model service refused the request (perhaps an image it cannot read).",
     "bad_response": "The model service sent an answer that could not be read.",
     "empty": "The model returned an empty answer.",
+    "limit": "A usage limit was reached.",  # bot.guard's LimitReached says which one
 }
 
 

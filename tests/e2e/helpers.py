@@ -14,6 +14,7 @@ autouse ``paced_like_emulator`` swaps the running bot's pacer.
 
 from __future__ import annotations
 
+import asyncio
 import io
 import re
 import struct
@@ -148,7 +149,7 @@ async def use_vision(glimpse: Glimpse, vlm: VLMServer, **options: Any) -> Vision
     options.setdefault("model", glimpse.settings.vlm_model)
     client = VisionClient(api_key=vlm.api_key, base_url=vlm.base_url, **options)
     previous = glimpse.vision
-    glimpse.vision = glimpse.chat.vision = client
+    glimpse.vision = client
     await previous.aclose()
     return client
 
@@ -255,3 +256,28 @@ async def release_until_done(vlm: VLMServer, requests: Sequence[RecordedRequest]
     """
     while any(request.outcome == "pending" for request in requests):
         await vlm.release(1)
+
+
+class SettledRequests:
+    """Counts model requests whose cost the guard finished settling in the store, so a test can wait
+    until one is counted before asking again (the answer is on screen a moment before). Wraps
+    ``Store.settle`` and calls through."""
+
+    def __init__(self, glimpse: Glimpse) -> None:
+        self.count = 0
+        self._changed = asyncio.Event()
+        store = glimpse.store
+        settle = store.settle
+
+        async def counted(*args: Any, **kwargs: Any) -> None:
+            await settle(*args, **kwargs)
+            self.count += 1
+            self._changed.set()
+
+        store.settle = counted  # type: ignore[method-assign]
+
+    async def wait(self, count: int, timeout: float = 5.0) -> None:  # noqa: ASYNC109
+        async with asyncio.timeout(timeout):
+            while self.count < count:
+                self._changed.clear()
+                await self._changed.wait()

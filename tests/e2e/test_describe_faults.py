@@ -112,7 +112,7 @@ async def test_answer_cut_at_the_length_limit_gets_a_note(
 
     text, note = reply.content.split("\n")
     assert text == TEXT
-    assert note == "-# The answer was cut short: it reached the length limit."
+    assert note == "-# (stopped at the length cap)"
 
 
 @pytest.mark.parametrize(

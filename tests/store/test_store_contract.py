@@ -26,6 +26,7 @@ from bot.store import (
     SettingsConflictError,
     Store,
     StoreOptions,
+    UsageRow,
     VersionedSettings,
     open_store,
     sqlite_path,
@@ -651,3 +652,75 @@ async def test_an_exchange_asked_before_a_forget_marker_is_not_stored(store: Sto
     other = ("chat-forgotten", str(CHANNEL + 1))  # another channel's marker: not set
     assert await store.append_exchange(CHANNEL + 1, question, reply, [image(1)], forget_marker=other)
     assert who(await store.history(CHANNEL)) == [("user", 2), ("assistant", 2)]
+# -- spending (bot/guard): rate events, daily meters with reservations, usage rows ----------------
+
+DAY = "2026-12-01"
+NOON = 1_796_126_400.0  # 2026-12-01 12:00 UTC
+
+
+async def test_rate_hits_are_counted_within_their_window(store: Store) -> None:
+    assert [await store.rate_hit("user:1", limit=2, window=60, now=NOON + n) for n in (0, 1)] == [None, None]
+    assert await store.rate_hit("user:1", limit=2, window=60, now=NOON + 2) == NOON + 60  # the first frees a slot
+    assert await store.rate_hit("user:2", limit=2, window=60, now=NOON + 2) is None  # another member
+    assert await store.rate_hit("user:1", limit=2, window=60, now=NOON + 60) is None  # the first left the window
+    assert await store.rate_hit("user:1", limit=2, window=60, now=NOON + 61) is None
+    assert await store.rate_hit("user:1", limit=2, window=60, now=NOON + 62) == NOON + 120
+
+
+async def test_a_reservation_is_all_or_nothing_and_settles_into_spent_and_usage(store: Store) -> None:
+    meters = [("member:1:7", 1000), ("guild:1", 5000)]
+    assert await store.reserve(DAY, meters, 600) is None
+    levels = await store.meter_levels(DAY, ["member:1:7", "guild:1", "guild:2"])
+    assert levels == {"member:1:7": 600, "guild:1": 600, "guild:2": 0}
+    assert await store.reserve(DAY, meters, 500) == "member:1:7"  # 1,100 > 1,000: nothing reserved
+    assert await store.meter_levels(DAY, ["member:1:7", "guild:1"]) == {"member:1:7": 600, "guild:1": 600}
+    usage = UsageRow(DAY, 1, 7, "chat", prompt_tokens=120, completion_tokens=30, requests=1)
+    await store.settle(DAY, ["member:1:7", "guild:1"], 600, usage)
+    assert await store.meter_levels(DAY, ["member:1:7", "guild:1"]) == {"member:1:7": 150, "guild:1": 150}
+    assert await store.reserve(DAY, meters, 850) is None  # exactly to the limit
+    await store.settle(DAY, ["member:1:7", "guild:1"], 850, None)  # released: the request failed
+    assert await store.meter_levels(DAY, ["member:1:7"]) == {"member:1:7": 150}
+    assert await store.reserve(DAY, [("mod:1", 0)], 10**9) is None  # 0: counted, never refused
+    assert await store.usage(1, DAY, DAY) == [usage]
+    await store.settle(DAY, ["member:1:7", "guild:1"], 0, usage)
+    assert await store.usage(1, DAY, DAY, user_id=7) == [
+        UsageRow(DAY, 1, 7, "chat", prompt_tokens=240, completion_tokens=60, requests=2)
+    ]
+    assert await store.usage(1, DAY, DAY, user_id=8) == []
+
+
+async def test_meters_are_per_day_and_usage_is_read_by_range(store: Store) -> None:
+    assert await store.reserve(DAY, [("guild:1", 100)], 100) is None
+    assert await store.reserve(DAY, [("guild:1", 100)], 1) == "guild:1"
+    assert await store.reserve("2026-12-02", [("guild:1", 100)], 100) is None  # a new day, a new budget
+    for day, feature in (("2026-11-30", "ocr"), (DAY, "chat"), ("2026-12-02", "describe")):
+        await store.settle(day, ["guild:1"], 0, UsageRow(day, 1, 0, feature, 10, 5, 1))
+    assert [row.feature for row in await store.usage(1, DAY, "2026-12-02")] == ["chat", "describe"]
+    assert [row.day for row in await store.usage(1, "2026-11-01", "2026-12-31")] == ["2026-11-30", DAY, "2026-12-02"]
+    assert await store.usage(2, "2026-11-01", "2026-12-31") == []
+
+
+async def test_usage_rows_are_kept_for_their_retention(store: Store) -> None:
+    old = UsageRow("2020-01-01", 1, 7, "chat", 10, 5, 1)
+    recent = UsageRow(time.strftime("%Y-%m-%d", time.gmtime()), 1, 7, "chat", 10, 5, 1)
+    for row in (old, recent):
+        await store.settle(row.day, [], 0, row)
+    await store.purge(time.time() - 86400)
+    assert await store.usage(1, "2019-12-01", "2020-02-01") == []
+    assert await store.usage(1, recent.day, recent.day) == [recent]
+
+
+async def test_twenty_concurrent_reservations_for_a_budget_of_five_let_five_through(store_url: str) -> None:
+    """Two stores (two connections: as two bot processes) race for one member's budget."""
+    first, second = await open_store(store_url), await open_store(store_url)
+    try:
+        meters = [("member:1:7", 5 * 1000 + 999), ("guild:1", 0)]
+        results = await asyncio.gather(
+            *((first if n % 2 else second).reserve(DAY, meters, 1000) for n in range(20))
+        )
+        assert results.count(None) == 5
+        assert set(results) == {None, "member:1:7"}
+        assert await first.meter_levels(DAY, ["member:1:7", "guild:1"]) == {"member:1:7": 5000, "guild:1": 5000}
+    finally:
+        await first.close()
+        await second.close()

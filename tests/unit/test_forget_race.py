@@ -35,7 +35,7 @@ class ForgetLandsFirst:
 async def test_a_forget_between_the_answer_and_its_write_wins(store_url: str) -> None:  # noqa: F811
     real = await open_store(store_url, StoreOptions())
     racing = ForgetLandsFirst(real)
-    chat = ChatService(racing, vision=None, limits=MemoryLimits())  # type: ignore[arg-type]
+    chat = ChatService(racing, limits=MemoryLimits())  # type: ignore[arg-type]
     racing.chat = chat
     try:
         question = user_turn(author_name="bob", author_id=1, text="remember PELICAN", message_id=ASKED)

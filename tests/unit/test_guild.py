@@ -45,10 +45,10 @@ def test_the_record_round_trips_and_keeps_fields_it_does_not_know() -> None:
         .with_persona("Speak French.", GENERAL)
         .with_alt_text(language="de", length=AltLength.SHORT, skip_described=True)
     )
-    raw = settings.to_dict() | {"limits": {"daily_tokens": 5}}
+    raw = settings.to_dict() | {"welcome": {"channel": 5}}
     again = GuildSettings.from_dict(raw)
     assert again.persona == "You are a pirate."
-    assert again.to_dict() == raw  # a newer build's "limits" survives this build's write
+    assert again.to_dict() == raw  # a newer build's "welcome" survives this build's write
     assert GuildSettings.from_dict(None) == GuildSettings()
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageDraw
 
+from bot.guard import Guard, Limits, Purpose
 from bot.images import ImageWorker
 from bot.moderation import Category, ModerationService, ModerationSettings
 from bot.moderation.stats import format_summary, summarize
@@ -60,7 +61,8 @@ async def store(tmp_path: Path) -> AsyncIterator[Store]:
 async def service(vlm: VLMServer, store: Store) -> AsyncIterator[ModerationService]:
     vision = VisionClient(api_key=vlm.api_key, base_url=vlm.base_url, model=vlm.model, max_retries=0)
     worker = ImageWorker()
-    yield ModerationService(store=store, vision=vision, images=worker, model_lane=1)
+    guard = Guard(store, Limits(), max_tokens={purpose: 400 for purpose in Purpose})
+    yield ModerationService(store=store, vision=vision, guard=guard, images=worker, model_lane=1)
     worker.close()
     await vision.aclose()
 

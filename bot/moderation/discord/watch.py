@@ -4,10 +4,12 @@ allowed, store the audit trail, and post what moderators should see in the mod-l
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Sequence
 
 import discord
 
+from bot.guard import Refusal
 from bot.images import AttachmentLike
 from bot.moderation.action_ids import ActionRef, ButtonAction
 from bot.moderation.config import ModerationSettings
@@ -17,6 +19,12 @@ from bot.moderation.discord.entry import mod_log_channel, post_entry, send_paced
 from bot.moderation.policy import Decision
 from bot.moderation.service import CheckResult, ModerationService
 from bot.replies import ChannelPacer
+
+OVER_BUDGET_NOTICE = (
+    "This server's daily moderation budget ({limit:,} tokens) has no room for more checks today. It resets at "
+    "midnight UTC (<t:{resets_at}:R>). Until then, images posted in watched channels are not checked; each is "
+    "recorded as needing review."
+)
 
 log = logging.getLogger(__name__)
 
@@ -52,12 +60,16 @@ async def _moderate(
     if is_exempt(message, settings):
         return
     images = message.attachments if images is None else images  # type: ignore[assignment]
-    results = await service.check_attachments(guild.id, settings, images)
+    checked = await service.check_attachments(guild.id, settings, images)
+    results = [r for r in checked if r.over_budget is None]  # not checked: no entry, no action
     flagged = [r for r in results if r.verdict.flagged]
     service.gate.settle(message.id, flagged=bool(flagged))  # before the mod-log: nobody waits for that
     ids = {"channel_id": message.channel.id, "message_id": message.id, "user_id": message.author.id}
-    for result in results:
+    for result in checked:
         await service.record_verdict(guild.id, result, **ids)
+    over_budget = [r.over_budget for r in checked if r.over_budget is not None]
+    if over_budget:
+        await notice_over_budget(guild, settings, service, pacer, over_budget[0])
     worst = max(flagged, key=lambda r: r.verdict.severity) if flagged else None
     outcome = Outcome(Decision(log=any(r.verdict.should_log for r in results)))
     if worst is not None:
@@ -112,3 +124,15 @@ def outage_notice(message: discord.Message, result: CheckResult) -> str:
         "Until a check succeeds again, images are not checked and nothing is done about them; "
         "I will not post this for every image."
     )
+
+
+async def notice_over_budget(
+    guild: discord.Guild, settings: ModerationSettings, service: ModerationService, pacer: ChannelPacer,
+    refusal: Refusal,
+) -> None:
+    """One mod-log notice per server and UTC day that images go unchecked (never one per image)."""
+    channel = mod_log_channel(guild, settings)
+    if channel is None or not await service.guard.once_a_day(f"moderation-budget:{guild.id}"):
+        return
+    text = OVER_BUDGET_NOTICE.format(limit=refusal.limit, resets_at=math.ceil(refusal.resets_at))
+    await send_paced(channel, pacer, content=text)

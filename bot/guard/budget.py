@@ -1,0 +1,231 @@
+"""The guard's spending side: admit a request, reserve its estimated cost, settle what it really cost.
+
+Every model request goes through one :class:`Guard` in three steps:
+
+1. :meth:`Guard.admit` when the request arrives (before a placeholder or a defer): refuses at once
+   when a budget it counts against is used up, else takes a slot of the member's per-minute rate.
+2. :meth:`Admission.reserve` just before the request is sent: its estimate (prompt + ``max_tokens``)
+   is reserved on every meter in one atomic store step, or the request is refused and sends nothing.
+3. :meth:`Reservation.settle` when the stream ends: the provider's ``usage`` becomes spent (and a
+   usage row); a request that failed before any text is released instead.
+
+:class:`~bot.guard.metered.MeteredVision` does steps 2 and 3 around each stream, so a feature only
+admits and then talks to the model it is given. The clock is injectable (``Guard.clock``), so the
+day boundary can be tested. While the store cannot be reached, the counters are kept in this process
+(:mod:`bot.guard.fallback`): the bot keeps answering, within its limits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol, TypeVar
+
+from bot.guard.fallback import MemorySpending
+from bot.guard.limits import Actor, Charges, Limits, Purpose, Scope, ServerLimits, charges, first_full, next_midnight
+from bot.guard.limits import utc_day as day_of
+from bot.store import MeterLimit, Store, UsageRow
+
+log = logging.getLogger(__name__)
+
+RATE_WINDOW_SECONDS = 60.0
+ADMIT_WAIT_SECONDS = 0.75
+"""The longest an admission waits for the store before it counts in this process instead: a command
+admits before its first response, which Discord wants within 3 s, even while the store is slow."""
+ONCE_A_DAY = 86400.0
+
+ServerLimitsSource = Callable[[int], Awaitable[ServerLimits | None]]
+T = TypeVar("T")
+
+
+class Spending(Protocol):
+    """The store's spending counters (and claims), as the guard uses them; :class:`MemorySpending` fits."""
+
+    async def rate_hit(self, key: str, *, limit: int, window: float, now: float) -> float | None: ...
+    async def meter_levels(self, day: str, keys: Iterable[str]) -> dict[str, int]: ...
+    async def reserve(self, day: str, meters: Sequence[MeterLimit], tokens: int) -> str | None: ...
+    async def settle(self, day: str, keys: Sequence[str], reserved: int, usage: UsageRow | None) -> None: ...
+    async def claim(self, kind: str, key: str, ttl: float) -> bool: ...
+
+
+async def _no_server_limits(guild_id: int) -> ServerLimits | None:
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """Why a request may not go ahead: which limit (``scope``, its number ``limit``), when it resets,
+    and for a request that did not fit, how many tokens were left."""
+
+    scope: Scope
+    limit: int
+    resets_at: float
+    left: int | None = None
+
+    def line(self) -> str:
+        """One short line for the member (Discord renders ``<t:…:R>`` as "in 3 hours")."""
+        when = f"<t:{math.ceil(self.resets_at)}:R>"
+        if self.scope is Scope.RATE:
+            return f"Slow down a little: at most {self.limit} requests a minute. Try again {when}."
+        whose, used = _BUDGET_WORDS[self.scope]
+        reset = f"It resets at midnight UTC ({when})."
+        if self.left is not None and self.left > 0:
+            return f"This request needs more than the {self.left:,} tokens left of {whose} ({self.limit:,}). {reset}"
+        return f"{used} ({self.limit:,} tokens). {reset}"
+
+
+_BUDGET_WORDS = {
+    Scope.MEMBER: ("your daily token budget in this server", "You have used your daily token budget in this server"),
+    Scope.SERVER: ("this server's daily token budget", "This server has used its daily token budget"),
+    Scope.DM: (
+        "your daily token budget in direct messages",
+        "You have used your daily token budget in direct messages",
+    ),
+    Scope.MODERATION: ("this server's daily moderation budget", "This server has used its daily moderation budget"),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Spent:
+    """What a finished request cost (the provider's ``usage``, or our estimate when it sent none)."""
+
+    prompt_tokens: int
+    completion_tokens: int
+
+
+class Guard:
+    """Budgets and rate limits over the store. ``server_limits`` reads a server's own numbers."""
+
+    def __init__(
+        self,
+        store: Store,
+        limits: Limits,
+        *,
+        max_tokens: Mapping[Purpose, int],
+        server_limits: ServerLimitsSource = _no_server_limits,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.limits = limits
+        self.max_tokens = dict(max_tokens)
+        self.server_limits = server_limits
+        self.clock = clock
+        self.fallback = MemorySpending()  # counts while the store cannot be reached
+
+    async def spending(
+        self, step: Callable[[Spending], Awaitable[T]], *, wait: float | None = None
+    ) -> tuple[T, Spending]:
+        """``step`` on the store, or on the in-process counters while the store fails (or takes longer
+        than ``wait`` seconds); and which."""
+        try:
+            async with asyncio.timeout(wait):
+                return await step(self.store), self.store
+        except Exception as error:
+            log.warning("Store unavailable for the spending counters (%r); counting in this process", error)
+            return await step(self.fallback), self.fallback
+
+    async def charges(self, actor: Actor) -> Charges:
+        server = None
+        if actor.guild_id is not None:
+            try:
+                async with asyncio.timeout(ADMIT_WAIT_SECONDS):
+                    server = await self.server_limits(actor.guild_id)
+            except Exception as error:
+                log.warning("Could not read server %s's limits (%r); the deployment's apply", actor.guild_id, error)
+        return charges(actor, self.limits, server)
+
+    async def admit(self, actor: Actor) -> Admission | Refusal:
+        """Whether ``actor`` may start a request now (step 1 of the module docstring). Bounded in
+        time (:data:`ADMIT_WAIT_SECONDS` per store step), so a command may admit before it answers."""
+        plan = await self.charges(actor)
+        now = self.clock()
+        levels, counters = await self.spending(
+            lambda counters: counters.meter_levels(day_of(now), plan.keys), wait=ADMIT_WAIT_SECONDS
+        )
+        full = first_full(plan.meters, levels)
+        if full is not None:
+            return Refusal(full.scope, full.limit, next_midnight(now))
+        if plan.rate_key is not None:
+            key, limit = plan.rate_key, plan.rate_limit
+
+            def hit(counters: Spending) -> Awaitable[float | None]:
+                return counters.rate_hit(key, limit=limit, window=RATE_WINDOW_SECONDS, now=now)
+
+            if counters is self.store:
+                retry_at, _ = await self.spending(hit, wait=ADMIT_WAIT_SECONDS)
+            else:  # the store just failed this admission: do not wait for it twice
+                retry_at = await hit(self.fallback)
+            if retry_at is not None:
+                return Refusal(Scope.RATE, plan.rate_limit, retry_at)
+        return Admission(self, actor, plan)
+
+    async def once_a_day(self, key: str) -> bool:
+        """True for the first caller of the UTC day for ``key`` (a claim in the store: across
+        processes), False after."""
+        claim = f"{key}:{day_of(self.clock())}"
+        taken, _ = await self.spending(lambda counters: counters.claim("daily-notice", claim, ONCE_A_DAY))
+        return taken
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """A request that may go ahead; :meth:`reserve` before each model call it makes."""
+
+    guard: Guard
+    actor: Actor
+    plan: Charges
+
+    @property
+    def max_tokens(self) -> int:
+        return self.guard.max_tokens[self.actor.feature]
+
+    async def reserve(self, tokens: int) -> Reservation | Refusal:
+        """Reserve ``tokens`` on every meter, atomically (step 2 of the module docstring)."""
+        guard = self.guard
+        now = guard.clock()
+        day = day_of(now)
+        meters = [(m.key, m.limit) for m in self.plan.meters]
+        full_key, counters = await guard.spending(lambda counters: counters.reserve(day, meters, tokens))
+        if full_key is not None:
+            meter = self.plan.meter(full_key)
+            level = (await counters.meter_levels(day, [full_key])).get(full_key, 0)
+            return Refusal(meter.scope, meter.limit, next_midnight(now), left=max(meter.limit - level, 0))
+        return Reservation(self, day, tokens, counters)
+
+
+class Reservation:
+    """Tokens held on the meters until :meth:`settle` (idempotent: only the first call counts)."""
+
+    def __init__(self, admission: Admission, day: str, tokens: int, counters: Spending) -> None:
+        self.admission = admission
+        self.day = day
+        self.tokens = tokens
+        self._counters = counters  # where it was reserved: the store, or this process's stand-in
+        self._ended = False
+
+    async def settle(self, spent: Spent | None) -> None:
+        """Count ``spent`` (None: release the reservation). Shielded: a cancelled caller still ends it."""
+        if self._ended:
+            return
+        self._ended = True
+        actor = self.admission.actor
+        usage = None
+        if spent is not None:
+            usage = UsageRow(
+                day=self.day,
+                guild_id=actor.guild_id or 0,
+                user_id=0 if actor.feature.automatic else actor.user_id or 0,
+                feature=actor.feature.value,
+                prompt_tokens=spent.prompt_tokens,
+                completion_tokens=spent.completion_tokens,
+                requests=1,
+            )
+        try:
+            await asyncio.shield(self._counters.settle(self.day, self.admission.plan.keys, self.tokens, usage))
+        except Exception:
+            # The answer is already on screen; a lost settlement only leaves today's meter high.
+            log.exception("Could not settle a reservation of %d tokens", self.tokens)

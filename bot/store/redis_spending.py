@@ -1,0 +1,156 @@
+"""The spending counters of the Redis store (see :class:`bot.store.base.Store`, "spending").
+
+Keys (under the store's prefix)::
+
+    rate:{key}            ZSET   one member per counted event, scored by its time
+    meters:{day}          HASH   "{meter}" -> tokens spent, "{meter}:r" -> tokens reserved
+    usage:{guild}:{day}   HASH   "{user}:{feature}:p|c|n" -> prompt tokens, completion tokens, requests
+
+A rate hit, a reservation (check every meter, then reserve on all) and a settlement are each one Lua
+script, so processes sharing the Redis cannot interleave inside them. Every key expires on its own:
+rate keys after their window, meters :data:`~bot.store.base.METER_KEEP_DAYS` and usage rows the usage
+retention after their day, as SQLite's purge keeps them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Iterable, Sequence
+
+import redis.asyncio as aioredis
+
+from bot.store.base import MAX_USAGE_DAYS, METER_KEEP_DAYS, MeterLimit, StoreOptions, UsageRow
+
+# KEYS: the rate key. ARGV: limit, window (s), now, a unique member. Returns nil (counted) or the
+# time (as text) the oldest counted event leaves the window.
+_RATE_HIT = """
+local limit, window, now = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+if redis.call('ZCARD', KEYS[1]) >= limit then
+  local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+  return tostring(tonumber(oldest[2]) + window)
+end
+redis.call('ZADD', KEYS[1], now, ARGV[4])
+redis.call('PEXPIRE', KEYS[1], math.ceil(window * 1000))
+return false
+"""
+
+# KEYS: the day's meters. ARGV: tokens, expiry (Unix s), then (meter, limit) pairs. Returns '' when reserved on
+# every meter, else the first meter without room (and reserves nothing).
+_RESERVE = """
+local tokens = tonumber(ARGV[1])
+for i = 3, #ARGV, 2 do
+  local limit = tonumber(ARGV[i + 1])
+  if limit > 0 then
+    local level = tonumber(redis.call('HGET', KEYS[1], ARGV[i]) or '0')
+      + tonumber(redis.call('HGET', KEYS[1], ARGV[i] .. ':r') or '0')
+    if level + tokens > limit then return ARGV[i] end
+  end
+end
+for i = 3, #ARGV, 2 do redis.call('HINCRBY', KEYS[1], ARGV[i] .. ':r', tokens) end
+redis.call('EXPIREAT', KEYS[1], ARGV[2])
+return ''
+"""
+
+# KEYS: the day's meters, the usage row's hash. ARGV: reserved, spent, usage field ('' for none),
+# prompt, completion, requests, the row's expiry (Unix s), then the meters.
+_SETTLE = """
+local reserved, spent = tonumber(ARGV[1]), tonumber(ARGV[2])
+for i = 8, #ARGV do
+  if reserved > 0 and redis.call('HINCRBY', KEYS[1], ARGV[i] .. ':r', 0 - reserved) < 0 then
+    redis.call('HSET', KEYS[1], ARGV[i] .. ':r', 0)
+  end
+  if spent > 0 then redis.call('HINCRBY', KEYS[1], ARGV[i], spent) end
+end
+if ARGV[3] ~= '' then
+  redis.call('HINCRBY', KEYS[2], ARGV[3] .. ':p', ARGV[4])
+  redis.call('HINCRBY', KEYS[2], ARGV[3] .. ':c', ARGV[5])
+  redis.call('HINCRBY', KEYS[2], ARGV[3] .. ':n', ARGV[6])
+  redis.call('EXPIREAT', KEYS[2], ARGV[7])
+end
+return 1
+"""
+
+
+
+def _expiry(day: str, keep_days: int) -> int:
+    """When a key of ``day`` expires: ``keep_days`` after that day ends (as :meth:`Store.purge` keeps them)."""
+    start = dt.datetime.combine(dt.date.fromisoformat(day), dt.time(), dt.UTC)
+    return int(start.timestamp()) + (keep_days + 1) * 86400
+
+
+class RedisSpending:
+    """Rate events, meters and usage rows; mixed into :class:`bot.store.redis.RedisStore`."""
+
+    _redis: aioredis.Redis
+    _options: StoreOptions
+
+    def _key(self, *parts: object) -> str:
+        raise NotImplementedError  # RedisStore's
+
+    def _register_spending_scripts(self) -> None:
+        self._rate_hit = self._redis.register_script(_RATE_HIT)
+        self._reserve = self._redis.register_script(_RESERVE)
+        self._settle = self._redis.register_script(_SETTLE)
+
+    async def rate_hit(self, key: str, *, limit: int, window: float, now: float) -> float | None:
+        result = await self._rate_hit(keys=[self._key("rate", key)], args=[limit, window, now, uuid.uuid4().hex])
+        return None if result is None else float(result)
+
+    async def meter_levels(self, day: str, keys: Iterable[str]) -> dict[str, int]:
+        wanted = list(keys)
+        fields = [name for key in wanted for name in (key, f"{key}:r")]
+        values = await self._redis.hmget(self._key("meters", day), fields)
+        return {key: int(values[2 * i] or 0) + int(values[2 * i + 1] or 0) for i, key in enumerate(wanted)}
+
+    async def reserve(self, day: str, meters: Sequence[MeterLimit], tokens: int) -> str | None:
+        args: list[str | int] = [tokens, _expiry(day, METER_KEEP_DAYS)]
+        for key, limit in meters:
+            args += [key, limit]
+        full = await self._reserve(keys=[self._key("meters", day)], args=args)
+        return full.decode() if full else None
+
+    async def settle(self, day: str, keys: Sequence[str], reserved: int, usage: UsageRow | None) -> None:
+        row_key = self._key("usage", usage.guild_id, usage.day) if usage else self._key("usage", "-")
+        counts = (usage.prompt_tokens, usage.completion_tokens, usage.requests) if usage else (0, 0, 0)
+        await self._settle(
+            keys=[self._key("meters", day), row_key],
+            args=[
+                reserved,
+                usage.tokens if usage else 0,
+                f"{usage.user_id}:{usage.feature}" if usage else "",
+                *counts,
+                _expiry(usage.day if usage else day, self._options.usage_retention_days),
+                *keys,
+            ],
+        )
+
+    async def usage(
+        self, guild_id: int, since_day: str, until_day: str, *, user_id: int | None = None
+    ) -> list[UsageRow]:
+        days = _days_between(since_day, until_day)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for day in days:
+                pipe.hgetall(self._key("usage", guild_id, day))
+            tables = await pipe.execute()
+        rows: list[UsageRow] = []
+        for day, table in zip(days, tables, strict=True):
+            counts: dict[tuple[int, str], dict[str, int]] = {}
+            for raw_field, value in table.items():
+                user, feature, kind = raw_field.decode().rsplit(":", 2)
+                counts.setdefault((int(user), feature), {})[kind] = int(value)
+            for (user, feature), numbers in sorted(counts.items()):
+                if user_id is None or user == user_id:
+                    prompt, completion, requests = (numbers.get(kind, 0) for kind in "pcn")
+                    rows.append(UsageRow(day, guild_id, user, feature, prompt, completion, requests))
+        return rows
+
+
+def _days_between(first: str, last: str) -> list[str]:
+    """Every UTC day from ``first`` to ``last``, in order (one hash each: at most a year's worth)."""
+    start, end = dt.date.fromisoformat(first), dt.date.fromisoformat(last)
+    count = max((end - start).days + 1, 0)
+    if count > MAX_USAGE_DAYS:
+        raise ValueError(f"usage is read for at most {MAX_USAGE_DAYS} days at a time")
+    return [(start + dt.timedelta(days=n)).isoformat() for n in range(count)]

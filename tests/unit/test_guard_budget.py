@@ -1,0 +1,190 @@
+"""The guard against a real store and the fake VLM server: admit, reserve, settle, release."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from bot.guard import (
+    Actor,
+    Admission,
+    Guard,
+    LimitReached,
+    Limits,
+    MeteredVision,
+    Purpose,
+    Refusal,
+    Scope,
+    estimate_prompt,
+)
+from bot.store import Store, open_store
+from bot.vlm import VisionClient, VisionError
+from tests.fakes.vlm import Script, VLMServer
+
+GUILD, USER = 10, 20
+MEMBER = Actor(Purpose.CHAT, user_id=USER, guild_id=GUILD)
+MAX_TOKENS = {feature: 100 for feature in Purpose}
+LATE = dt.datetime(2026, 12, 1, 23, 59, tzinfo=dt.UTC).timestamp()
+MESSAGES = [{"role": "user", "content": "What is in the picture?"}]
+
+
+class Clock:
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[Store]:
+    opened = await open_store(f"sqlite:///{tmp_path / 'store.db'}")
+    yield opened
+    await opened.close()
+
+
+@pytest.fixture
+async def vlm() -> AsyncIterator[VLMServer]:
+    async with VLMServer() as server:
+        yield server
+
+
+@pytest.fixture
+async def vision(vlm: VLMServer) -> AsyncIterator[VisionClient]:
+    client = VisionClient(api_key=vlm.api_key, base_url=vlm.base_url, model=vlm.model, max_retries=0)
+    yield client
+    await client.aclose()
+
+
+def guard(store: Store, clock: Clock, **limits: int) -> Guard:
+    return Guard(store, Limits(**limits), max_tokens=MAX_TOKENS, clock=clock)
+
+
+async def collect(stream: AsyncIterator[str]) -> str:
+    return "".join([delta async for delta in stream])
+
+
+async def admitted(g: Guard, actor: Actor = MEMBER) -> Admission:
+    admission = await g.admit(actor)
+    assert isinstance(admission, Admission), admission
+    return admission
+
+
+async def test_a_used_up_budget_refuses_until_the_utc_day_ends(store: Store) -> None:
+    clock = Clock(LATE)
+    g = guard(store, clock, user_daily=1000)
+    reservation = await (await admitted(g)).reserve(1000)
+    assert not isinstance(reservation, Refusal)
+    refusal = await g.admit(MEMBER)
+    assert isinstance(refusal, Refusal) and refusal.scope is Scope.MEMBER and refusal.limit == 1000
+    assert refusal.resets_at == LATE + 60  # midnight UTC
+    clock.now = LATE + 61
+    await admitted(g)  # a new day, a new budget
+
+
+async def test_the_rate_limit_counts_requests_per_minute_across_features(store: Store) -> None:
+    clock = Clock(LATE - 3600)
+    g = guard(store, clock, rate_user_per_minute=2)
+    await admitted(g, MEMBER)
+    await admitted(g, Actor(Purpose.OCR, user_id=USER, guild_id=GUILD + 1))  # another feature, another server
+    refusal = await g.admit(Actor(Purpose.DESCRIBE, user_id=USER))
+    assert isinstance(refusal, Refusal) and refusal.scope is Scope.RATE and refusal.resets_at == clock.now + 60
+    await admitted(g, Actor(Purpose.ALT_TEXT, user_id=USER, guild_id=GUILD))  # automatic: no rate slot
+    clock.now += 60
+    await admitted(g)
+
+
+async def test_a_request_that_does_not_fit_says_how_much_is_left(store: Store) -> None:
+    g = guard(store, Clock(LATE), guild_daily=1000)
+    first = await admitted(g)
+    assert not isinstance(await first.reserve(700), Refusal)
+    refusal = await first.reserve(400)
+    assert isinstance(refusal, Refusal) and (refusal.scope, refusal.left) == (Scope.SERVER, 300)
+
+
+async def test_a_stream_reserves_its_estimate_and_max_tokens_and_settles_with_the_providers_usage(
+    store: Store, vlm: VLMServer, vision: VisionClient
+) -> None:
+    g = guard(store, Clock(LATE))
+    vlm.script(Script(text="A cat on a mat.", gated=True))
+    model = MeteredVision(await admitted(g), vision)
+    stream = model.stream(MESSAGES, estimate=estimate_prompt(MESSAGES))
+    reading = asyncio.create_task(collect(stream))
+    [request] = await vlm.wait_for_requests(1)  # sent: the reservation is held while it streams
+    assert request.body["max_tokens"] == 100
+    assert await store.meter_levels("2026-12-01", ["member:10:20"]) == {"member:10:20": estimate_prompt(MESSAGES) + 100}
+    while request.outcome == "pending":
+        await vlm.release(1)
+    assert await reading == "A cat on a mat."
+    usage = request.usage
+    assert usage is not None
+    spent = usage.prompt_tokens + usage.completion_tokens
+    assert await store.meter_levels("2026-12-01", ["member:10:20", "guild:10"]) == {
+        "member:10:20": spent,
+        "guild:10": spent,
+    }
+    [row] = await store.usage(GUILD, "2026-12-01", "2026-12-01")
+    assert (row.user_id, row.feature, row.prompt_tokens, row.completion_tokens, row.requests) == (
+        USER, "chat", usage.prompt_tokens, usage.completion_tokens, 1,
+    )
+
+
+async def test_a_failed_request_is_released_and_a_refused_one_is_never_sent(
+    store: Store, vlm: VLMServer, vision: VisionClient
+) -> None:
+    g = guard(store, Clock(LATE), user_daily=1000)
+    vlm.script(Script.error(500))
+    failing = MeteredVision(await admitted(g), vision).stream(MESSAGES, estimate=10)
+    with pytest.raises(VisionError):
+        await anext(failing)
+    assert await store.meter_levels("2026-12-01", ["member:10:20"]) == {"member:10:20": 0}
+    too_big = MeteredVision(await admitted(g), vision).stream(MESSAGES, estimate=901)
+    with pytest.raises(LimitReached) as refused:
+        await anext(too_big)
+    assert refused.value.refusal.left == 1000 and "1,000 tokens left" in refused.value.reason
+    assert len(vlm.completions) == 1  # only the failing one reached the model
+
+
+def test_the_estimate_counts_texts_by_the_planners_rule_and_images_by_their_tokens() -> None:
+    class Image:
+        tokens = 342
+
+    messages = [
+        {"role": "system", "content": "x" * 40},
+        {"role": "user", "content": [{"type": "text", "text": "y" * 9}, {"type": "image_url", "image_url": {}}]},
+    ]
+    assert estimate_prompt(messages, [Image()]) == (4 + 10) + (4 + 3) + 342
+
+
+async def test_while_the_store_is_down_the_limits_hold_in_this_process(tmp_path: Path) -> None:
+    broken = await open_store(f"sqlite:///{tmp_path / 'gone.db'}")
+    await broken.close()  # every call now fails, as in an outage
+    g = guard(broken, Clock(LATE), user_daily=1000, rate_user_per_minute=5)
+    reservation = await (await admitted(g)).reserve(1000)
+    assert not isinstance(reservation, Refusal)
+    refusal = await g.admit(MEMBER)
+    assert isinstance(refusal, Refusal) and refusal.scope is Scope.MEMBER
+    await reservation.settle(None)  # released where it was reserved
+    await admitted(g)
+    assert await g.once_a_day("notice") and not await g.once_a_day("notice")
+
+
+async def test_an_admission_does_not_wait_long_for_a_slow_store(store: Store) -> None:
+    """A command admits before its first response: a store that does not answer is given up on."""
+
+    class Stalled:
+        def __getattr__(self, name: str) -> object:
+            return getattr(store, name)
+
+        async def meter_levels(self, day: str, keys: object) -> dict[str, int]:
+            await asyncio.Event().wait()  # never answers
+            raise AssertionError
+
+    g = guard(Stalled(), Clock(LATE), rate_user_per_minute=1)  # type: ignore[arg-type]
+    await admitted(g)  # counted in this process instead
+    refusal = await g.admit(MEMBER)
+    assert isinstance(refusal, Refusal) and refusal.scope is Scope.RATE
