@@ -100,8 +100,10 @@ async def settings_limits(emulator: DiscordEmulator, user: str, **options: objec
         emulator.user(user), emulator.channel("general"), "settings limits", options
     )
     await emulator.wait_for_response(interaction)
-    assert interaction.ephemeral
-    return str(interaction.callbacks[0].data["content"])
+    assert interaction.ephemeral  # /settings acknowledges privately at once, then edits its answer in
+    await emulator.wait_for(lambda: interaction.original is not None and interaction.original.content)
+    assert interaction.original is not None
+    return interaction.original.content
 
 
 async def test_an_exempt_role_is_not_limited(glimpse: Glimpse, emulator: DiscordEmulator, vlm: VLMServer) -> None:
