@@ -9,9 +9,10 @@ sent. Every request goes out with the feature's ``max_tokens``.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import io
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Sequence
 from types import TracebackType
 from typing import Any, Protocol, Self
 
@@ -127,6 +128,7 @@ class MeteredStream:
         self._max_tokens = max_tokens
         self._reservation: Reservation | None = None
         self._refused = False
+        self._settling: asyncio.Task[None] | None = None
 
     @property
     def text(self) -> str:
@@ -163,12 +165,19 @@ class MeteredStream:
             self._reservation = outcome
         try:
             return await self._inner.__anext__()
+        except StopAsyncIteration:
+            # The answer is complete: let its reader show it at once and count the cost meanwhile
+            # (aclose waits for it); an inline store write here would hold back the final edit.
+            self._settling = _in_background(self._settle())
+            raise
         except BaseException:
             await self._settle()
             raise
 
     async def aclose(self) -> None:
         await self._inner.aclose()
+        if self._settling is not None:
+            await asyncio.shield(self._settling)
         await self._settle()
 
     async def _settle(self) -> None:
@@ -184,3 +193,14 @@ class MeteredStream:
         else:
             spent = None
         await self._reservation.settle(spent)
+
+
+_BACKGROUND: set[asyncio.Task[None]] = set()
+
+
+def _in_background(work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+    """Run ``work`` as a task kept alive until it is done (the event loop holds tasks only weakly)."""
+    task = asyncio.create_task(work, name="guard-settle")
+    _BACKGROUND.add(task)
+    task.add_done_callback(_BACKGROUND.discard)
+    return task

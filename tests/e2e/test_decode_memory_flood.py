@@ -43,7 +43,15 @@ def emulator_world() -> World:
 
 @pytest.fixture
 def settings_env(emulator: DiscordEmulator, vlm: VLMServer, tmp_path: Path) -> dict[str, str]:
-    return bot_environment(emulator, vlm, f"sqlite:///{tmp_path / 'glimpse.db'}", IMAGE_MEMORY_MB=str(MEMORY_MB))
+    # Fifty requests from one member: the spending limits (rate, daily budget) are not what this is about.
+    return bot_environment(
+        emulator,
+        vlm,
+        f"sqlite:///{tmp_path / 'glimpse.db'}",
+        IMAGE_MEMORY_MB=str(MEMORY_MB),
+        RATE_USER_PER_MINUTE="0",
+        BUDGET_USER_DAILY_TOKENS="0",
+    )
 
 
 def answer_of(interaction: Interaction) -> str | None:

@@ -120,6 +120,7 @@ async def test_a_stream_reserves_its_estimate_and_max_tokens_and_settles_with_th
     while request.outcome == "pending":
         await vlm.release(1)
     assert await reading == "A cat on a mat."
+    await stream.aclose()  # as every reader does: the settlement, started as the stream ended, is done
     usage = request.usage
     assert usage is not None
     spent = usage.prompt_tokens + usage.completion_tokens
