@@ -4,6 +4,9 @@ No discord import: the cog hands in attachments (anything shaped like ``discord.
 acts on the :class:`CheckResult` it gets back. Moderation has its own concurrency lanes (image
 jobs and model calls), so a burst of posted images queues behind itself and never takes every
 image-worker slot or every model request from chat. Nothing here touches conversation memory.
+
+Just over 400 lines: one check's path (download, prepare, fingerprint, cache, model, audit) reads top
+to bottom here; the pieces it calls (cache, policy, prompt, verdict) already have modules of their own.
 """
 
 from __future__ import annotations

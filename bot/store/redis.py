@@ -21,6 +21,9 @@ dropped, and reference sets never drift. TTLs (the retention, refreshed on each 
 reads) do the expiry; :meth:`RedisStore.purge` also trims turns older than the cut-off from channels
 that stay active. The scripts build key names from the prefix, which is fine for a single Redis
 server (not Redis Cluster).
+
+Over 400 lines on purpose: it is the whole store interface for this backend with the Lua scripts
+beside the methods that run them (the spending counters already live in ``redis_spending.py``).
 """
 
 from __future__ import annotations
