@@ -147,7 +147,10 @@ class Glimpse(commands.AutoShardedBot):
             max_tokens=feature_max_tokens(settings),
             server_limits=self.server_settings.limits,  # a server's own numbers, from /settings limits
         )
-        self.gate = Gate(self.guard)
+        self.gate = Gate(
+            self.guard,
+            on_refused=lambda purpose, scope: metrics.budget_refusals.labels(purpose.value, scope.value).inc(),
+        )
         self.steering = Steering(
             chat=self.chat,
             pacer=lambda: self.pacer,

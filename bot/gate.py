@@ -16,6 +16,7 @@ hammering the bot over a limit does not make it spam the channel.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 import discord
 
@@ -35,8 +36,9 @@ def actor_of(user: discord.abc.User, guild: discord.Guild | None, feature: Purpo
 class Gate:
     """Admits members' requests through the guard; remembers whom it told about a limit."""
 
-    def __init__(self, guard: Guard) -> None:
+    def __init__(self, guard: Guard, *, on_refused: Callable[[Purpose, Scope], None] | None = None) -> None:
         self.guard = guard
+        self._on_refused = on_refused  # the metrics' count of refusals
         self._told: dict[tuple[int, Scope], float] = {}  # (user, limit) -> until when they know
 
     async def admit(self, origin: discord.Interaction | discord.Message, feature: Purpose) -> Admission | None:
@@ -46,6 +48,8 @@ class Gate:
         if isinstance(outcome, Admission):
             return outcome
         log.info("Refused a %s request of user %s: %s limit", feature.value, user.id, outcome.scope.value)
+        if self._on_refused is not None:
+            self._on_refused(feature, outcome.scope)
         if feature.automatic:
             return None  # nobody asked: nobody is told
         if isinstance(origin, discord.Interaction):

@@ -126,6 +126,10 @@ class Metrics:
             "Gauge", "glimpse_event_loop_lag_max_seconds", "The worst loop lag in the last minute", ()
         )
         self._worst_lags: deque[tuple[int, float]] = deque()  # (10 s slot, worst lag in it)
+        self.budget_refusals = make(
+            "Counter", "glimpse_budget_refusals", "Requests refused by a spending limit, by feature and limit",
+            ("feature", "limit"),
+        )
         self.claims_refused = make(
             "Counter", "glimpse_claims_refused", "Events not handled here: claimed by an earlier delivery "
             "or another process", ("work",)

@@ -62,6 +62,8 @@ async def test_a_member_over_the_daily_budget_is_told_privately_and_the_model_ge
         f"It resets at midnight UTC (<t:{midnight}:R>)."
     )
     assert len(vlm.completions) == 1  # the model received nothing
+    exposition = glimpse.metrics.render()[0].decode()
+    assert 'glimpse_budget_refusals_total{feature="chat",limit="member"} 1.0' in exposition
 
     # carol has her own budget (asked elsewhere: here the long answer in memory would not fit it)
     other = await ask(emulator, "carol", "Is it dawn?", channel="images")
