@@ -4,7 +4,8 @@ one emulator with a server on each shard: the processes behave as one bot.
 - an image in each server is described exactly once, by the process that owns the server's shard;
 - a conversation continues after its process is killed with SIGKILL and started again;
 - a second process started on the same shard answers nothing twice;
-- a settings change made through one process is in force in the other at once.
+- a settings change made through one process is in force in the other at once;
+- a member's requests through both processes count once against their per-minute rate.
 
 Which process did the work is read from each one's own `/metrics`; `/healthz` names each one's shard.
 """
@@ -171,6 +172,35 @@ async def test_two_processes_on_two_shards_behave_as_one_bot(
     async with await open_store(store_url) as store:
         assert await store.claim(Work.REPLY, str(quiet.id), ttl=60), "a process took the image to describe it"
     assert bot_replies_to(emulator, quiet) == []
+    assert_discord_refused_nothing(emulator)
+
+
+async def test_a_members_requests_through_both_processes_count_once_against_their_rate(
+    processes: Processes, emulator: DiscordEmulator, vlm: VLMServer
+) -> None:
+    """The rate is per member across servers: two questions, one in each process's server, use it up,
+    so a third in either is refused (each process alone has seen fewer than its limit)."""
+    processes.base["RATE_USER_PER_MINUTE"] = "2"
+    bob, mention = emulator.user("bob"), f"<@{emulator.bot_user.id}>"
+    await processes.start("north", 0)
+    await processes.start("south", 1)
+    await wait_for_sessions(emulator, 0, 1)
+    await wait_for_sessions(emulator, 1, 1)
+    vlm.respond_with(lambda request: "Noted.")
+    for shard in (0, 1):
+        channel = emulator.channel(f"chat-{shard}")
+        asked = await emulator.post_message(bob, channel, f"{mention} question {shard}")
+        reply = await emulator.wait_for_message(channel, after=asked, timeout=ANSWER_TIMEOUT)
+        await emulator.wait_for_content(reply, lambda text: text == "Noted.", timeout=ANSWER_TIMEOUT)
+    assert len(vlm.completions) == 2
+
+    north = emulator.channel("chat-0")
+    asked = await emulator.post_message(bob, north, f"{mention} one more")
+    refusal = await emulator.wait_for_message(north, after=asked, timeout=ANSWER_TIMEOUT)
+    await emulator.wait_for_content(refusal, lambda text: text.startswith("Slow down a little"), timeout=5)
+    assert "at most 2 requests a minute" in refusal.history[-1]
+    assert len(vlm.completions) == 2  # the model received nothing more
+    assert await processes.count("north", "glimpse_budget_refusals_total", feature="chat", limit="rate") == 1
     assert_discord_refused_nothing(emulator)
 
 
