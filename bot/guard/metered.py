@@ -13,15 +13,14 @@ import asyncio
 import base64
 import io
 from collections.abc import Callable, Coroutine, Iterable, Sequence
-from types import TracebackType
-from typing import Any, Protocol, Self
+from typing import Any, Protocol
 
 from PIL import Image
 
 from bot.conversation import MESSAGE_OVERHEAD_TOKENS, estimate_text_tokens
 from bot.guard.budget import Admission, Refusal, Reservation, Spent
 from bot.images import qwen_image_tokens
-from bot.vlm import Completion, Usage, VisionClient, VisionError, VisionStream
+from bot.vlm import ClosingStream, Completion, Usage, VisionClient, VisionError, VisionStream
 
 _HEADER_CHARS = 64 * 1024
 """Base64 characters decoded first to read an image's size (its header; the rest only if needed)."""
@@ -118,7 +117,7 @@ class MeteredVision:
         return Completion(stream.text, stream.usage, stream.finish_reason)
 
 
-class MeteredStream:
+class MeteredStream(ClosingStream):
     """A :class:`~bot.vlm.VisionStream` with its reservation around it (same attributes)."""
 
     def __init__(self, admission: Admission, inner: VisionStream, estimate: int, max_tokens: int) -> None:
@@ -141,17 +140,6 @@ class MeteredStream:
     @property
     def finish_reason(self) -> str | None:
         return self._inner.finish_reason
-
-    def __aiter__(self) -> Self:
-        return self
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.aclose()
 
     async def __anext__(self) -> str:
         if self._refused:

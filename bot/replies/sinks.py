@@ -106,6 +106,24 @@ def button_view(buttons: Sequence[Button]) -> discord.ui.View | None:
     return view
 
 
+async def _post(
+    channel: Any,
+    content: str,
+    previous: discord.Message | discord.PartialMessage | None,
+    file: discord.File | None,
+    buttons: Sequence[Button] | None,
+) -> discord.Message:
+    """Send ``content`` into ``channel`` as a reply to ``previous`` (None: a plain message); it still
+    posts if ``previous`` was deleted meanwhile."""
+    return await channel.send(
+        content,
+        reference=previous.to_reference(fail_if_not_exists=False) if previous else None,  # type: ignore[arg-type]
+        mention_author=False,
+        allowed_mentions=NO_MENTIONS,
+        **_extras(file, buttons, editing=False),
+    )
+
+
 def _extras(file: discord.File | None, buttons: Sequence[Button] | None, *, editing: bool) -> dict[str, Any]:
     """discord.py takes ``file=`` on sends and ``attachments=`` on edits, and rejects ``None`` for
     both; ``view=None`` clears the buttons on an edit (``buttons=None``: leave them as they are)."""
@@ -135,14 +153,7 @@ class MessageSink:
     ) -> int | None:
         previous = self._messages[-1] if self._messages else self._origin
         here = previous.channel.id == self.channel_id
-        sent = await self._channel.send(
-            content,
-            # Still post if the message we answer was deleted meanwhile.
-            reference=previous.to_reference(fail_if_not_exists=False) if here else None,  # type: ignore[arg-type]
-            mention_author=False,
-            allowed_mentions=NO_MENTIONS,
-            **_extras(file, buttons, editing=False),
-        )
+        sent = await _post(self._channel, content, previous if here else None, file, buttons)
         self._messages.append(sent)
         return sent.id
 
@@ -240,13 +251,7 @@ class AnswerMessagesSink:
             previous: discord.Message | discord.PartialMessage | None = (
                 self._messages[-1] if self._messages else None if self._after is None else self._partial(self._after)
             )
-            message = await self._channel.send(
-                content,
-                reference=previous.to_reference(fail_if_not_exists=False) if previous else None,  # type: ignore[arg-type]
-                mention_author=False,
-                allowed_mentions=NO_MENTIONS,
-                **_extras(file, buttons, editing=False),
-            )
+            message = await _post(self._channel, content, previous, file, buttons)
         self._messages.append(message)
         return message.id
 

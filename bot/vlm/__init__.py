@@ -15,13 +15,14 @@ from bot.vlm.answer import (
     note_lines,
     stream_answer,
 )
-from bot.vlm.client import Completion, Usage, VisionClient, VisionError, VisionStream
+from bot.vlm.client import ClosingStream, Completion, Usage, VisionClient, VisionError, VisionStream
 
 __all__ = [
     "CUT_SHORT",
     "INTERNAL_ERROR",
     "STOPPED",
     "AnswerTarget",
+    "ClosingStream",
     "Completion",
     "Model",
     "ModelStream",

@@ -275,7 +275,26 @@ class VisionClient:
         return min(self.backoff_cap, self.backoff_base * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0)
 
 
-class VisionStream:
+class ClosingStream:
+    """An async iterator of text deltas that is its own context manager: leaving ``async with`` calls
+    :meth:`aclose`, which subclasses implement (with ``__anext__``)."""
+
+    def __aiter__(self) -> Self:
+        return self
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        raise NotImplementedError
+
+
+class VisionStream(ClosingStream):
     """Async iterator of text deltas; use ``async with`` (or :meth:`aclose`) to always release it."""
 
     def __init__(
@@ -305,17 +324,6 @@ class VisionStream:
 
     def __repr__(self) -> str:
         return f"VisionStream(model={self._client.model!r}, chars={len(self.text)}, ended={self._ended})"
-
-    def __aiter__(self) -> Self:
-        return self
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.aclose()
 
     async def aclose(self) -> None:
         """Stop the request (closing the HTTP response) unless it already ended.
