@@ -14,6 +14,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.guard import Work
+from bot.interactions import acknowledge, say_privately
 from bot.moderation import Category, ModerationSettings, ModerationSettingsError
 from bot.moderation.config import MAX_RULES_CHARS, Action
 from bot.moderation.discord import ModLogButton, check_embeds, moderate, settings_embed, stats_embed
@@ -203,23 +204,25 @@ class Moderation(commands.Cog):
         *,
         expected_version: int | None = None,
     ) -> None:
-        """Save ``change`` by compare-and-set and show the result, or say in one line why not."""
+        """Save ``change`` by compare-and-set and show the result, or say in one line why not.
+
+        Acknowledged first: the compare-and-set may wait on the store, and Discord waits 3 seconds."""
         assert interaction.guild is not None
+        await acknowledge(interaction)
         try:
             settings = await self.service.save_settings(
                 interaction.guild.id, change, actor_id=interaction.user.id, summary=summary,
                 expected_version=expected_version,
             )
         except ModerationSettingsError as error:
-            await interaction.response.send_message("Not saved: " + "; ".join(error.problems), ephemeral=True)
+            await say_privately(interaction, "Not saved: " + "; ".join(error.problems))
             return
         except SettingsConflictError:
-            text = STALE_FORM if expected_version is not None else CONFLICT
-            await interaction.response.send_message(text, ephemeral=True)
+            await say_privately(interaction, STALE_FORM if expected_version is not None else CONFLICT)
             return
         log.info("User %s changed the moderation settings of guild %s", interaction.user.id, interaction.guild.id)
         embed = settings_embed(interaction.guild, settings, message_content=self.bot.intents.message_content)
-        await interaction.response.send_message("Saved.", embed=embed, ephemeral=True, allowed_mentions=NO_MENTIONS)
+        await say_privately(interaction, "Saved.", embed=embed)
 
     @moderation.command(name="show", description="Show this server's moderation settings.")
     async def show_command(self, interaction: discord.Interaction) -> None:

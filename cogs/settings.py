@@ -31,6 +31,7 @@ from bot.guild import (
     summary_sections,
 )
 from bot.guild.service import Change
+from bot.interactions import acknowledge, say_privately
 from bot.store import SettingsConflictError
 
 if TYPE_CHECKING:
@@ -66,24 +67,24 @@ class Settings(commands.Cog):
 
         Acknowledged first: the compare-and-set may wait on the store, and Discord waits 3 seconds."""
         assert interaction.guild is not None
-        await _acknowledge(interaction)
+        await acknowledge(interaction)
         try:
             await self.bot.server_settings.update(
                 interaction.guild.id, change, actor_id=interaction.user.id, summary=summary
             )
         except GuildSettingsError as error:
-            await _say(interaction, "Not saved: " + "; ".join(error.problems))
+            await say_privately(interaction, "Not saved: " + "; ".join(error.problems))
             return
         except SettingsConflictError:
-            await _say(interaction, CONFLICT)
+            await say_privately(interaction, CONFLICT)
             return
-        await _say(interaction, done)
+        await say_privately(interaction, done)
 
     @settings.command(name="show", description="Everything Glimpse does in this server, and where it comes from.")
     async def show_command(self, interaction: discord.Interaction) -> None:
         guild = interaction.guild
         assert guild is not None
-        await _acknowledge(interaction)
+        await acknowledge(interaction)
         stored = await self.bot.server_settings.get(guild.id)
         sections = summary_sections(
             stored.settings,
@@ -142,11 +143,11 @@ class Settings(commands.Cog):
         user: discord.Member | None = None,
     ) -> None:
         if (role is None) == (user is None):
-            await _say(interaction, "Not saved: name either a role or a user.")
+            await say_privately(interaction, "Not saved: name either a role or a user.")
             return
         if user is not None:
             if rule == "allow":
-                await _say(interaction, "Not saved: members can only be blocked or cleared; allow a role instead.")
+                await say_privately(interaction, "Not saved: members can only be blocked or cleared; allow a role instead.")
                 return
             blocked = rule == "block"
             done = f"{user.mention} is {'now blocked' if blocked else 'no longer blocked'}."
@@ -196,9 +197,9 @@ class Settings(commands.Cog):
                  f"skip-described {skip_described}" if skip_described is not None else ""]
         summary = "alt text: " + ", ".join(p for p in parts if p)
         if not any(parts):
-            await _acknowledge(interaction)
+            await acknowledge(interaction)
             alt = (await self.bot.server_settings.get(interaction.guild.id)).settings.alt_text
-            await _say(interaction, f"Alt text: {language_label(alt.language)}, {alt.length.value}, "
+            await say_privately(interaction, f"Alt text: {language_label(alt.language)}, {alt.length.value}, "
                                     f"skip-described {str(alt.skip_described).lower()}.")
             return
 
@@ -229,7 +230,7 @@ class Settings(commands.Cog):
         deployment = self.bot.guard.limits
         if member_daily is None and server_daily is None and exempt_role is None:
             limits = (await self.bot.server_settings.get(interaction.guild.id)).settings.limits
-            await _say(interaction, limits_text(limits, deployment))
+            await say_privately(interaction, limits_text(limits, deployment))
             return
         over = [
             f"the deployment allows at most {allowed:,} tokens {per} a day"
@@ -238,7 +239,7 @@ class Settings(commands.Cog):
             if asked and allowed and asked > allowed
         ]
         if over:
-            await _say(interaction, "Not saved: " + "; ".join(over) + ".")
+            await say_privately(interaction, "Not saved: " + "; ".join(over) + ".")
             return
         parts = [f"member-daily {member_daily:,}" if member_daily is not None else "",
                  f"server-daily {server_daily:,}" if server_daily is not None else "",
@@ -291,7 +292,7 @@ class PersonaModal(discord.ui.Modal, title="Glimpse's persona"):
         try:
             await require_manage_server(self.cog.bot, interaction)
         except app_commands.CheckFailure as refused:
-            await _say(interaction, str(refused))
+            await say_privately(interaction, str(refused))
             return
         channel_id = self.channel and self.channel.id
         text = self.text.value.strip()
@@ -314,20 +315,6 @@ async def require_manage_server(bot: Glimpse, interaction: discord.Interaction) 
     if not decision.allowed:
         log.info("Refused /settings to user %s in guild %s", interaction.user.id, interaction.guild_id)
         raise app_commands.CheckFailure(decision.reason)
-
-
-async def _acknowledge(interaction: discord.Interaction) -> None:
-    """Defer (privately) before work that may wait on the store."""
-    if not interaction.response.is_done():
-        await interaction.response.defer(ephemeral=True, thinking=True)
-
-
-async def _say(interaction: discord.Interaction, text: str) -> None:
-    """One private line: the response, or the deferred response edited in."""
-    if interaction.response.is_done():
-        await interaction.edit_original_response(content=text)
-    else:
-        await interaction.response.send_message(text, ephemeral=True)
 
 
 async def setup(bot: Glimpse) -> None:

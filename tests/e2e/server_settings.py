@@ -19,17 +19,13 @@ async def run_settings(
     interaction = await emulator.run_slash_command(
         user, channel or emulator.channel("general"), f"settings {command}", options or {}
     )
-    await emulator.wait_for_response(interaction)
-    await emulator.wait_for(lambda: interaction.modal or interaction.original.content or interaction.original.embeds)
-    return interaction
+    return await emulator.wait_for_answer(interaction)
 
 
 async def submit_form(emulator: DiscordEmulator, user: User, form: Interaction, values: dict[str, str]) -> Interaction:
     """``user`` fills and submits the form the bot opened for ``form``; returns it once answered."""
     submitted = await emulator.submit_modal(user, form, values)
-    await emulator.wait_for_response(submitted)
-    await emulator.wait_for(lambda: submitted.original.content)
-    return submitted
+    return await emulator.wait_for_answer(submitted)
 
 
 def answer_of(interaction: Interaction) -> str:

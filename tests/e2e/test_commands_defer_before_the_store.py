@@ -6,17 +6,27 @@ report of issue 15.)"""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from bot.app import Glimpse
 from tests.fakes.discord import DiscordEmulator
 
 
-@pytest.mark.parametrize("command", ["context", "forget", "moderation show", "moderation stats"])
+@pytest.mark.parametrize(
+    ("command", "options"),
+    [
+        ("context", {}),
+        ("forget", {}),
+        ("moderation show", {}),
+        ("moderation stats", {}),
+        ("moderation setup", {"watch": "all channels"}),
+    ],
+)
 async def test_store_backed_commands_acknowledge_before_touching_the_store(
-    glimpse: Glimpse, emulator: DiscordEmulator, command: str
+    glimpse: Glimpse, emulator: DiscordEmulator, command: str, options: dict[str, Any]
 ) -> None:
-    used = await emulator.run_slash_command(emulator.user("alice"), emulator.channel("general"), command)
-    await emulator.wait_for_response(used)
+    used = await emulator.run_slash_command(emulator.user("alice"), emulator.channel("general"), command, options)
+    await emulator.wait_for_answer(used)
     assert used.callback_types == [5] and used.ephemeral  # deferred at once
-    await emulator.wait_for(lambda: used.original.content or used.original.embeds)

@@ -74,7 +74,7 @@ async def setup_moderation(emulator: DiscordEmulator) -> None:
     general = emulator.channel("general")
     values = {"mod_log": emulator.channel("mod-log"), "add_channel": general}
     interaction = await emulator.run_slash_command(emulator.user("alice"), general, "moderation setup", values)
-    await emulator.wait_for_response(interaction)
+    await emulator.wait_for_answer(interaction)
     assert interaction.original is not None and interaction.original.content == "Saved."
 
 

@@ -78,7 +78,7 @@ async def test_a_public_mod_log_gets_a_link_not_the_image(
     alice, general = emulator.user("alice"), emulator.channel("general")
     options = {"mod_log": mod_log, "add_channel": general}
     setup = await emulator.run_slash_command(alice, general, "moderation setup", options)
-    await emulator.wait_for_response(setup)
+    await emulator.wait_for_answer(setup)
     assert "visible to everyone" in str(setup.original.embeds)
 
     vlm.script(verdict(SCAM))

@@ -63,7 +63,7 @@ async def setup_moderation(emulator: DiscordEmulator, **options: Any) -> None:
     alice, general = emulator.user("alice"), emulator.channel("general")
     values = {"mod_log": emulator.channel("mod-log"), "add_channel": general, **options}
     interaction = await emulator.run_slash_command(alice, general, "moderation setup", values)
-    await emulator.wait_for_response(interaction)
+    await emulator.wait_for_answer(interaction)
     assert interaction.ephemeral and interaction.original is not None
     assert interaction.original.content == "Saved.", interaction.original.content
 
@@ -383,7 +383,7 @@ async def test_setup_rules_modal_and_show(glimpse: Glimpse, emulator: DiscordEmu
     await emulator.wait_for_response(opened)
     assert opened.callback_types == [9]
     submitted = await emulator.submit_modal(alice, opened, {RULES_INPUT_ID: "1. No crypto giveaways, ever."})
-    await emulator.wait_for_response(submitted)
+    await emulator.wait_for_answer(submitted)
     assert submitted.ephemeral and submitted.original.content == "Saved."
 
     shown = await emulator.run_slash_command(alice, general, "moderation show")

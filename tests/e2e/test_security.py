@@ -194,7 +194,7 @@ async def test_hostile_text_everywhere_pings_nobody(
     opened = await emulator.run_slash_command(alice, general, "moderation setup", {"edit_rules": True})
     await emulator.wait_for_response(opened)
     submitted = await emulator.submit_modal(alice, opened, {"moderation-rules": f"1. Never {pings}."})
-    await emulator.wait_for_response(submitted)
+    await emulator.wait_for_answer(submitted)
     emulator.set_bot_permissions(BOT_DEFAULT & ~Perm.MANAGE_MESSAGES)  # so the missing-permission notice is sent
     await emulator.wait_for(lambda: not glimpse.guilds[0].me.guild_permissions.manage_messages)
 

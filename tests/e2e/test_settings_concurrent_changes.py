@@ -79,7 +79,7 @@ async def test_a_moderation_rules_form_opened_before_another_change_is_refused_a
     general, images, mod_log = emulator.channel("general"), emulator.channel("images"), emulator.channel("mod-log")
     await asyncio.gather(
         *(
-            emulator.wait_for_response(i)
+            emulator.wait_for_answer(i)
             for i in await asyncio.gather(
                 emulator.run_slash_command(alice, general, "moderation setup", {"add_channel": general}),
                 emulator.run_slash_command(owner, general, "moderation setup", {"mod_log": mod_log}),
@@ -94,7 +94,7 @@ async def test_a_moderation_rules_form_opened_before_another_change_is_refused_a
     await emulator.wait_for_response(form)
     assert form.modal is not None
     other = await emulator.run_slash_command(owner, general, "moderation setup", {"add_channel": images})
-    await emulator.wait_for_response(other)
+    await emulator.wait_for_answer(other)
     submitted = await submit_form(emulator, alice, form, {RULES_INPUT_ID: "No memes."})
     assert submitted.ephemeral and submitted.original.content == STALE_FORM
     settings = await glimpse.moderation.settings(emulator.guild().id)

@@ -423,6 +423,18 @@ class DiscordEmulator(Actions):
         await self.wait_for(lambda: interaction.acknowledged, timeout, "interaction response")
         return interaction
 
+    async def wait_for_answer(self, interaction: Any, timeout: float = 5.0) -> Any:  # noqa: ASYNC109
+        """Wait until the bot answered ``interaction``: a form opened, or a response with content or
+        embeds (a deferred one once its answer is edited in); returns it."""
+        await self.wait_for_response(interaction, timeout)
+
+        def answered() -> bool:
+            original = interaction.original
+            return bool(interaction.modal or (original is not None and (original.content or original.embeds)))
+
+        await self.wait_for(answered, timeout, "interaction answer")
+        return interaction
+
     async def wait_for_request(
         self,
         method: str,
