@@ -147,7 +147,9 @@ class Settings(commands.Cog):
             return
         if user is not None:
             if rule == "allow":
-                await say_privately(interaction, "Not saved: members can only be blocked or cleared; allow a role instead.")
+                await say_privately(
+                    interaction, "Not saved: members can only be blocked or cleared; allow a role instead."
+                )
                 return
             blocked = rule == "block"
             done = f"{user.mention} is {'now blocked' if blocked else 'no longer blocked'}."
