@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import io
 import re
 import warnings
@@ -63,6 +64,8 @@ class ReceivedImage:
     base64_length: int
     detail: str | None
     tokens: int
+    sha256: str = ""
+    """Hex digest of the decoded image bytes: whether two requests carried the very same image."""
 
 
 @dataclass(frozen=True)
@@ -266,4 +269,4 @@ def decode_image(url: Any, detail: str | None, where: str, max_base64: int) -> R
         raise RequestRejected(
             "The image data could not be decoded as an image.", param=where, code="invalid_image"
         ) from None
-    return ReceivedImage(width, height, fmt, mime, len(payload), detail, tokens)
+    return ReceivedImage(width, height, fmt, mime, len(payload), detail, tokens, hashlib.sha256(data).hexdigest())
