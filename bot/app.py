@@ -18,7 +18,14 @@ from bot.conversation import ChatService, MemoryLimits
 from bot.gate import Gate
 from bot.guard import Claims, Guard, Limits, Work, feature_max_tokens
 from bot.guild import Defaults, GuildSettingsService, SharedSettings
-from bot.images import DownloadGate, ImageWorker, MediaFetcher, MemoryGate, return_large_frees_to_the_os
+from bot.images import (
+    DownloadGate,
+    ImageWorker,
+    MediaFetcher,
+    MemoryGate,
+    SharedImages,
+    return_large_frees_to_the_os,
+)
 from bot.images.from_discord import MessageMedia
 from bot.metrics import Metrics
 from bot.moderation import ModerationService
@@ -58,6 +65,7 @@ class Glimpse(commands.AutoShardedBot):
     vision: VisionClient
     images: ImageWorker
     downloads: DownloadGate
+    shared_images: SharedImages
     media: MessageMedia
     pacer: ChannelPacer
     store: Store
@@ -123,6 +131,8 @@ class Glimpse(commands.AutoShardedBot):
         )
         # bytes of attachments between download and preparation
         self.downloads = DownloadGate(on_wait=metrics.waited("download"))
+        # one download and decode per image, shared by moderation, describe and chat
+        self.shared_images = SharedImages(self.images, self.downloads)
         # The images in a message (attachments, previews, stickers, forwards), the same for every feature.
         self.media = MessageMedia(
             self, MediaFetcher(settings.discord_media_hosts), embed_wait=settings.embed_wait_seconds
@@ -162,7 +172,7 @@ class Glimpse(commands.AutoShardedBot):
             max_messages=settings.answer_max_messages,
         )
         self.moderation = ModerationService(
-            store=self.store, vision=self.vision, guard=self.guard, images=self.images, downloads=self.downloads
+            store=self.store, vision=self.vision, guard=self.guard, images=self.images, shared=self.shared_images
         )
         self._background.append(asyncio.create_task(self._purge_forever(), name="glimpse-retention"))
         if settings.metrics_port is not None:

@@ -224,7 +224,7 @@ class Chat(commands.Cog):
         ref = AnswerRef(AnswerKind.CHAT, message_id, author.id)
         reply = self.bot.steering.reply(sink, ref, wrap=Wrap.SPOILER if spoiler else None)
         await reply.start()
-        gathered = await gather_images(attachments, self.bot.images, self.bot.downloads, limit=limit)
+        gathered = await gather_images(attachments, self.bot.shared_images, limit=limit)
         question = user_turn(
             author_name=getattr(author, "display_name", str(author)),
             author_id=author.id,

@@ -174,9 +174,7 @@ class Describe(commands.Cog):
         except (ReplyDeleted, discord.Forbidden) as error:  # gone, or the cached permissions were stale
             log.warning("Cannot reply in channel %s (%s); nothing described", sink.channel_id, error)
             return
-        gathered = await gather_images(
-            attachments, self.bot.images, self.bot.downloads, limit=limit, detail=detail, chosen=chosen
-        )
+        gathered = await gather_images(attachments, self.bot.shared_images, limit=limit, detail=detail, chosen=chosen)
         gathered.notes[:0] = notes
         if not gathered.images:
             await reply.fail(" ".join(gathered.notes) or NO_IMAGES)

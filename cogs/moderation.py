@@ -13,7 +13,11 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.access import decide_message, place_of
+from bot.addressing import addresses_bot
 from bot.guard import Work
+from bot.guild import Feature
+from bot.images import CONVERSATION_DETAIL
 from bot.interactions import acknowledge, say_privately
 from bot.moderation import Category, ModerationSettings, ModerationSettingsError
 from bot.moderation.config import MAX_RULES_CHARS, Action
@@ -117,10 +121,21 @@ class Moderation(commands.Cog):
         images = [source for source, key in pairs if await claims.claim(Work.MODERATION, f"{message.id}:{key}")]
         if not images:
             return  # a redelivered event, or an edit that added no image
+        expect = CONVERSATION_DETAIL if await self._used_after_verdict(message) else None
         try:
-            await moderate(message, settings, self.service, self.bot.pacer, images)
+            await moderate(message, settings, self.service, self.bot.pacer, images, expect=expect)
         except Exception:
             log.exception("Moderating message %s in guild %s failed", message.id, guild.id)
+
+    async def _used_after_verdict(self, message: discord.Message) -> bool:
+        """Whether describe or chat will take this message's images once its verdict is in: then the
+        check prepares their image too, from the same download and decode (a wrong guess costs a
+        preparation kept for ``SHARE_SECONDS``, or a second download)."""
+        if addresses_bot(message, self.bot.user):
+            return True
+        if (await self.bot.server_settings.behaviour(place_of(message.channel))).answers_every_message:
+            return True
+        return (await decide_message(self.bot.server_settings, message, Feature.AUTO_DESCRIBE)).allowed
 
     @moderation.command(name="setup", description="Configure image moderation (Manage Server).")
     @app_commands.describe(

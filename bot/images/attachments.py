@@ -16,10 +16,13 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from bot.images.budget import DownloadGate
-from bot.images.prepare import MAX_INPUT_BYTES, Detail, ImageRejected, ImageWorker, PreparedImage
+from bot.images.prepare import MAX_INPUT_BYTES, Detail, ImageRejected, PreparedImage
+
+if TYPE_CHECKING:
+    from bot.images.shared import SharedImages
 
 log = logging.getLogger(__name__)
 
@@ -68,14 +71,14 @@ def image_attachments(attachments: Sequence[AttachmentLike]) -> list[AttachmentL
 
 async def gather_images(
     attachments: Sequence[AttachmentLike],
-    worker: ImageWorker,
-    gate: DownloadGate,
+    images: SharedImages,
     *,
     limit: int,
     detail: Detail = "auto",
     chosen: bool = False,
 ) -> GatheredImages:
-    """Download and prepare up to ``limit`` images concurrently; refusals become notes, not errors.
+    """Download and prepare up to ``limit`` images concurrently (through ``images``, so an image another
+    feature is preparing or has prepared is not fetched again); refusals become notes, not errors.
 
     ``chosen``: the user picked these files as images (``/describe``), so each one is tried whatever
     its declared type, and a file that is no image gets a note naming it; otherwise (a message's
@@ -86,7 +89,7 @@ async def gather_images(
     if len(candidates) > limit:
         result.notes.append(f"I looked at the first {limit} of {len(candidates)} images (the limit per request).")
         candidates = candidates[:limit]
-    outcomes = await asyncio.gather(*(_prepare(a, worker, gate, detail) for a in candidates))
+    outcomes = await asyncio.gather(*(_prepare(a, images, detail) for a in candidates))
     for attachment, outcome in zip(candidates, outcomes, strict=True):
         if isinstance(outcome, PreparedImage):
             result.images.append(outcome)
@@ -124,12 +127,9 @@ async def downloaded(attachment: AttachmentLike, gate: DownloadGate) -> AsyncIte
         yield await download(attachment)
 
 
-async def _prepare(
-    attachment: AttachmentLike, worker: ImageWorker, gate: DownloadGate, detail: Detail
-) -> PreparedImage | str:
+async def _prepare(attachment: AttachmentLike, images: SharedImages, detail: Detail) -> PreparedImage | str:
     try:
-        async with downloaded(attachment, gate) as data:
-            return await worker.prepare(data, detail=detail)
+        return await images.prepare(attachment, detail)
     except ImageRejected as refused:  # DownloadFailed too
         return refused.reason
 

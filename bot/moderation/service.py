@@ -22,12 +22,13 @@ from bot.guard import Actor, Guard, LimitReached, MeteredVision, Purpose, Refusa
 from bot.images import (
     MAX_INPUT_BYTES,
     AttachmentLike,
+    Detail,
     DownloadFailed,
     DownloadGate,
     ImageRejected,
     ImageWorker,
     PreparedImage,
-    downloaded,
+    SharedImages,
     image_attachments,
 )
 from bot.metrics import counts_as
@@ -118,7 +119,7 @@ class ModerationService:
         vision: VisionClient,
         guard: Guard,
         images: ImageWorker,
-        downloads: DownloadGate | None = None,
+        shared: SharedImages | None = None,
         model_lane: int = MODEL_LANE,
         image_lane: int = IMAGE_LANE,
         response_format: dict[str, Any] | None = RESPONSE_FORMAT_JSON_OBJECT,
@@ -128,8 +129,9 @@ class ModerationService:
         self.vision = vision
         self.guard = guard  # every check is paid from the server's moderation budget
         self.images = images
-        # The bot passes its one gate (downloads of every feature share one byte budget).
-        self.downloads = downloads if downloads is not None else DownloadGate()
+        # The bot passes its one (over its one download gate): describe and chat then reuse the
+        # download and decode of a checked image.
+        self.shared = shared if shared is not None else SharedImages(images, DownloadGate())
         self.cache = VerdictCache(store, clock=clock)
         # Reported missing permissions, in the store (shared by processes, kept across restarts).
         self.notices = MissingPermissionNotices(store)
@@ -185,30 +187,39 @@ class ModerationService:
 
     @counts_as("moderation")
     async def check_attachments(
-        self, guild_id: int, settings: ModerationSettings, attachments: Sequence[AttachmentLike]
+        self,
+        guild_id: int,
+        settings: ModerationSettings,
+        attachments: Sequence[AttachmentLike],
+        *,
+        expect: Detail | None = None,
     ) -> list[CheckResult]:
-        """Check a message's image attachments (the first :data:`MAX_IMAGES_PER_MESSAGE`) concurrently."""
+        """Check a message's image attachments (the first :data:`MAX_IMAGES_PER_MESSAGE`) concurrently.
+        ``expect``: describe or chat will use these images with that policy once the verdict is in."""
         images = image_attachments(attachments)[:MAX_IMAGES_PER_MESSAGE]
-        return list(await asyncio.gather(*(self.check_attachment(guild_id, settings, a) for a in images)))
+        checks = (self.check_attachment(guild_id, settings, a, expect=expect) for a in images)
+        return list(await asyncio.gather(*checks))
 
     async def check_attachment(
-        self, guild_id: int, settings: ModerationSettings, attachment: AttachmentLike
+        self, guild_id: int, settings: ModerationSettings, attachment: AttachmentLike, *, expect: Detail | None = None
     ) -> CheckResult:
-        """Download and check one attachment; whatever goes wrong ends as a needs-review verdict."""
+        """Download and check one attachment; whatever goes wrong ends as a needs-review verdict.
+        ``expect``: the policy another feature will prepare it with (one download and decode for both)."""
         if attachment.size > MAX_INPUT_BYTES:  # refused here too, so it never waits for a lane slot
             return CheckResult(Verdict.needs_review(f"the file is larger than {MAX_INPUT_BYTES // 2**20} MB"))
         async with self._image_lane:
             try:
-                async with downloaded(attachment, self.downloads) as data:
-                    image, fp = await self._prepare(data, settings)
+                image, fp = await self._prepare(attachment, settings, expect)
             except DownloadFailed:
                 return CheckResult(Verdict.needs_review("the image could not be downloaded"))
             except ImageRejected as rejected:
                 return CheckResult(Verdict.needs_review(f"the image could not be read: {rejected.reason}"))
         return await self._judge(guild_id, settings, image, fp)
 
-    async def _prepare(self, data: bytes, settings: ModerationSettings) -> tuple[PreparedImage, ImageFingerprint]:
-        image = await self.images.prepare(data, detail=settings.detail)
+    async def _prepare(
+        self, attachment: AttachmentLike, settings: ModerationSettings, expect: Detail | None
+    ) -> tuple[PreparedImage, ImageFingerprint]:
+        image = await self.shared.prepare(attachment, settings.detail, expect=expect)
         # The prepared copy is hashed (small, already decoded once): copies of one image at other
         # sizes or encodings become near-identical prepared images.
         fp = await self.images.run(fingerprint, image.data)

@@ -96,8 +96,8 @@ async def test_a_flood_of_large_attachments_keeps_downloads_within_the_budget_an
     sizes = [len(data) for data in images]
     budget = 2 * max(sizes) + min(sizes) // 2  # room for two, never three
     gate = RecordingGate(budget, served=lambda: len(emulator.cdn.downloads))
-    glimpse.downloads = gate
-    glimpse.moderation.downloads = gate
+    glimpse.downloads = gate  # OCR's
+    glimpse.shared_images.gate = gate  # describe's, chat's and moderation's
     opened = asyncio.Event()
     for name in ("prepare", "prepare_text_images"):
         monkeypatch.setattr(glimpse.images, name, held_until(opened, getattr(glimpse.images, name)))

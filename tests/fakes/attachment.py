@@ -11,7 +11,8 @@ from bot.images import DownloadGate
 @dataclass
 class FakeAttachment:
     """Shaped like ``discord.Attachment``; ``read`` returns ``data`` (or raises ``error``) and notes
-    the ``gate``'s bytes in use while it runs."""
+    the ``gate``'s bytes in use while it runs. ``id``: as a Discord attachment's, what identifies its
+    bytes (``bot.images.SharedImages`` shares one download per id); ``None``: nothing is shared."""
 
     size: int
     data: bytes = b""
@@ -21,11 +22,12 @@ class FakeAttachment:
     content_type: str | None = "image/png"
     seen_in_use: list[int] = field(default_factory=list)
     reads: int = 0
+    id: int | None = None
 
     @classmethod
-    def of(cls, data: bytes, filename: str = "a.png") -> FakeAttachment:
+    def of(cls, data: bytes, filename: str = "a.png", *, id: int | None = None) -> FakeAttachment:
         """A posted file holding ``data``."""
-        return cls(size=len(data), data=data, filename=filename)
+        return cls(size=len(data), data=data, filename=filename, id=id)
 
     async def read(self) -> bytes:
         self.reads += 1

@@ -27,5 +27,5 @@ async def test_each_received_image_carries_the_digest_of_its_decoded_bytes(vlm: 
             )
 
     first, second = vlm.completions
-    assert [image.sha256 for image in first.images] == [hashlib.sha256(teal).hexdigest(), hashlib.sha256(navy).hexdigest()]
+    assert [image.sha256 for image in first.images] == [hashlib.sha256(data).hexdigest() for data in (teal, navy)]
     assert second.images[0].sha256 == first.images[0].sha256 != first.images[1].sha256

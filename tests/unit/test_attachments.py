@@ -14,7 +14,15 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from bot.images import MAX_INPUT_BYTES, DownloadFailed, DownloadGate, ImageWorker, downloaded, gather_images
+from bot.images import (
+    MAX_INPUT_BYTES,
+    DownloadFailed,
+    DownloadGate,
+    ImageWorker,
+    SharedImages,
+    downloaded,
+    gather_images,
+)
 from tests.fakes.attachment import FakeAttachment
 
 
@@ -192,7 +200,7 @@ async def test_gather_images_keeps_its_downloads_within_the_budget_and_prepares_
     ]
     worker = ImageWorker()
     try:
-        gathered = await gather_images(attachments, worker, gate, limit=4)
+        gathered = await gather_images(attachments, SharedImages(worker, gate), limit=4)
     finally:
         worker.close()
     assert len(gathered.images) == 4 and gathered.notes == []

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import discord
 
 from bot.guard import Refusal
-from bot.images import AttachmentLike
+from bot.images import AttachmentLike, Detail
 from bot.moderation.action_ids import ActionRef, ButtonAction
 from bot.moderation.config import ModerationSettings
 from bot.moderation.discord.buttons import entry_view
@@ -35,15 +35,18 @@ async def moderate(
     service: ModerationService,
     pacer: ChannelPacer,
     images: Sequence[AttachmentLike] | None = None,
+    *,
+    expect: Detail | None = None,
 ) -> None:
     """Check the message's images (``images``: those to check, e.g. the ones an edit added; default its
-    attachments) and act. Members with an exempt role are not checked at all.
+    attachments) and act. Members with an exempt role are not checked at all. ``expect``: describe or
+    chat will use the images with that policy after the verdict (one download and decode for both).
 
     The mod-log cannot be flooded: every send is paced with the channel's other messages, a flagged
     image gets one entry, the images that need review share one entry per message, and a failing
     model service is one notice per outage instead of an entry per image."""
     try:
-        await _moderate(message, settings, service, pacer, images)
+        await _moderate(message, settings, service, pacer, images, expect)
     finally:  # describe and chat waiting for the verdict go ahead (a no-op once it was given)
         service.gate.settle(message.id, flagged=False)
 
@@ -54,13 +57,14 @@ async def _moderate(
     service: ModerationService,
     pacer: ChannelPacer,
     images: Sequence[AttachmentLike] | None,
+    expect: Detail | None,
 ) -> None:
     assert message.guild is not None
     guild = message.guild
     if is_exempt(message, settings):
         return
     images = message.attachments if images is None else images  # type: ignore[assignment]
-    checked = await service.check_attachments(guild.id, settings, images)
+    checked = await service.check_attachments(guild.id, settings, images, expect=expect)
     results = [r for r in checked if r.over_budget is None]  # not checked: no entry, no action
     flagged = [r for r in results if r.verdict.flagged]
     service.gate.settle(message.id, flagged=bool(flagged))  # before the mod-log: nobody waits for that
