@@ -110,6 +110,13 @@ class SharedImages:
             if not producer:
                 self._taken(key, entry, detail)
 
+    def forget(self, source: AttachmentLike) -> None:
+        """Keep nothing more of ``source`` for anyone (the feature expected will not come: a flagged
+        image is not described); a job in flight still finishes for those awaiting it."""
+        key = share_key(source)
+        if key is not None and (entry := self._entries.get(key)) is not None:
+            self._drop(key, entry)
+
     # -- entries -----------------------------------------------------------------------------------
 
     def _entry(self, key: str | None) -> _Entry:

@@ -11,7 +11,15 @@ from bot.app import Glimpse
 from bot.images.policy import LOW_LONG_SIDE
 from tests.e2e.conftest import bot_environment
 from tests.e2e.test_describe_and_moderation import ALT_TEXT, answers, descriptions
-from tests.e2e.test_moderation import CLEAN, moderation_requests, picture, setup_moderation, verdict
+from tests.e2e.test_moderation import (
+    CLEAN,
+    SCAM,
+    moderation_requests,
+    next_entry,
+    picture,
+    setup_moderation,
+    verdict,
+)
 from tests.fakes.discord import DiscordEmulator, Message
 from tests.fakes.vlm import RecordedRequest, VLMServer
 
@@ -78,3 +86,18 @@ async def test_a_link_preview_is_fetched_from_the_media_proxy_once_for_both(
     (fetched,) = emulator.media.downloads
     assert fetched.endswith("/https/example.com/cat.png")
     assert checked.images[0].sha256 == description.images[0].sha256
+
+
+async def test_a_flagged_image_is_fetched_once_never_described_and_nothing_of_it_is_kept(
+    glimpse: Glimpse, emulator: DiscordEmulator, vlm: VLMServer
+) -> None:
+    images = emulator.channel("images")
+    await setup_moderation(emulator, add_channel=images)
+    vlm.respond_with(answers(verdict(SCAM)))  # type: ignore[arg-type]
+    posted = await emulator.post_message(emulator.user("bob"), images, "", attachments=[("scam.png", picture(713))])
+    await next_entry(emulator)
+    await vlm.wait_for(lambda: all(r.finished.is_set() for r in vlm.completions))
+
+    assert emulator.bot_messages(images) == [] and descriptions(vlm) == []
+    assert emulator.cdn.downloads == [posted.attachments[0].id]
+    assert len(glimpse.shared_images) == 0  # the copy prepared for the description is not kept

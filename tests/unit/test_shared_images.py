@@ -123,6 +123,15 @@ async def test_an_image_kept_for_a_feature_that_never_comes_expires(worker: Coun
     assert attachment.reads == 2
 
 
+async def test_an_image_nobody_will_take_is_forgotten_at_once(worker: CountingWorker) -> None:
+    shared = SharedImages(worker, DownloadGate())
+    attachment = FakeAttachment.of(photo(8), id=8)
+    await shared.prepare(attachment, "low", expect="auto")
+    assert len(shared) == 1 and shared.kept_bytes > 0
+    shared.forget(attachment)  # flagged: describe will not come
+    assert len(shared) == 0 and shared.kept_bytes == 0
+
+
 async def test_what_is_kept_stays_within_its_byte_budget_oldest_first(worker: CountingWorker) -> None:
     images = [FakeAttachment.of(photo(10 + i), id=10 + i) for i in range(3)]
     probe = await SharedImages(worker, DownloadGate()).prepare(FakeAttachment.of(images[0].data))

@@ -68,6 +68,9 @@ async def _moderate(
     results = [r for r in checked if r.over_budget is None]  # not checked: no entry, no action
     flagged = [r for r in results if r.verdict.flagged]
     service.gate.settle(message.id, flagged=bool(flagged))  # before the mod-log: nobody waits for that
+    if flagged:  # not described nor answered: nothing is kept for describe or chat
+        for image in images:
+            service.shared.forget(image)
     ids = {"channel_id": message.channel.id, "message_id": message.id, "user_id": message.author.id}
     for result in checked:
         await service.record_verdict(guild.id, result, **ids)
