@@ -101,3 +101,19 @@ async def test_a_flagged_image_is_fetched_once_never_described_and_nothing_of_it
     assert emulator.bot_messages(images) == [] and descriptions(vlm) == []
     assert emulator.cdn.downloads == [posted.attachments[0].id]
     assert len(glimpse.shared_images) == 0  # the copy prepared for the description is not kept
+
+
+async def test_a_question_about_an_image_in_a_watched_channel_shares_the_check_s_download(
+    glimpse: Glimpse, emulator: DiscordEmulator, vlm: VLMServer
+) -> None:
+    general = emulator.channel("general")  # watched, not described
+    await setup_moderation(emulator, detail="auto")
+    vlm.respond_with(answers(verdict(CLEAN)))  # type: ignore[arg-type]
+    question = f"<@{emulator.bot_user.id}> what is this?"
+    posted = await emulator.post_message(emulator.user("bob"), general, question, attachments=[("q.png", picture(714))])
+
+    reply = await emulator.wait_for_message(general, lambda m: m.reference_id == posted.id)
+    await emulator.wait_for_content(reply, lambda text: text == ALT_TEXT)
+    (checked,), (answered,) = moderation_requests(vlm), descriptions(vlm)
+    assert emulator.cdn.downloads == [posted.attachments[0].id]
+    assert checked.images[0].sha256 == answered.images[0].sha256
