@@ -80,8 +80,6 @@ class SharedImages:
         self._entries: dict[str, _Entry] = {}
         self.kept_bytes = 0
         """Bytes of prepared images kept for a feature expected to come."""
-        self.downloads = 0
-        """Sources fetched (each image's bytes once per job): for tests and the bench."""
 
     def __len__(self) -> int:
         """Images with a preparation in flight or kept."""
@@ -195,7 +193,6 @@ class SharedImages:
         largest, *others = sorted(futures, key=_LARGER.__getitem__, reverse=True)
         try:
             async with downloaded(source, self.gate) as data:
-                self.downloads += 1
                 first = await self.worker.prepare(data, detail=largest)
                 futures[largest].set_result(first)
                 for detail in others:
