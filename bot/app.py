@@ -16,7 +16,7 @@ from discord.ext import commands
 
 from bot.conversation import ChatService, MemoryLimits
 from bot.gate import Gate
-from bot.guard import Claims, Guard, Limits, Work, feature_max_tokens
+from bot.guard import INTERACTION_CLAIM_WAIT_SECONDS, Claims, Guard, Limits, Work, feature_max_tokens
 from bot.guild import Defaults, GuildSettingsService, SharedSettings
 from bot.images import (
     DownloadGate,
@@ -203,7 +203,7 @@ class Glimpse(commands.AutoShardedBot):
         claiming: set[asyncio.Task[None]] = set()
 
         async def parse_if_claimed(data: Any) -> None:
-            if await self.claims.claim(Work.INTERACTION, data["id"]):
+            if await self.claims.claim(Work.INTERACTION, data["id"], wait=INTERACTION_CLAIM_WAIT_SECONDS):
                 with self.work.handing_over("interaction"):  # the command, button or form it starts
                     parse(data)
 

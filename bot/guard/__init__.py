@@ -8,13 +8,14 @@ Discord side)::
 """
 
 from bot.guard.budget import Admission, Guard, Refusal, Reservation, Spent
-from bot.guard.claims import CLAIM_TTL_SECONDS, Claims, ClaimStore, Work
+from bot.guard.claims import CLAIM_TTL_SECONDS, INTERACTION_CLAIM_WAIT_SECONDS, Claims, ClaimStore, Work
 from bot.guard.limits import Actor, Limits, Purpose, Scope, ServerLimits, charges, feature_max_tokens, narrowed
 from bot.guard.metered import LimitReached, MeteredStream, MeteredVision, estimate_prompt
 from bot.guard.usage import Prices, usage_report
 
 __all__ = [
     "CLAIM_TTL_SECONDS",
+    "INTERACTION_CLAIM_WAIT_SECONDS",
     "Actor",
     "Admission",
     "ClaimStore",

@@ -11,6 +11,7 @@ process) instead of going silent.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import OrderedDict
 from collections.abc import Callable
@@ -23,6 +24,10 @@ CLAIM_TTL_SECONDS = 24 * 3600.0
 """How long a claim is kept: far beyond any redelivery (Discord replays a session for minutes) and
 an interaction token's 15 minutes."""
 LOCAL_CAPACITY = 4096
+INTERACTION_CLAIM_WAIT_SECONDS = 1.0
+"""How long an interaction's claim may wait on a stalled store. Discord allows 3 seconds for the first
+response; past this wait the interaction is handled here, which is safe: Discord accepts one response
+per interaction, so a second process's answer is refused by Discord, not shown twice."""
 
 
 class Work(StrEnum):
@@ -59,7 +64,9 @@ class Claims:
         self._local: OrderedDict[tuple[str, str], None] = OrderedDict()
         self.refused = 0  # claims someone else (or an earlier delivery) held: work not done twice
 
-    async def claim(self, kind: str, key: int | str) -> bool:
+    async def claim(self, kind: str, key: int | str, *, wait: float | None = None) -> bool:
+        """Whether this caller may do ``kind`` of work on ``key``. With ``wait``, a store that has not
+        answered by then is given up on, as if it were down."""
         local = (kind, str(key))
         if local in self._local:
             self._refuse(kind)
@@ -68,7 +75,10 @@ class Claims:
         if len(self._local) > self._capacity:
             self._local.popitem(last=False)
         try:
-            taken = await self._store.claim(kind, str(key), self._ttl)
+            taken = await asyncio.wait_for(self._store.claim(kind, str(key), self._ttl), wait)
+        except TimeoutError:
+            log.warning("Store too slow for the %s claim on %s (%.1f s); handled in this process", kind, key, wait)
+            return True
         except Exception as error:
             log.warning("Store unavailable for the %s claim on %s (%s); handling it in this process", kind, key, error)
             return True

@@ -3,6 +3,7 @@ and stands in while the store is down."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from bot.guard import Claims, Work
@@ -36,3 +37,16 @@ async def test_while_the_store_is_down_each_event_is_still_handled_once_here(tmp
     assert not await claims.claim(Work.REPLY, 1)
     assert await claims.claim(Work.REPLY, 2) and await claims.claim(Work.REPLY, 3)
     assert await claims.claim(Work.REPLY, 1)  # beyond the memory's capacity, the oldest is forgotten
+
+
+async def test_a_stalled_store_is_given_up_on_after_the_wait() -> None:
+    """An interaction's claim must leave time to answer within Discord's 3 seconds."""
+
+    class Stalled:
+        async def claim(self, kind: str, key: str, ttl: float) -> bool:
+            await asyncio.Event().wait()  # never answers
+            raise AssertionError
+
+    claims = Claims(Stalled())
+    assert await claims.claim(Work.INTERACTION, "88", wait=0.05)  # handled here rather than never
+    assert not await claims.claim(Work.INTERACTION, "88", wait=0.05)  # and still only once here
