@@ -38,11 +38,13 @@ async def stored_version(glimpse: Glimpse, emulator: DiscordEmulator) -> int:
     return (await glimpse.store.load_guild_settings(emulator.guild().id, SETTINGS_KEY)).version
 
 
-async def answered(emulator: DiscordEmulator, vlm: VLMServer, posted: Message, text: str) -> Message:
+async def answered(
+    emulator: DiscordEmulator, vlm: VLMServer, posted: Message, text: str, timeout: float = 5.0  # noqa: ASYNC109
+) -> Message:
     """The bot's reply to ``posted``, once it reads ``text``."""
     channel = emulator.world.channels[posted.channel_id]
-    reply = await emulator.wait_for_message(channel, lambda m: m.reference_id == posted.id)
-    await emulator.wait_for_content(reply, lambda content: content == text)
+    reply = await emulator.wait_for_message(channel, lambda m: m.reference_id == posted.id, timeout=timeout)
+    await emulator.wait_for_content(reply, lambda content: content == text, timeout=timeout)
     return reply
 
 

@@ -161,11 +161,11 @@ async def test_two_processes_on_two_shards_behave_as_one_bot(
     # server's settings cached: each reads them for every message, before claiming it)
     await settings_change(emulator, chat, on=True)
     described = await emulator.post_message(bob, chat, "", attachments=[("teal.png", png())])
-    await answered(emulator, vlm, described, "A teal rectangle.")
+    await answered(emulator, vlm, described, "A teal rectangle.", timeout=ANSWER_TIMEOUT)
     await settings_change(emulator, chat, on=False)
     quiet = await emulator.post_message(bob, chat, "", attachments=[("teal.png", png())])
     sentinel = await emulator.post_message(bob, emulator.channel("images-1"), "", attachments=[("s.png", png())])
-    await answered(emulator, vlm, sentinel, "A teal rectangle.")
+    await answered(emulator, vlm, sentinel, "A teal rectangle.", timeout=ANSWER_TIMEOUT)
     async with asyncio.timeout(ANSWER_TIMEOUT):  # both processes are past the sentinel, so past `quiet` too
         while await refusals(processes, "south-again", "south-twin") < refused + 2:  # noqa: ASYNC110
             await asyncio.sleep(0.02)
