@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 import discord
 
 from bench._common import report
-from bot.replies import ChannelPacer, LiveReply
+from bot.replies import ChannelPacer, LastingSink, LiveReply
 from tests.virtual_time import max_in_window, run_virtual
 
 log = logging.getLogger(__name__)
@@ -74,7 +74,7 @@ class SimulatedChannel:
 
 
 @dataclass
-class BenchSink:
+class BenchSink(LastingSink):
     """A ReplySink on the simulated channel that records how much text is visible, and when."""
 
     channel: SimulatedChannel

@@ -30,7 +30,7 @@ from bot.images.from_discord import MessageMedia
 from bot.metrics import Metrics
 from bot.moderation import ModerationService
 from bot.monitoring import discord_trace, status_server
-from bot.replies import ChannelPacer, LiveRegistry, Steering
+from bot.replies import ChannelPacer, InteractionSink, LiveRegistry, Steering
 from bot.settings import Settings
 from bot.status_server import StatusServer
 from bot.store import Store, StoreOptions, open_store
@@ -214,6 +214,11 @@ class Glimpse(commands.AutoShardedBot):
             task.add_done_callback(claiming.discard)
 
         parsers["INTERACTION_CREATE"] = claim_first
+
+    def reply_sink(self, interaction: discord.Interaction) -> InteractionSink:
+        """Where the reply to a deferred command goes: its response and followups, then, as the
+        interaction's token nears its end, the channel (``INTERACTION_MARGIN_SECONDS``)."""
+        return InteractionSink(interaction, margin=self.settings.interaction_margin_seconds)
 
     @property
     def shard_names(self) -> str:

@@ -93,6 +93,8 @@ class Settings:
     animation_frames: int = 4
     discord_media_hosts: frozenset[str] = frozenset(parse_media_host(h) for h in DEFAULT_MEDIA_HOSTS)
     regenerate_minutes: int = 15
+    # Seconds before an interaction token's end (15 minutes) at which a command's reply moves to channel messages.
+    interaction_margin_seconds: float = 60.0
     # Spending limits (bot/guard): 0 means unlimited. Token budgets are per UTC day.
     answer_max_messages: int = 4
     describe_max_tokens: int = 600
@@ -144,6 +146,7 @@ class Settings:
             animation_frames=reader.integer("ANIMATION_FRAMES", 4, low=1, high=16),
             discord_media_hosts=reader.origins("DISCORD_MEDIA_HOSTS", DEFAULT_MEDIA_HOSTS),
             regenerate_minutes=reader.integer("REGENERATE_MINUTES", 15, low=1, high=10_080),
+            interaction_margin_seconds=reader.number("INTERACTION_MARGIN_SECONDS", 60.0, low=5.0, high=899.0),
             answer_max_messages=reader.integer("ANSWER_MAX_MESSAGES", 4, low=1, high=10),
             describe_max_tokens=reader.integer("DESCRIBE_MAX_TOKENS", 600, low=16, high=32_000),
             chat_max_tokens=reader.integer("CHAT_MAX_TOKENS", 1500, low=16, high=32_000),

@@ -22,7 +22,6 @@ from bot.images import AttachmentLike, gather_images, image_attachments, is_imag
 from bot.moderation.discord import withheld
 from bot.prompts import animation_note
 from bot.replies import (
-    InteractionSink,
     MessageSink,
     OncePerChannel,
     ReplySink,
@@ -140,7 +139,7 @@ class Chat(commands.Cog):
         here = await self.bot.server_settings.behaviour(place_of(interaction.channel))
         await interaction.response.defer(thinking=True)
         await self.ask(
-            InteractionSink(interaction),
+            self.bot.reply_sink(interaction),
             admission,
             channel=interaction.channel,
             author=interaction.user,

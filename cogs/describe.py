@@ -19,7 +19,6 @@ from bot.images import AttachmentLike, Detail, gather_images, image_attachments
 from bot.moderation.discord import withheld
 from bot.prompts import ALT_TEXT_SYSTEM, describe_request
 from bot.replies import (
-    InteractionSink,
     MessageSink,
     OncePerChannel,
     ReplyDeleted,
@@ -116,7 +115,7 @@ class Describe(commands.Cog):
         await interaction.response.defer(thinking=True)
         attachments = [a for a in (image, image2) if a is not None]
         await self.describe(
-            InteractionSink(interaction), admission, attachments, asker=interaction.user, message_id=interaction.id,
+            self.bot.reply_sink(interaction), admission, attachments, asker=interaction.user, message_id=interaction.id,
             prompt=prompt, detail=detail, chosen=True, style=await self._style_for(interaction),
         )
 
@@ -132,7 +131,7 @@ class Describe(commands.Cog):
             return
         await interaction.response.defer(thinking=True)
         await self.describe(
-            InteractionSink(interaction), admission, found.sources, asker=interaction.user, message_id=interaction.id,
+            self.bot.reply_sink(interaction), admission, found.sources, asker=interaction.user, message_id=interaction.id,
             style=await self._style_for(interaction), notes=found.notes,
         )
 

@@ -15,7 +15,6 @@ from bot.guard import Admission, MeteredVision, Purpose
 from bot.guild import Feature
 from bot.ocr import LocalOcrEngine
 from bot.ocr.transcribe import OcrOptions, OcrServices, OfflineReader, transcribe_attachments
-from bot.replies import InteractionSink
 
 if TYPE_CHECKING:
     from bot.app import Glimpse
@@ -80,7 +79,7 @@ class Ocr(commands.Cog):
             return
         await interaction.response.defer(thinking=True)
         options = OcrOptions(language=language, engine=engine, layout=layout, asker_id=interaction.user.id)
-        await transcribe_attachments(InteractionSink(interaction), [image], options, self.services(admission))
+        await transcribe_attachments(self.bot.reply_sink(interaction), [image], options, self.services(admission))
 
     async def extract_text(self, interaction: discord.Interaction, message: discord.Message) -> None:
         if not await permit(self.bot.server_settings, interaction, Feature.OCR):
@@ -94,7 +93,7 @@ class Ocr(commands.Cog):
             return
         await interaction.response.defer(thinking=True)
         options = OcrOptions(asker_id=interaction.user.id)
-        await transcribe_attachments(InteractionSink(interaction), found.sources, options, self.services(admission))
+        await transcribe_attachments(self.bot.reply_sink(interaction), found.sources, options, self.services(admission))
 
 
 async def setup(bot: Glimpse) -> None:

@@ -14,10 +14,11 @@ the reply says so. ``engine="local"`` uses the offline engine only. No text at a
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import re
 from collections import deque
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import PurePath
 from typing import Any
@@ -137,12 +138,15 @@ class Source:
 
 
 class SectionSink:
-    """One image's message in a reply with several: after the previous images' messages, under a
-    header. A :class:`LiveReply` with ``overflow="attach"`` keeps to exactly one message."""
+    """One image's messages in a reply with several: after the previous images' messages, each under
+    a header. A :class:`LiveReply` with ``overflow="attach"`` keeps to one message, two when it
+    continues in the channel at an interaction's hand-over. ``counter`` numbers the messages of the
+    whole reply (shared by its sections)."""
 
-    def __init__(self, sink: ReplySink, index: int, header: str | None) -> None:
+    def __init__(self, sink: ReplySink, counter: Iterator[int], header: str | None) -> None:
         self._sink = sink
-        self._index = index
+        self._counter = counter
+        self._indexes: list[int] = []  # this section's messages, as the whole reply numbers them
         self._prefix = f"{header}\n" if header else ""
 
     @property
@@ -157,15 +161,23 @@ class SectionSink:
     async def send(
         self, content: str, *, file: discord.File | None = None, buttons: Sequence[Button] | None = None
     ) -> int | None:
-        return await self._sink.send(self._prefix + content, file=file, buttons=buttons)
+        message_id = await self._sink.send(self._prefix + content, file=file, buttons=buttons)
+        self._indexes.append(next(self._counter))
+        return message_id
 
     async def edit(
         self, index: int, content: str, *, file: discord.File | None = None, buttons: Sequence[Button] | None = None
     ) -> None:
-        await self._sink.edit(self._index + index, self._prefix + content, file=file, buttons=buttons)
+        await self._sink.edit(self._indexes[index], self._prefix + content, file=file, buttons=buttons)
 
     async def typing(self) -> None:
         await self._sink.typing()
+
+    def handover_in(self) -> float:
+        return self._sink.handover_in()
+
+    def hand_over(self) -> str | None:
+        return self._sink.hand_over()
 
 
 @dataclass
@@ -196,12 +208,13 @@ async def transcribe_attachments(
     count = len(fetches)
     pending = deque(fetches)
     results: list[OcrResult | None] = []
+    counter = itertools.count()
     try:
         for index in range(count):
             source = await pending[0]
             pending.popleft()  # only now: a fetch done as this task is cancelled is let go by _abandon
             header = _header(index, count, source.name) if count > 1 else None
-            section = SectionSink(sink, index, header)
+            section = SectionSink(sink, counter, header)
             last = index == count - 1
             try:
                 result = await _transcribe_one(section, source, options, services, notes if last else [])

@@ -4,6 +4,7 @@
 """
 
 from bot.replies.controls import Button, Buttons
+from bot.replies.deadline import TOKEN_LIFETIME, TokenDeadline
 from bot.replies.layout import THINKING, WARNING
 from bot.replies.live import EMPTY_ANSWER, LiveReply
 from bot.replies.pacing import ChannelPacer
@@ -12,6 +13,7 @@ from bot.replies.sinks import (
     NO_MENTIONS,
     AnswerMessagesSink,
     InteractionSink,
+    LastingSink,
     MessageSink,
     OncePerChannel,
     ReplySink,
@@ -28,12 +30,14 @@ __all__ = [
     "EMPTY_ANSWER",
     "NO_MENTIONS",
     "THINKING",
+    "TOKEN_LIFETIME",
     "WARNING",
     "AnswerMessagesSink",
     "Button",
     "Buttons",
     "ChannelPacer",
     "InteractionSink",
+    "LastingSink",
     "LiveRegistry",
     "LiveReply",
     "MessageSink",
@@ -42,6 +46,7 @@ __all__ = [
     "ReplySink",
     "ReplyStopped",
     "Steering",
+    "TokenDeadline",
     "Wrap",
     "answer_buttons",
     "button_view",

@@ -8,15 +8,16 @@ unfinished text, the final text with its note, or the text with an error line. T
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from bot.replies.controls import Buttons
-from bot.replies.textsplit import DISCORD_LIMIT, Wrap, render_live, render_preview
+from bot.replies.textsplit import DISCORD_LIMIT, Wrap, close_at, escape, render_live, render_preview
 
 WARNING = "⚠️"
 PREVIEW_CHARS = 1500
 THINKING = "Thinking..."
+CONTINUED_BELOW = "-# Continued below."
 
 
 @dataclass(frozen=True)
@@ -54,24 +55,44 @@ class Layout:
             content = f"{THINKING} {max(0, round(thinking_seconds))}s"
         return Target([content], buttons=buttons, has_text=False)
 
-    def partial(self, text: str, line: str | None, buttons: Buttons = ()) -> Target:
-        """The unfinished text (code blocks closed for display) with ``line`` at the end."""
+    def partial(self, text: str, line: str | None, buttons: Buttons = (), *, whole: str | None = None) -> Target:
+        """The unfinished text (code blocks closed for display) with ``line`` at the end.
+        ``whole``: the reply's whole text, when ``text`` is the part after sealed messages."""
         chunks = render_live(text, limit=self.limit, wrap=self.wrap)
         if self._overflows(chunks):
-            return Target(self._kept(text, chunks, line or f"… {len(text):,} characters so far"), buttons=buttons)
+            line = line or so_far(whole or text)
+            return Target(self._kept(text, chunks, line), buttons=buttons)
         return Target(self._with_line(chunks, line), buttons=buttons)
 
-    def final(self, text: str, note: str | None, empty_text: str, buttons: Buttons = ()) -> Target:
-        """The whole text (or ``empty_text`` when blank) with the ``note`` under it."""
+    def final(
+        self, text: str, note: str | None, empty_text: str, buttons: Buttons = (), *, whole: str | None = None
+    ) -> Target:
+        """The whole text (or ``empty_text`` when blank) with the ``note`` under it. ``whole``: the
+        reply's whole text (attached when it overflows), when ``text`` is the part after sealed messages."""
         if not text.strip():
             return Target(self._with_line([empty_text[: self.limit]], note), buttons=buttons)
         chunks = render_live(text, limit=self.limit, wrap=self.wrap, final=True)
         if self._overflows(chunks):
-            line = f"The full text ({len(text):,} characters) is attached as {self.attachment_name}."
-            if note:
-                line += "\n" + note
-            return Target(self._kept(text, chunks, line), file_text=text, buttons=buttons)
+            attached = whole or text
+            return Target(self._kept(text, chunks, self._attached_line(attached, note)), file_text=attached, buttons=buttons)
         return Target(self._with_line(chunks, note), buttons=buttons)
+
+    def seal(self, text: str, shown: int, *, complete: bool = False) -> SealedLayout:
+        """This layout once the first ``shown`` messages can no longer be edited (an interaction's
+        token is about to end): they are made final where they stand (see :class:`SealedLayout`),
+        and the returned layout lays out the rest of the text after them. ``complete``: the text is
+        all there (an unfinished one is sealed at its last line break)."""
+        chunks = render_live(text, limit=self.limit, wrap=self.wrap)
+        if shown and not text.strip():  # a placeholder: it points to where the text will be
+            return SealedLayout(self, (CONTINUED_BELOW,), 0)
+        if shown >= max(self.max_messages, 1) and self._overflows(chunks):  # a preview: the file follows
+            return SealedLayout(self, tuple(self._kept(text, chunks, CONTINUED_BELOW)), len(text), preview=True)
+        closed = close_at(text, shown, limit=self.limit, wrap=self.wrap, complete=complete)
+        return SealedLayout(self, tuple(closed.contents), closed.end, closed.reopen)
+
+    def _attached_line(self, text: str, note: str | None) -> str:
+        line = f"The full text ({len(text):,} characters) is attached as {self.attachment_name}."
+        return f"{line}\n{note}" if note else line
 
     def error(self, text: str, reason: str) -> Target:
         """What was written, then ``⚠️ reason`` on a line of its own."""
@@ -101,3 +122,76 @@ class Layout:
         if len(chunks[-1]) + 1 + len(line) <= self.limit:
             return [*chunks[:-1], f"{chunks[-1]}\n{line}"]
         return [*chunks, line[: self.limit]]
+
+
+def so_far(text: str) -> str:
+    return f"… {len(text):,} characters so far"
+
+
+@dataclass(frozen=True)
+class SealedLayout:
+    """A layout whose first messages are final (:meth:`Layout.seal`): whatever the text, they keep
+    ``sealed``; the text after them (from offset ``end`` of the escaped text, behind ``reopen``) is
+    laid out in new messages by the original layout, with the messages the sealed ones left it.
+    ``preview``: the sealed messages end in an overflowing text's preview; the new message then only
+    counts the characters, and finally carries the whole text as the attachment.
+
+    The sealed messages carry no buttons: with no text after them, the reply's last buttons are dropped.
+    """
+
+    original: Layout
+    sealed: tuple[str, ...]
+    end: int
+    reopen: str = ""
+    preview: bool = False
+
+    @property
+    def attachment_name(self) -> str:
+        return self.original.attachment_name
+
+    @property
+    def rest_layout(self) -> Layout:
+        return replace(self.original, max_messages=max(self.original.max_messages - len(self.sealed), 1))
+
+    def rest(self, text: str) -> str:
+        """The text after the sealed messages ("" if there is none yet)."""
+        after = escape(text, self.original.wrap)[self.end :]
+        return self.reopen + after if after.strip() else ""
+
+    def seal(self, text: str, shown: int, *, complete: bool = False) -> SealedLayout:
+        return self  # sealed once: the messages after these are not a token's
+
+    def waiting(self, thinking_seconds: float | None, buttons: Buttons = ()) -> Target:
+        waiting = self.original.waiting(thinking_seconds, buttons)
+        return Target([*self.sealed, *waiting.contents], buttons=buttons, has_text=False)
+
+    def partial(self, text: str, line: str | None, buttons: Buttons = ()) -> Target:
+        rest = self.rest(text)
+        if self.preview or not rest:
+            return self._after([line or so_far(text)] if self.preview else [line] if line else [], buttons)
+        return self._after(self.rest_layout.partial(rest, line, buttons, whole=text))
+
+    def final(self, text: str, note: str | None, empty_text: str, buttons: Buttons = ()) -> Target:
+        if self.preview:
+            return self._after([self.original._attached_line(text, note)], buttons, file_text=text)
+        rest = self.rest(text)
+        if not rest:
+            if not self.sealed:
+                return self.original.final(text, note, empty_text, buttons)
+            return self._after([note] if note else [], buttons)
+        return self._after(self.rest_layout.final(rest, note, empty_text, buttons, whole=text))
+
+    def error(self, text: str, reason: str) -> Target:
+        return self.partial(text, f"{WARNING} {reason}")
+
+    def with_line(self, contents: list[str], line: str, buttons: Buttons = ()) -> Target:
+        after = contents[len(self.sealed) :]
+        if not after:
+            return self._after([line], buttons)
+        return self._after(self.original.with_line(after, line, buttons))
+
+    def _after(self, rest: Target | list[str], buttons: Buttons = (), file_text: str | None = None) -> Target:
+        """The sealed messages, then ``rest`` (a target, or its contents with these buttons and file)."""
+        if isinstance(rest, Target):
+            rest, buttons, file_text = rest.contents, rest.buttons, rest.file_text
+        return Target([*self.sealed, *rest], file_text=file_text, buttons=buttons if rest else ())

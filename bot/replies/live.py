@@ -34,6 +34,14 @@ A reply is stopped the moment any of its messages is deleted: it registers each 
 (so a model still silent before its first word is not waited for); a 404 on an edit does the same.
 The messages are unregistered once ``finish`` or ``fail`` is done, or ``stream`` raised.
 
+A sink whose messages stop being editable (an interaction's, whose token ends after 15 minutes) says
+when (``handover_in``); at that moment, during the stream or while finishing, the reply hands over: the
+messages posted so far are made final where they stand (:meth:`Layout.seal`: the last one up to its
+last complete line, without buttons) and the rest of the text continues in new messages, which the
+sink then posts where they stay editable (the channel), so nothing is lost, repeated, or sent with an
+expired token. Where the sink cannot move on (a private reply; no permission to post), the reply ends
+there instead, with the sink's reason under its text, and ``stream`` raises :class:`ReplyStopped`.
+
 Errors raised by the delta iterator reach the caller unchanged (after the editor has stopped), so
 the caller decides what to say with :meth:`LiveReply.fail`. ``finish`` and ``fail`` never raise
 Discord errors: they log them and add an error line where Discord still lets them. Neither they nor
@@ -58,7 +66,7 @@ import aiohttp
 import discord
 
 from bot.replies.controls import Button, Buttons
-from bot.replies.layout import PREVIEW_CHARS, WARNING, Layout, Target
+from bot.replies.layout import PREVIEW_CHARS, WARNING, Layout, SealedLayout, Target
 from bot.replies.pacing import ChannelPacer
 from bot.replies.registry import LiveRegistry
 from bot.replies.sinks import ReplySink
@@ -129,7 +137,13 @@ class LiveReply:
         self._controls = controls
         self._with_buttons = stop is not None or controls is not None
         self._pacer = pacer
-        self._layout = Layout(wrap, overflow, attachment_name, placeholder, limit, preview_chars, max_messages)
+        self._layout: Layout | SealedLayout = Layout(
+            wrap, overflow, attachment_name, placeholder, limit, preview_chars, max_messages
+        )
+        self._handover: Literal["due", "moved", "ended"] | None = None
+        self._sealed = 0  # the first messages, final since the hand-over
+        self._closing: Target | None = None  # what the messages show for good when the reply ended there
+        self._accepting = True  # False once it ended there: the text is what the messages show
         # Live edits use all but one slot of the channel's window; the spare one lets the final edit
         # show the complete answer the moment it is done instead of a slot later.
         steady = pacer.window / max(pacer.rate - 1, 1)
@@ -211,7 +225,7 @@ class LiveReply:
                     log.exception("live reply: the typing indicator failed")
             return
         try:
-            await self._sync_all(self._waiting_target())
+            await self._sync_all(self._waiting_target)
         except ReplyDeleted:
             self._deleted.set()
             raise
@@ -234,6 +248,8 @@ class LiveReply:
             await self.start()
             if self.deleted:  # while the caller was still preparing the request: send none
                 raise ReplyDeleted("the reply was deleted before the stream began")
+            if self._closing is not None:  # it ended at the hand-over: nobody would see more
+                raise ReplyStopped(self.text)
         except BaseException:
             await _aclose(iterator, deltas)
             raise
@@ -273,7 +289,7 @@ class LiveReply:
             await self._halt_editor()
             if not self.deleted:
                 buttons = tuple(self._controls(answer)) if self._controls and answer else ()
-                await self._settle(self._layout.final(self.text, note, empty_text, buttons))
+                await self._settle(lambda: self._layout.final(self.text, note, empty_text, buttons))
         finally:
             self._unregister()
             self._report_finished()
@@ -283,7 +299,7 @@ class LiveReply:
         try:
             await self._halt_editor()
             if not self.deleted:
-                await self._settle(self._layout.error(self.text, reason))
+                await self._settle(lambda: self._layout.error(self.text, reason))
         finally:
             self._unregister()
             self._report_finished()
@@ -308,8 +324,11 @@ class LiveReply:
     # -- requests --------------------------------------------------------------------------
 
     def _next_index(self, target: Target) -> int | None:
-        """The first message that differs from ``target`` (text or buttons, or lacks its attachment)."""
+        """The first message that differs from ``target`` (text or buttons, or lacks its attachment);
+        never a sealed one."""
         for index, content in enumerate(target.contents):
+            if index < self._sealed:
+                continue
             if index >= len(self._shown) or self._shown[index] != content:
                 return index
             if self._with_buttons and self._shown_buttons[index] != target.buttons_of(index):
@@ -319,10 +338,18 @@ class LiveReply:
         return None
 
     async def _request(self, render: Callable[[], Target]) -> bool:
-        """Take one slot and send the first change of the newest target; False if none was due."""
+        """Take one slot and send the first change of the newest target; False if none was due.
+        Hands over first when the sink's messages are about to freeze."""
+        if self._handover_due():
+            await self._hand_over()
+        if self._closing is not None:
+            closing = self._closing
+            render = lambda: closing  # noqa: E731
         if self._next_index(render()) is None:
             return False
         async with self._pacer.slot(self._sink.channel_id):
+            if self._handover_due():  # the wait for the slot crossed the moment: hand over first
+                return True
             target = render()  # the text may have grown while we waited for the slot
             index = self._next_index(target)
             if index is None:
@@ -365,14 +392,44 @@ class LiveReply:
             self._attached = True
         log.debug("live reply: message %d now %d chars", index, len(content))
 
-    async def _sync_all(self, target: Target) -> None:
-        while await self._request(lambda: target):
+    async def _sync_all(self, render: Callable[[], Target]) -> None:
+        while await self._request(render):
             pass
 
-    async def _settle(self, target: Target) -> None:
-        """Bring the messages to ``target``; on failure log and add an error line if possible."""
+    # -- the hand-over ---------------------------------------------------------------------
+
+    def _handover_due(self) -> bool:
+        return self._handover is None and self._sink.handover_in() <= 0
+
+    async def _hand_over(self) -> None:
+        """The sink's messages are about to freeze: seal them and go on in new ones, or end here."""
+        self._handover = "due"
+        reason = self._sink.hand_over()
+        if reason is None:
+            if self._shown:
+                layout = self._layout.seal(self.text, len(self._shown), complete=self._complete)
+                sealed = Target(list(layout.sealed))
+                await self._settle_quietly(lambda: sealed)
+                self._layout, self._sealed = layout, len(layout.sealed)
+            self._handover = "moved"
+            return
+        self._accepting = False  # what arrives from now on would never be shown
+        closing = self._layout.error(self.text, reason)
+        await self._settle_quietly(lambda: closing)
+        self._closing, self._handover = closing, "ended"
+        self._stopped.set()  # the stream ends: its text could not be shown
+
+    async def _settle_quietly(self, render: Callable[[], Target]) -> None:
+        """Bring the messages to ``render()`` if Discord lets us; a refusal is only logged."""
         try:
-            await self._sync_all(target)
+            await self._sync_all(render)
+        except discord.HTTPException as exc:
+            log.warning("live reply: an edit at the hand-over was refused (%s %s)", exc.status, exc.text)
+
+    async def _settle(self, render: Callable[[], Target]) -> None:
+        """Bring the messages to ``render()``; on failure log and add an error line if possible."""
+        try:
+            await self._sync_all(render)
         except ReplyDeleted:
             self._deleted.set()
             log.info("live reply deleted before its final edit")
@@ -381,8 +438,9 @@ class LiveReply:
             if not self._shown:
                 return
             line = f"{WARNING} Discord refused to show the rest of this answer."
+            fallback = self._layout.with_line(self._shown, line, render().buttons)
             try:
-                await self._sync_all(self._layout.with_line(self._shown, line, target.buttons))
+                await self._sync_all(lambda: fallback)
             except (ReplyDeleted, discord.HTTPException):
                 pass
             except Exception as again:
@@ -409,7 +467,7 @@ class LiveReply:
 
     async def _consume(self, iterator: AsyncIterator[str]) -> None:
         async for delta in iterator:
-            if delta:
+            if delta and self._accepting:
                 self._parts.append(delta)
                 self._changed.set()
         self._complete = True
@@ -418,9 +476,11 @@ class LiveReply:
         failures = 0
         while not self._stopping:
             await self._next_change()
-            if self._holding_first_message():
+            if self._holding_first_message() and not self._handover_due():
                 continue
             wait = self._last_request_at + self._min_interval - self._pacer.now()
+            if self._handover is None:  # the hand-over does not wait for the spacing of live edits
+                wait = min(wait, self._sink.handover_in())
             first_words = not self._text_shown and bool(self.text.strip())
             if wait > 0 and not first_words:  # the first words go out at once
                 await asyncio.sleep(wait)
@@ -454,6 +514,8 @@ class LiveReply:
             timeouts.append(THINKING_TICK)
         if self._holding_first_message() and not self._complete:
             timeouts.append(self._pacer.until_room(self._sink.channel_id, FIRST_MESSAGE_ROOM))
+        if self._handover is None:
+            timeouts.append(self._sink.handover_in())
         timeout = min(timeouts, default=math.inf)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._changed.wait(), None if timeout == math.inf else max(timeout, _TICK))

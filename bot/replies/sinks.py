@@ -1,4 +1,5 @@
-"""Where a live reply's messages go: a reply in a channel, or an interaction's response and followups.
+"""Where a live reply's messages go: a reply in a channel, or an interaction's response and followups
+(and, once the interaction's token is about to end, ordinary messages in its channel).
 
 Every send and edit here goes out with mentions disabled: the text is the model's, and untrusted.
 A message's buttons (:class:`~bot.replies.controls.Button`) go out as a view that discord.py does not
@@ -8,12 +9,19 @@ custom ID, so they work after a restart.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
+import math
+import time
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 import discord
 
 from bot.replies.controls import Button
+from bot.replies.deadline import DEFAULT_MARGIN, TokenDeadline
+from bot.vlm import ReplyDeleted
+
+log = logging.getLogger(__name__)
 
 NO_MENTIONS = discord.AllowedMentions.none()
 
@@ -83,6 +91,26 @@ class ReplySink(Protocol):
         """Show that an answer is coming while its first message waits for a slot."""
         ...
 
+    def handover_in(self) -> float:
+        """Seconds until the messages sent so far can no longer be edited (``math.inf``: never), at
+        which point the reply calls :meth:`hand_over`."""
+        ...
+
+    def hand_over(self) -> str | None:
+        """From now on, send new messages where they can be edited for as long as the reply needs;
+        None, or why that cannot be (the reply then ends at once, saying so)."""
+        ...
+
+
+class LastingSink:
+    """The :class:`ReplySink` part of a sink whose messages can be edited as long as they exist."""
+
+    def handover_in(self) -> float:
+        return math.inf
+
+    def hand_over(self) -> str | None:
+        return None
+
 
 _STYLES = {
     "primary": discord.ButtonStyle.primary,
@@ -135,7 +163,7 @@ def _extras(file: discord.File | None, buttons: Sequence[Button] | None, *, edit
     return extras
 
 
-class MessageSink:
+class MessageSink(LastingSink):
     """Replies to a :class:`discord.Message`; each continuation replies to the previous chunk.
 
     ``into``: answer in that channel instead (a thread opened from the message), where the first
@@ -169,53 +197,111 @@ class MessageSink:
         await self._channel.typing()
 
 
+PRIVATE_ENDS = (
+    "Discord lets me edit a private reply for 15 minutes only, so the text ends here. "
+    "Fewer images at a time take less time."
+)
+CANNOT_POST = (
+    "Discord lets me edit a command's reply for 15 minutes only, and to carry on in this channel I need "
+    "{missing}, so the text ends here."
+)
+
+
 class InteractionSink:
     """Answers a deferred interaction: message 0 is the original response (the "thinking" message
     ``interaction.response.defer(thinking=True)`` posted), the rest are followups.
 
     Every command defers before it builds one, within the 3 s Discord allows for the first response.
+
+    The interaction's token ends 15 minutes after the interaction was created (``deadline``); a
+    reply then moves on (:meth:`hand_over`): later messages are ordinary messages in the channel,
+    each a reply to the message before it, without mentions, and those stay editable. A ``private``
+    (ephemeral) reply cannot move (that would publish it), nor one where the bot may not post: then
+    :meth:`hand_over` says why, and the reply ends through the token while it still works. No request
+    is ever made with a token that has expired.
     """
 
-    def __init__(self, interaction: discord.Interaction) -> None:
+    def __init__(
+        self,
+        interaction: discord.Interaction,
+        *,
+        private: bool = False,
+        margin: float = DEFAULT_MARGIN,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self._interaction = interaction
-        self._followups: list[discord.WebhookMessage] = []
-        self._sent = 0
+        self._private = private
+        self._deadline = TokenDeadline(interaction.created_at.timestamp(), margin, clock=clock)
+        self._messages: list[Any] = []  # index -> the message (the token's first, then the channel's)
+        self._through_token = 0  # how many of them went through the token
+        self._moved: bool | None = None  # None: not handed over yet; False: could not be
+        self._why_not: str | None = None
         # Interaction routes are webhook routes; pacing them with the channel is simply conservative.
         self.channel_id = interaction.channel_id or 0
+
+    def handover_in(self) -> float:
+        return self._deadline.handover_in()
+
+    def hand_over(self) -> str | None:
+        if self._moved is None:
+            missing = () if self._private else missing_reply_permissions(self._interaction.channel)
+            if self._private:
+                self._why_not = PRIVATE_ENDS
+            elif missing:
+                self._why_not = CANNOT_POST.format(missing=" and ".join(missing))
+            self._moved = self._why_not is None
+            log.info(
+                "Interaction %s: its token ends soon; %s",
+                self._interaction.id,
+                "the reply continues in channel messages" if self._moved else f"the reply ends ({missing or 'private'})",
+            )
+        return self._why_not
+
+    def _check_token(self) -> None:
+        if self._deadline.expired():  # the reply should have moved on: never send a refused request
+            log.warning("Interaction %s: its token has expired; the reply stops", self._interaction.id)
+            raise ReplyDeleted("the interaction's token has expired")
 
     async def send(
         self, content: str, *, file: discord.File | None = None, buttons: Sequence[Button] | None = None
     ) -> int | None:
         interaction = self._interaction
-        message_id: int
-        if self._sent == 0:  # the "thinking" message becomes the first one
-            original = await interaction.edit_original_response(
-                content=content, allowed_mentions=NO_MENTIONS, **_extras(file, buttons, editing=True)
-            )
-            message_id = original.id
+        if self._moved:
+            previous = self._messages[-1] if self._messages else None
+            message = await _post(interaction.channel, content, previous, file, buttons)
         else:
-            followup = await interaction.followup.send(
-                content, wait=True, allowed_mentions=NO_MENTIONS, **_extras(file, buttons, editing=False)
-            )
-            self._followups.append(followup)
-            message_id = followup.id
-        self._sent += 1
-        return message_id
+            self._check_token()
+            if not self._messages:  # the "thinking" message becomes the first one
+                message = await interaction.edit_original_response(
+                    content=content, allowed_mentions=NO_MENTIONS, **_extras(file, buttons, editing=True)
+                )
+            else:
+                message = await interaction.followup.send(
+                    content, wait=True, allowed_mentions=NO_MENTIONS, **_extras(file, buttons, editing=False)
+                )
+            self._through_token += 1
+        self._messages.append(message)
+        return message.id  # type: ignore[no-any-return]
 
     async def edit(
         self, index: int, content: str, *, file: discord.File | None = None, buttons: Sequence[Button] | None = None
     ) -> None:
         kwargs = {"content": content, "allowed_mentions": NO_MENTIONS, **_extras(file, buttons, editing=True)}
+        if index < self._through_token:
+            self._check_token()
         if index == 0:
             await self._interaction.edit_original_response(**kwargs)
         else:
-            self._followups[index - 1] = await self._followups[index - 1].edit(**kwargs)
+            self._messages[index] = await self._messages[index].edit(**kwargs)
 
     async def typing(self) -> None:
-        """Nothing to do: a deferred interaction shows "Glimpse is thinking..." until the first message."""
+        """A deferred interaction shows "Glimpse is thinking..." until the first message; once moved
+        on, the channel's typing indicator shows instead."""
+        if self._moved:
+            await self._interaction.channel.typing()  # type: ignore[union-attr]
 
 
-class AnswerMessagesSink:
+class AnswerMessagesSink(LastingSink):
     """The messages of an answer asked for again: message ``index`` is the answer's old message of that
     index while there is one (edited in place), else a new message replying to the one before.
 

@@ -227,3 +227,52 @@ def render_preview(
     inner = chars - _WRAP_OVERHEAD[wrap]
     first = pieces(body, inner)[0]
     return _frame(_balanced_tail(body, first, inner), wrap)
+
+
+@dataclass(frozen=True)
+class Closed:
+    """The first messages of a growing text, made final where they stand (see :func:`close_at`)."""
+
+    contents: list[str]
+    end: int
+    """Where they stop, as an offset in ``escape(text, wrap)``: what follows goes elsewhere."""
+    reopen: str = ""
+    """The fence that reopens, for what follows, a code block left open at ``end`` ("" for none)."""
+
+
+def close_at(
+    text: str, messages: int, *, limit: int = DISCORD_LIMIT, wrap: Wrap | None = None, complete: bool = False
+) -> Closed:
+    """The first ``messages`` messages of :func:`render_live` (at most as many as there are chunks),
+    made final: no character in them is held back, and nothing is ever added to them again.
+
+    Messages the text has outgrown end where their chunks end. The last chunk, still growing, ends
+    at its last line break (so a line is not cut in two; the break is the boundary between the
+    messages), or where the text ends if it has none or is ``complete``, with any open code block
+    closed. What follows is the text from ``end`` on, behind ``reopen``.
+    """
+    inner = limit - _WRAP_OVERHEAD[wrap]
+    body = escape(text, wrap)
+    spans = pieces(body, inner)
+    count = max(0, min(messages, len(spans)))
+    if count == 0:
+        return Closed([], 0)
+    if count < len(spans):
+        done = spans[:count]
+        return Closed([_frame(p.render(body), wrap) for p in done], done[-1].end, spans[count].reopen)
+    last = spans[-1]
+    fences = _Fences(body)
+    end = cut = len(body)  # the message holds body[last.start:cut]; what follows starts at end
+    line_break = body.rfind("\n", last.start)
+    if not complete and body[last.start : line_break].strip():
+        end, cut = line_break + 1, line_break  # the break itself is the message boundary
+    while True:
+        lang = fences.open_at(end)
+        close = "" if lang is None else FENCE if body[cut - 1] == "\n" else "\n" + FENCE
+        if len(last.reopen) + cut - last.start + len(close) <= inner or cut <= last.start + 1:
+            break
+        end = cut = _hard_cut(body, last.start, last.start + inner - len(last.reopen) - _CLOSE_RESERVE)
+    tail = Piece(last.start, cut, last.reopen, close).render(body)
+    chunks = [*(p.render(body) for p in spans[:-1]), tail]
+    reopen = "" if lang is None else f"{FENCE}{lang}\n"
+    return Closed([_frame(c, wrap) for c in chunks], end, reopen)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import itertools
+import math
 import random
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
@@ -53,6 +54,9 @@ class RecordingSink:
     first_id: int = 1000
     buttons: list[tuple[Any, ...]] = field(default_factory=list)
     typed: int = 0
+    handover_at: float = math.inf  # (simulated time) when its messages stop being editable
+    refuse_move: str | None = None  # why it cannot hand over (None: it can)
+    handed_over: list[tuple[float, int]] = field(default_factory=list)  # (when, messages sent by then)
 
     async def _record(self, kind: str, index: int, content: str, file: discord.File | None) -> None:
         assert len(content) <= 2000, "Discord would refuse this"
@@ -78,6 +82,13 @@ class RecordingSink:
 
     async def typing(self) -> None:
         self.typed += 1
+
+    def handover_in(self) -> float:
+        return self.handover_at - asyncio.get_running_loop().time()
+
+    def hand_over(self) -> str | None:
+        self.handed_over.append((asyncio.get_running_loop().time(), len(self.messages)))
+        return self.refuse_move
 
 
 @dataclass
@@ -549,6 +560,7 @@ def test_interaction_sink_edits_the_original_response_and_uses_followups() -> No
     async def main() -> MagicMock:
         interaction = MagicMock(spec=discord.Interaction)
         interaction.channel_id = 7
+        interaction.created_at = discord.utils.utcnow()
         interaction.edit_original_response = AsyncMock(return_value=SimpleNamespace(id=11))
         followup = MagicMock(spec=discord.WebhookMessage)
         followup.id = 12

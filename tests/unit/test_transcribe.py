@@ -3,6 +3,8 @@ and how the OCR stream releases text (the end-to-end behaviour is in ``tests/e2e
 
 from __future__ import annotations
 
+import itertools
+
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -88,16 +90,30 @@ class RecordingSink:
         self.calls.append(("edit", index, content))
 
 
-async def test_a_section_edits_its_own_message_under_its_header() -> None:
+async def test_a_section_edits_its_own_messages_under_its_header() -> None:
     sink = RecordingSink()
-    section = SectionSink(sink, 2, "-# Image 3 of 3: c.png")
+    counter = itertools.count(2)  # two messages of earlier images came first
+    section = SectionSink(sink, counter, "-# Image 3 of 3: c.png")
     await section.send("…")
     await section.edit(0, "text")
     assert sink.calls == [("send", None, "-# Image 3 of 3: c.png\n…"), ("edit", 2, "-# Image 3 of 3: c.png\ntext")]
     assert section.room == 2000 - len("-# Image 3 of 3: c.png\n")
     assert section.channel_id == 42
-    plain = SectionSink(sink, 0, None)
+    plain = SectionSink(sink, counter, None)
     assert plain.room == 2000
+
+
+async def test_a_section_that_continued_in_a_second_message_is_followed_by_the_next_image() -> None:
+    sink = RecordingSink()
+    counter = itertools.count()
+    first = SectionSink(sink, counter, "-# Image 1 of 2: a.png")
+    await first.send("one")
+    await first.send("one, continued")  # at an interaction's hand-over
+    second = SectionSink(sink, counter, "-# Image 2 of 2: b.png")
+    await second.send("two")
+    await first.edit(1, "one, continued!")
+    await second.edit(0, "two!")
+    assert [(kind, index) for kind, index, _ in sink.calls[3:]] == [("edit", 1), ("edit", 2)]
 
 
 async def deltas(*items: str | VisionError) -> AsyncIterator[str]:
