@@ -131,8 +131,8 @@ class Describe(commands.Cog):
             return
         await interaction.response.defer(thinking=True)
         await self.describe(
-            self.bot.reply_sink(interaction), admission, found.sources, asker=interaction.user, message_id=interaction.id,
-            style=await self._style_for(interaction), notes=found.notes,
+            self.bot.reply_sink(interaction), admission, found.sources, asker=interaction.user,
+            message_id=interaction.id, style=await self._style_for(interaction), notes=found.notes,
         )
 
     async def _style_for(self, interaction: discord.Interaction) -> str:

@@ -74,7 +74,8 @@ class Layout:
         chunks = render_live(text, limit=self.limit, wrap=self.wrap, final=True)
         if self._overflows(chunks):
             attached = whole or text
-            return Target(self._kept(text, chunks, self._attached_line(attached, note)), file_text=attached, buttons=buttons)
+            line = self._attached_line(attached, note)
+            return Target(self._kept(text, chunks, line), file_text=attached, buttons=buttons)
         return Target(self._with_line(chunks, note), buttons=buttons)
 
     def seal(self, text: str, shown: int, *, complete: bool = False) -> SealedLayout:

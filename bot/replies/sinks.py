@@ -244,17 +244,15 @@ class InteractionSink:
 
     def hand_over(self) -> str | None:
         if self._moved is None:
-            missing = () if self._private else missing_reply_permissions(self._interaction.channel)
+            channel = self._interaction.channel
+            missing = () if self._private else missing_reply_permissions(channel) if channel else ("View Channel",)
             if self._private:
                 self._why_not = PRIVATE_ENDS
             elif missing:
                 self._why_not = CANNOT_POST.format(missing=" and ".join(missing))
             self._moved = self._why_not is None
-            log.info(
-                "Interaction %s: its token ends soon; %s",
-                self._interaction.id,
-                "the reply continues in channel messages" if self._moved else f"the reply ends ({missing or 'private'})",
-            )
+            outcome = "continues in channel messages" if self._moved else f"ends ({missing or 'private'})"
+            log.info("Interaction %s: its token ends soon; the reply %s", self._interaction.id, outcome)
         return self._why_not
 
     def _check_token(self) -> None:

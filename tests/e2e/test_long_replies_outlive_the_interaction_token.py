@@ -22,8 +22,15 @@ from bot.replies.sinks import CANNOT_POST
 from bot.replies.textsplit import ZWSP
 from tests.e2e.helpers import assert_bot_pinged_nobody
 from tests.e2e.test_ocr import WINDOW, text_page
-from tests.fakes.discord import DiscordEmulator, EmulatorConfig, Interaction, InteractionConfig, Message, Perm
-from tests.fakes.discord import RateLimitConfig
+from tests.fakes.discord import (
+    DiscordEmulator,
+    EmulatorConfig,
+    Interaction,
+    InteractionConfig,
+    Message,
+    Perm,
+    RateLimitConfig,
+)
 from tests.fakes.vlm import Script, VLMServer
 
 HANDOVER = 3.0  # seconds after the interaction at which the bot moves on

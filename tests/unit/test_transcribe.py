@@ -4,7 +4,6 @@ and how the OCR stream releases text (the end-to-end behaviour is in ``tests/e2e
 from __future__ import annotations
 
 import itertools
-
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
