@@ -30,7 +30,7 @@ from bot.images.from_discord import MessageMedia
 from bot.metrics import Metrics
 from bot.moderation import ModerationService
 from bot.monitoring import discord_trace, status_server
-from bot.replies import ChannelPacer, InteractionSink, LiveRegistry, Steering
+from bot.replies import ChannelPacer, InteractionSink, LiveRegistry, Steering, Withdrawal, message_deleter
 from bot.settings import Settings
 from bot.status_server import StatusServer
 from bot.store import Store, StoreOptions, open_store
@@ -77,6 +77,7 @@ class Glimpse(commands.AutoShardedBot):
     gate: Gate
     server_settings: GuildSettingsService
     steering: Steering
+    withdrawal: Withdrawal
 
     def __init__(
         self,
@@ -170,6 +171,13 @@ class Glimpse(commands.AutoShardedBot):
             gate=self.gate,
             vision=lambda: self.vision,
             max_messages=settings.answer_max_messages,
+        )
+        # deleting a message deletes the bot's replies about it and its exchange in memory
+        self.withdrawal = Withdrawal(
+            store=self.store,
+            live=self.live,
+            pacer=lambda: self.pacer,
+            delete=message_deleter(self.get_partial_messageable),
         )
         self.moderation = ModerationService(
             store=self.store, vision=self.vision, guard=self.guard, images=self.images, shared=self.shared_images

@@ -1,7 +1,10 @@
-"""Deleted messages: a live reply whose message someone deletes stops at once, upstream request included.
+"""Deleted messages: whoever deletes a message (its author, moderation, a moderator's mod-log button,
+a purge), the bot's replies about it go too, an answer still being written is stopped (its model
+request closed), and the exchange whose question it was leaves the channel's memory. Deleting one of
+the bot's own replies stops that reply at once. See :mod:`bot.replies.withdrawal`.
 
-Raw events, because the bot's message cache may not hold the reply (and need not: the registry
-knows it by id). Deleting anything else, such as the question a reply answers, changes nothing.
+Raw events, because the bot's message cache may hold neither the message nor its replies (and need
+not: the registry and the store know them by id).
 """
 
 from __future__ import annotations
@@ -21,12 +24,11 @@ class ReplyLifecycle(commands.Cog):
 
     @commands.Cog.listener()
     async def on_raw_message_delete(self, payload: discord.RawMessageDeleteEvent) -> None:
-        self.bot.live.deleted(payload.message_id)
+        await self.bot.withdrawal.deleted([payload.message_id])
 
     @commands.Cog.listener()
     async def on_raw_bulk_message_delete(self, payload: discord.RawBulkMessageDeleteEvent) -> None:
-        for message_id in payload.message_ids:
-            self.bot.live.deleted(message_id)
+        await self.bot.withdrawal.deleted(sorted(payload.message_ids))
 
 
 async def setup(bot: Glimpse) -> None:

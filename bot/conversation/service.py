@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from bot.conversation.planner import RequestPlan, plan_request
-from bot.conversation.steering import ANSWER_MESSAGES, AnswerKind
+from bot.conversation.steering import AnswerKind
 from bot.conversation.turns import (
     ContextSummary,
     ExchangeForgotten,
@@ -299,23 +299,18 @@ class ChatService:
             log.exception("Could not store the new answer for channel %s", channel_id)
 
     async def answer_messages(self, channel_id: int, question_id: int) -> list[int]:
-        """The ids of the messages showing the answer to ``question_id`` (see :meth:`keep_answer_messages`)."""
+        """The ids of the messages showing the answer to ``question_id`` (see :meth:`note_replies`)."""
         try:
-            record = await self.store.cache_get(ANSWER_MESSAGES, f"{channel_id}:{question_id}")
+            return list(await self.store.replies_about(question_id, channel_id))
         except Exception:
             log.warning("Could not read the message ids of an answer in channel %s", channel_id, exc_info=True)
             return []
-        return [int(message_id) for message_id in record["ids"]] if record else []
 
-    async def keep_answer_messages(
-        self, channel_id: int, question_id: int, message_ids: Sequence[int], *, seconds: float
-    ) -> None:
-        """Remember, for ``seconds``, which messages show the answer to ``question_id``, so that a
-        regeneration (even after a restart) streams into the same messages."""
+    async def note_replies(self, channel_id: int, question_id: int, message_ids: Sequence[int]) -> None:
+        """Keep which messages show the answer to ``question_id``, as they are posted: a regeneration
+        (even after a restart) streams into them, and deleting the question deletes them."""
         try:
-            await self.store.cache_set(
-                ANSWER_MESSAGES, f"{channel_id}:{question_id}", {"ids": [str(i) for i in message_ids]}, ttl=seconds
-            )
+            await self.store.add_replies(question_id, channel_id, message_ids)
         except Exception:
             log.warning("Could not keep the message ids of an answer in channel %s", channel_id, exc_info=True)
 

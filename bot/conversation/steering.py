@@ -20,9 +20,6 @@ CONTINUE = "Continue"
 STOP_ID_TEMPLATE = r"glimpse:stop:(?P<asker>[0-9]{1,20})"
 ANSWER_ID_TEMPLATE = r"glimpse:(?P<action>regen|more):(?P<kind>[cpa]):(?P<question>[0-9]{1,20}):(?P<asker>[0-9]{1,20})"
 
-ANSWER_MESSAGES = "answer-messages"
-"""Cache namespace: per (channel, question), the ids of the messages that show its answer, in order."""
-
 DISCORD_EPOCH_MS = 1_420_070_400_000
 
 ONLY_ASKER = "Only the person who asked, or a moderator, can do that."

@@ -1,6 +1,7 @@
 """Live replies: a stream of text into Discord messages edited as it grows, paced per channel.
 
-``pacing``, ``textsplit`` and ``controls`` are pure; ``live`` and ``sinks`` speak to Discord.
+``pacing``, ``textsplit``, ``controls``, ``registry`` and ``withdrawal`` are pure; ``live``, ``sinks`` and
+``steering`` speak to Discord.
 """
 
 from bot.replies.controls import Button, Buttons
@@ -19,10 +20,12 @@ from bot.replies.sinks import (
     ReplySink,
     button_view,
     can_post_in,
+    message_deleter,
     missing_reply_permissions,
 )
 from bot.replies.steering import Steering, answer_buttons, stop_button
 from bot.replies.textsplit import DISCORD_LIMIT, Wrap
+from bot.replies.withdrawal import Withdrawal
 from bot.vlm import ReplyDeleted, ReplyStopped
 
 __all__ = [
@@ -47,10 +50,12 @@ __all__ = [
     "ReplyStopped",
     "Steering",
     "TokenDeadline",
+    "Withdrawal",
     "Wrap",
     "answer_buttons",
     "button_view",
     "can_post_in",
+    "message_deleter",
     "missing_reply_permissions",
     "stop_button",
 ]

@@ -32,7 +32,10 @@ covers the wait and the first message carries whatever text exists once a slot f
 A reply is stopped the moment any of its messages is deleted: it registers each message it posts in a
 :class:`~bot.replies.registry.LiveRegistry`, whose deletion listener calls :meth:`LiveReply.mark_deleted`
 (so a model still silent before its first word is not waited for); a 404 on an edit does the same.
-The messages are unregistered once ``finish`` or ``fail`` is done, or ``stream`` raised.
+The messages are unregistered once ``finish`` or ``fail`` is done, or ``stream`` raised. A reply
+``about`` a message (its question) is registered under that id too, and withdrawn when it is deleted
+(:meth:`LiveReply.withdraw`: stopped, nothing more posted, so every message it posted can be deleted);
+``on_posted`` hears each message id as it is posted (the store's record of the replies about a message).
 
 A sink whose messages stop being editable (an interaction's, whose token ends after 15 minutes) says
 when (``handover_in``); at that moment, during the stream or while finishing, the reply hands over: the
@@ -59,7 +62,7 @@ import contextlib
 import io
 import logging
 import math
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Sequence
 from typing import ClassVar, Literal
 
 import aiohttp
@@ -109,6 +112,8 @@ class LiveReply:
     ``bot.live``; None: a deletion is noticed on the next edit).
     ``stop``: the button shown while the reply streams. ``controls``: the buttons for a finished
     answer (given to :meth:`finish`). Without either, the sink is never asked for buttons.
+    ``about``: the message the reply is about (registered under it, see the module docstring);
+    ``on_posted``: awaited with the id of each message posted, before the next request.
     """
 
     placeholder_when_busy: ClassVar[bool] = False
@@ -131,6 +136,8 @@ class LiveReply:
         registry: LiveRegistry | None = None,
         stop: Button | None = None,
         controls: Callable[[Completion], Sequence[Button]] | None = None,
+        about: int | None = None,
+        on_posted: Callable[[int], Awaitable[None]] | None = None,
     ) -> None:
         self._sink = sink
         self._stop_button = stop
@@ -168,6 +175,16 @@ class LiveReply:
         self._last_request_at = -math.inf
         self._requests = 0  # sends and edits made, for the registry's metrics
         self._reported = False
+        self._on_posted = on_posted
+        self._about = about
+        self._idle = asyncio.Event()  # no request in flight
+        self._idle.set()
+        self._ended = asyncio.Event()
+        if about is not None and registry is not None:
+            if registry.is_gone(about):  # deleted while the caller was getting ready: show nothing
+                self._deleted.set()
+            else:
+                registry.register_about(about, self)
 
     @property
     def text(self) -> str:
@@ -184,6 +201,21 @@ class LiveReply:
         """One of the reply's messages is gone: stop the stream (closing the upstream request) and
         make no further request. Called by the deletion listener; safe to call at any time."""
         self._deleted.set()
+
+    @property
+    def channel_id(self) -> int:
+        return self._sink.channel_id
+
+    async def withdraw(self) -> list[int]:
+        """What it is about was deleted: stop for good (the model request closes, nothing more is
+        posted) and, once no request is in flight, return the ids of every message posted."""
+        self._deleted.set()
+        await self._idle.wait()
+        return self.message_ids
+
+    async def ended(self) -> None:
+        """Until ``finish`` or ``fail`` is done, or ``stream`` raised :class:`ReplyDeleted`."""
+        await self._ended.wait()
 
     def stop(self) -> None:
         """Someone clicked Stop: close the model request at once; ``stream`` raises :class:`ReplyStopped`
@@ -212,7 +244,7 @@ class LiveReply:
 
         When the channel has no free slot, nothing is posted now: the typing indicator shows instead,
         and the first message waits for a slot to carry whatever text exists by then."""
-        if self._started:
+        if self._started or self.deleted:
             return
         self._started = True
         channel_id = self._sink.channel_id
@@ -238,6 +270,9 @@ class LiveReply:
         """
         try:
             return await self._stream(deltas)
+        except ReplyDeleted:
+            self._release()  # the caller does nothing more with a deleted reply
+            raise
         except BaseException:
             self._unregister()  # the caller may still ``fail``: that registers what it posts anew
             raise
@@ -291,8 +326,7 @@ class LiveReply:
                 buttons = tuple(self._controls(answer)) if self._controls and answer else ()
                 await self._settle(lambda: self._layout.final(self.text, note, empty_text, buttons))
         finally:
-            self._unregister()
-            self._report_finished()
+            self._done()
 
     async def fail(self, reason: str) -> None:
         """Keep the partial text and add ``⚠️ reason`` on a line of its own."""
@@ -301,8 +335,7 @@ class LiveReply:
             if not self.deleted:
                 await self._settle(lambda: self._layout.error(self.text, reason))
         finally:
-            self._unregister()
-            self._report_finished()
+            self._done()
 
     # -- targets ---------------------------------------------------------------------------
 
@@ -348,6 +381,8 @@ class LiveReply:
         if self._next_index(render()) is None:
             return False
         async with self._pacer.slot(self._sink.channel_id):
+            if self.deleted:  # withdrawn while it waited for the slot: post nothing more
+                raise ReplyDeleted("the reply was withdrawn")
             if self._handover_due():  # the wait for the slot crossed the moment: hand over first
                 return True
             target = render()  # the text may have grown while we waited for the slot
@@ -355,11 +390,13 @@ class LiveReply:
             if index is None:
                 return False
             self._in_request = True
+            self._idle.clear()
             self._last_request_at = self._pacer.now()  # spacing counts from starts; the pacer
             try:  # stamps completions, so a slow request still cannot crowd Discord's window
                 await self._perform(target, index)
             finally:
                 self._in_request = False
+                self._idle.set()
             self._text_shown = self._text_shown or target.has_text
         return True
 
@@ -372,6 +409,7 @@ class LiveReply:
             file = discord.File(data, filename=self._layout.attachment_name)
         buttons = target.buttons_of(index)
         extra = {"buttons": buttons} if self._with_buttons else {}
+        message_id: int | None = None
         try:
             if index < len(self._shown):
                 await self._sink.edit(index, content, file=file, **extra)
@@ -388,6 +426,8 @@ class LiveReply:
                     self._registry.register(message_id, self)
         except discord.NotFound as exc:
             raise ReplyDeleted(str(exc)) from exc
+        if message_id is not None and self._on_posted is not None:
+            await self._on_posted(message_id)
         if file is not None:
             self._attached = True
         log.debug("live reply: message %d now %d chars", index, len(content))
@@ -451,6 +491,18 @@ class LiveReply:
                 log.exception("live reply: the final edit failed")
                 return
             log.info("live reply: no connection to Discord for the final edit (%r)", exc)
+
+    def _done(self) -> None:
+        """``finish`` or ``fail`` is over."""
+        self._report_finished()
+        self._release()
+
+    def _release(self) -> None:
+        """Nothing of the reply is live any more."""
+        self._unregister()
+        if self._about is not None and self._registry is not None:
+            self._registry.unregister_about(self._about, self)
+        self._ended.set()
 
     def _report_finished(self) -> None:
         if self._registry is not None and not self._reported:

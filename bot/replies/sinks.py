@@ -12,9 +12,10 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
+import aiohttp
 import discord
 
 from bot.replies.controls import Button
@@ -348,3 +349,18 @@ class AnswerMessagesSink(LastingSink):
 
     async def typing(self) -> None:
         await self._channel.typing()
+
+
+def message_deleter(channel: Callable[[int], Any]) -> Callable[[int, int], Awaitable[None]]:
+    """Deletes one of the bot's messages by (channel id, message id); ``channel``: a channel by id (the
+    bot's ``get_partial_messageable``). Never raises: a message already gone is fine, a refusal logged."""
+
+    async def delete(channel_id: int, message_id: int) -> None:
+        try:
+            await channel(channel_id).get_partial_message(message_id).delete()
+        except discord.NotFound:
+            log.debug("Message %s was deleted already", message_id)
+        except (discord.HTTPException, aiohttp.ClientError) as exc:
+            log.warning("Could not delete message %s in channel %s (%r)", message_id, channel_id, exc)
+
+    return delete

@@ -1,18 +1,18 @@
 """Replies people can steer: Stop while an answer streams, Regenerate and Continue once it is done.
 
 :meth:`Steering.reply` builds the live reply for a chat or describe answer: Stop on its last message
-while it streams, then Regenerate (and Continue, when the model stopped at its length cap). After the
-answer, :meth:`Steering.answered` keeps the ids of its messages in the store (a regeneration after a
-restart streams into the same messages) and takes the buttons off the channel's previous answer, and
-off this one after ``REGENERATE_MINUTES``: both are paced edits of their own, since no text edit of that
-message is coming to carry them. A click is checked when it comes (see :mod:`bot.conversation.steering`);
-the clicks arrive through the dynamic items of ``cogs/steering.py``.
+while it streams, then Regenerate (and Continue, when the model stopped at its length cap). The ids of
+its messages are kept in the store as they are posted (a regeneration after a restart streams into the
+same messages; deleting the question deletes them, see :mod:`bot.replies.withdrawal`). After the answer,
+:meth:`Steering.answered` takes the buttons off the channel's previous answer, and off this one after
+``REGENERATE_MINUTES``: both are paced edits of their own, since no text edit of that message is coming
+to carry them (none for a message deleted meanwhile). A click is checked when it comes (see
+:mod:`bot.conversation.steering`); the clicks arrive through the dynamic items of ``cogs/steering.py``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -46,8 +46,9 @@ from bot.replies.controls import Button
 from bot.replies.live import LiveReply
 from bot.replies.pacing import ChannelPacer
 from bot.replies.registry import LiveRegistry
-from bot.replies.sinks import NO_MENTIONS, AnswerMessagesSink, ReplySink
+from bot.replies.sinks import NO_MENTIONS, AnswerMessagesSink, ReplySink, message_deleter
 from bot.replies.textsplit import Wrap
+from bot.replies.withdrawal import delete_paced
 from bot.vlm import CUT_SHORT, Completion, VisionClient, note_lines
 
 log = logging.getLogger(__name__)
@@ -88,6 +89,7 @@ class _Offer:
     """The channel's newest answer with buttons, and the task that takes them off when they expire."""
 
     message_id: int
+    question_id: int
     expiry: asyncio.Task[None]
 
 
@@ -121,7 +123,12 @@ class Steering:
         self._tasks: set[asyncio.Task[None]] = set()
 
     def reply(self, sink: ReplySink, ref: AnswerRef, *, wrap: Wrap | None = None) -> LiveReply:
-        """The live reply for an answer to ``ref``: Stop while it streams, Regenerate / Continue after."""
+        """The live reply for an answer to ``ref``: Stop while it streams, Regenerate / Continue after;
+        its messages are noted in the store as the replies about the question."""
+
+        async def posted(message_id: int) -> None:
+            await self.chat.note_replies(sink.channel_id, ref.question_id, [message_id])
+
         return LiveReply(
             sink,
             self._pacer(),
@@ -132,6 +139,8 @@ class Steering:
             registry=self.live,
             stop=stop_button(ref.asker_id),
             controls=lambda answer: answer_buttons(ref, answer),
+            about=ref.question_id,
+            on_posted=posted,
         )
 
     async def answered(
@@ -141,15 +150,14 @@ class Steering:
         (see the module docstring). Nothing for an answer that failed or has no text."""
         if answer is None or not answer.text.strip() or not message_ids:
             return
-        await self.chat.keep_answer_messages(channel_id, question_id, message_ids, seconds=self.minutes * 60)
         last = message_ids[-1]
         previous = self._offers.pop(channel_id, None)
         if previous is not None:
             previous.expiry.cancel()
             if previous.message_id != last:
-                self._spawn(self._take_buttons_off(channel_id, previous.message_id))
-        expiry = asyncio.create_task(self._expire(channel_id, last), name="glimpse-buttons-expiry")
-        self._offers[channel_id] = _Offer(last, expiry)
+                self._spawn(self._take_buttons_off(channel_id, previous.question_id, previous.message_id))
+        expiry = asyncio.create_task(self._expire(channel_id, question_id, last), name="glimpse-buttons-expiry")
+        self._offers[channel_id] = _Offer(last, question_id, expiry)
 
     def close(self) -> None:
         """Cancel the pending expiries (their buttons then go when clicked: the click checks the age).
@@ -230,9 +238,8 @@ class Steering:
         answer = await self.chat.regenerate(
             sink.channel_id, ref.kind, exchange, reply, model, system_prompt=system_prompt
         )
-        for message_id in sink.unused():  # the new answer is shorter: its old extra messages go
-            with contextlib.suppress(discord.HTTPException):
-                await channel.get_partial_message(message_id).delete()  # type: ignore[attr-defined]
+        # The new answer is shorter: its old extra messages go (their deletion takes them off the record).
+        await delete_paced(self._pacer(), message_deleter(self._channel), sink.channel_id, sink.unused())
         await self.answered(sink.channel_id, ref.question_id, reply.message_ids, answer)
 
     async def _continue(
@@ -265,17 +272,19 @@ class Steering:
 
     # -- buttons leaving -------------------------------------------------------------------------
 
-    async def _expire(self, channel_id: int, message_id: int) -> None:
+    async def _expire(self, channel_id: int, question_id: int, message_id: int) -> None:
         await asyncio.sleep(self.minutes * 60)
         offer = self._offers.get(channel_id)
         if offer is not None and offer.message_id == message_id:
             del self._offers[channel_id]
-        await self._take_buttons_off(channel_id, message_id)
+        await self._take_buttons_off(channel_id, question_id, message_id)
 
-    async def _take_buttons_off(self, channel_id: int, message_id: int) -> None:
+    async def _take_buttons_off(self, channel_id: int, question_id: int, message_id: int) -> None:
         """One paced edit: nothing else is coming to that message that the change could ride on."""
         if message_id in self.live:
             return  # being written again: its own edits decide its buttons
+        if message_id not in await self.chat.answer_messages(channel_id, question_id):
+            return  # deleted meanwhile (with its question, or by hand)
         try:
             async with self._pacer().slot(channel_id):
                 message = self._channel(channel_id).get_partial_message(message_id)  # type: ignore[attr-defined]

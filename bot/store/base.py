@@ -2,9 +2,10 @@
 
 A store keeps: each channel's conversation turns (with references to prepared images), the prepared
 image bytes once per content hash, per-guild settings, a moderation audit trail, a TTL cache,
-once-only claims shared by every process on the store, and the spending counters of :mod:`bot.guard`
-(daily token meters with their reservations, per-day usage, per-minute rate events: ids and numbers
-only). It never keeps secrets or the original attachments: only what :mod:`bot.images.prepare` prepared.
+once-only claims shared by every process on the store, which of the bot's messages are replies about
+which message (ids only), and the spending counters of :mod:`bot.guard` (daily token meters with their
+reservations, per-day usage, per-minute rate events: ids and numbers only). It never keeps secrets
+or the original attachments: only what :mod:`bot.images.prepare` prepared.
 """
 
 from __future__ import annotations
@@ -184,6 +185,27 @@ class UsageRow:
         return self.prompt_tokens + self.completion_tokens
 
 
+@dataclass(frozen=True, slots=True)
+class Replies:
+    """The bot's messages about one message (its ``source_id``: a question, an image it described):
+    every message of the answer, its continuations, a failed answer's error line. ``channel_id`` is
+    where they are, which is also the conversation that remembers the exchange (a thread opened from
+    the message, for a conversation in a thread)."""
+
+    source_id: int
+    channel_id: int
+    message_ids: tuple[int, ...]
+    """In the order they were posted (snowflakes grow with time)."""
+
+
+def group_replies(rows: Iterable[tuple[int, int, int]]) -> list[Replies]:
+    """(source, channel, message) triples as one :class:`Replies` per source and channel."""
+    groups: dict[tuple[int, int], list[int]] = {}
+    for source_id, channel_id, message_id in rows:
+        groups.setdefault((source_id, channel_id), []).append(message_id)
+    return [Replies(source, channel, tuple(sorted(ids))) for (source, channel), ids in groups.items()]
+
+
 MeterLimit = tuple[str, int]
 """(meter key, limit) for :meth:`Store.reserve`; a limit of 0 counts without refusing."""
 
@@ -288,6 +310,12 @@ class Store(ABC):
         """
 
     @abstractmethod
+    async def remove_exchange(self, channel_id: int, question_id: int) -> int:
+        """Delete the question with message id ``question_id`` and the answer stored right after it
+        (its message was deleted in Discord); returns how many turns went (0: none stored). Images no
+        turn references any more go with them."""
+
+    @abstractmethod
     async def history(self, channel_id: int, *, limit: int | None = None) -> list[Turn]:
         """The channel's newest ``limit`` turns (all when ``None``), oldest first."""
 
@@ -302,10 +330,29 @@ class Store(ABC):
     @abstractmethod
     async def purge(self, older_than: float) -> int:
         """Retention: delete turns created before ``older_than`` (returns how many), their unreferenced
-        images, expired cache entries and claims, and audit records older than the audit retention."""
+        images, the replies noted before it, expired cache entries and claims, and audit records older
+        than the audit retention."""
 
     @abstractmethod
     async def stats(self) -> StoreStats: ...
+
+    # -- replies: the bot's messages about a message ------------------------------------------------
+
+    @abstractmethod
+    async def add_replies(self, source_id: int, channel_id: int, message_ids: Iterable[int]) -> None:
+        """Note that the bot's messages ``message_ids`` in ``channel_id`` are about message ``source_id``
+        (added to those already noted; noting one twice is a no-op). Kept as long as the turns
+        (``MEMORY_RETENTION_DAYS``), until :meth:`messages_deleted` takes them."""
+
+    @abstractmethod
+    async def replies_about(self, source_id: int, channel_id: int) -> tuple[int, ...]:
+        """The bot's messages in ``channel_id`` about ``source_id`` still on record, in order."""
+
+    @abstractmethod
+    async def messages_deleted(self, message_ids: Iterable[int]) -> list[Replies]:
+        """Discord deleted ``message_ids``: take the replies about each of them off the record and
+        return them, one record per source and channel (one atomic step: of several callers, one gets
+        them); and drop each deleted message that was itself a reply from its source's record."""
 
     # -- per-guild settings -------------------------------------------------------------------------
 

@@ -14,6 +14,7 @@ Keys (all under ``glimpse:``)::
     claim:{kind}:{key}  STRING "1" while claimed (SET NX with the claim's TTL)
     topic:{topic}       pub/sub channel of notifications between processes
     rate:, meters:, usage:         the spending counters (see bot/store/redis_spending.py)
+    replies:, replyof:             the bot's replies by the message they are about (redis_replies.py)
 
 Every conversation write is one Lua script, so appends are atomic and ordered (in order of
 completion), a question and its answer are pushed together (adjacent), a redelivered message is
@@ -57,6 +58,7 @@ from bot.store.base import (
     turn_from_json,
     turn_to_json,
 )
+from bot.store.redis_replies import RedisReplies
 from bot.store.redis_spending import RedisSpending
 
 log = logging.getLogger(__name__)
@@ -150,6 +152,21 @@ return 1
 # Attempts of replace_answer when an append or trim moved the list between the read and the swap.
 _REPLACE_ATTEMPTS = 5
 
+# Removes list items ARGV[3] (a 0-based index) and on, if they still hold the turn JSONs ARGV[4...]:
+# how many went, or -1 if the list moved since it was read. KEYS: turns, seen, chimgs. ARGV: prefix,
+# channel, index, the turns read.
+_REMOVE = """
+local prefix, channel, index = ARGV[1], ARGV[2], tonumber(ARGV[3])
+""" + _RECONCILE + """
+for i = 4, #ARGV do
+  if redis.call('LINDEX', KEYS[1], index + i - 4) ~= ARGV[i] then return -1 end
+end
+for i = 4, #ARGV do redis.call('LSET', KEYS[1], index + i - 4, 'removed') end  -- no turn JSON looks so
+redis.call('LREM', KEYS[1], #ARGV - 3, 'removed')
+reconcile()
+return #ARGV - 3
+"""
+
 # KEYS: turns, seen, chimgs. ARGV: prefix, channel.
 _FORGET = """
 local prefix, channel = ARGV[1], ARGV[2]
@@ -219,7 +236,7 @@ def _ttl(seconds: float) -> int:
     return max(int(seconds), 1)
 
 
-class RedisStore(RedisSpending, Store):
+class RedisStore(RedisSpending, RedisReplies, Store):
     def __init__(self, client: aioredis.Redis, options: StoreOptions, prefix: str = PREFIX) -> None:
         self._redis = client
         self._options = options
@@ -231,6 +248,8 @@ class RedisStore(RedisSpending, Store):
         self._tally = client.register_script(_TALLY)
         self._replace = client.register_script(_REPLACE)
         self._register_spending_scripts()
+        self._register_replies_scripts()
+        self._remove = client.register_script(_REMOVE)
 
     @classmethod
     async def open(cls, url: str, options: StoreOptions | None = None) -> RedisStore:
@@ -304,22 +323,35 @@ class RedisStore(RedisSpending, Store):
         # snowflake exactly. The swap then checks that the item is still the one read (compare-and-set).
         key = self._key("turns", channel_id)
         for _ in range(_REPLACE_ATTEMPTS):
-            raw = await self._redis.lrange(key, 0, -1)
-            turns = [turn_from_json(item) for item in raw]
-            index = next(
-                (
-                    i + 1
-                    for i, turn in enumerate(turns[:-1])
-                    if turn.role == "user" and turn.message_id == question_id and turns[i + 1].role == "assistant"
-                ),
-                None,
-            )
-            if index is None:
+            raw, index = await self._exchange_at(key, question_id)
+            if index is None or len(raw) < 2:
                 return False
-            replacement = turn_to_json(dataclasses.replace(turns[index], text=text))
-            if int(await self._replace(keys=[key], args=[index, raw[index], replacement])):
+            replacement = turn_to_json(dataclasses.replace(turn_from_json(raw[1]), text=text))
+            if int(await self._replace(keys=[key], args=[index + 1, raw[1], replacement])):
                 return True
         raise RuntimeError(f"the turns of channel {channel_id} kept changing; the answer was not replaced")
+
+    async def remove_exchange(self, channel_id: int, question_id: int) -> int:
+        keys = self._channel_keys(channel_id)
+        for _ in range(_REPLACE_ATTEMPTS):  # found in Python, removed if unchanged (as replace_answer)
+            raw, index = await self._exchange_at(keys[0], question_id)
+            if index is None:
+                return 0
+            removed = int(await self._remove(keys=keys, args=[self._prefix, channel_id, index, *raw]))
+            if removed >= 0:
+                return removed
+        raise RuntimeError(f"the turns of channel {channel_id} kept changing; the exchange was not removed")
+
+    async def _exchange_at(self, key: str, question_id: int) -> tuple[list[bytes], int | None]:
+        """The stored question with message id ``question_id`` and its answer (if the turn after it is
+        one), as stored, and the question's index in the list (None: not stored)."""
+        raw = await self._redis.lrange(key, 0, -1)
+        turns = [turn_from_json(item) for item in raw]
+        for index, turn in enumerate(turns):
+            if turn.role == "user" and turn.message_id == question_id:
+                answered = index + 1 < len(turns) and turns[index + 1].role == "assistant"
+                return raw[index : index + 2 if answered else index + 1], index
+        return [], None
 
     async def history(self, channel_id: int, *, limit: int | None = None) -> list[Turn]:
         if limit == 0:

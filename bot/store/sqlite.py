@@ -44,6 +44,7 @@ from bot.store.base import (
     refs_from_json,
     refs_to_json,
 )
+from bot.store.sqlite_replies import SQLiteReplies
 from bot.store.sqlite_spending import RATE_EVENT_KEEP_SECONDS, SQLiteSpending, day_before
 
 log = logging.getLogger(__name__)
@@ -174,6 +175,17 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX rate_events_by_key ON rate_events (key, at);
     """,
+    # 7: the bot's replies, by the message they are about (deleting it deletes them)
+    """
+    CREATE TABLE replies (
+        message_id INTEGER PRIMARY KEY,
+        source_id  INTEGER NOT NULL,
+        channel_id INTEGER NOT NULL,
+        created_at REAL NOT NULL
+    );
+    CREATE INDEX replies_by_source ON replies (source_id);
+    CREATE INDEX replies_by_time ON replies (created_at);
+    """,
 )
 NOTIFY_POLL_SECONDS = 0.25
 NOTIFY_KEEP_SECONDS = 3600.0
@@ -183,6 +195,13 @@ _AUDIT_COLUMNS = (
     "kind, category, action, severity, channel_id, message_id, user_id, actor_id, created_at, detail"
 )
 _CHUNK = 500  # bound on SQL parameters per statement
+# A channel's question (by message id) and the turn stored right after it: (question id, next id, role).
+_QUESTION_AND_NEXT = (
+    "SELECT question.id, next.id, next.role FROM turns AS question LEFT JOIN turns AS next"
+    " ON next.channel_id = question.channel_id AND next.id = (SELECT MIN(id) FROM turns"
+    " WHERE channel_id = question.channel_id AND id > question.id)"
+    " WHERE question.channel_id = ? AND question.role = 'user' AND question.message_id = ?"
+)
 
 
 class SchemaTooNewError(RuntimeError):
@@ -198,7 +217,7 @@ def _marks(count: int) -> str:
     return ",".join("?" * count)
 
 
-class SQLiteStore(SQLiteSpending, Store):
+class SQLiteStore(SQLiteSpending, SQLiteReplies, Store):
     def __init__(self, conn: aiosqlite.Connection, options: StoreOptions) -> None:
         self._conn = conn
         self._options = options
@@ -313,18 +332,25 @@ class SQLiteStore(SQLiteSpending, Store):
 
     async def replace_answer(self, channel_id: int, question_id: int, text: str) -> bool:
         async with self._transaction() as conn:
-            rows = await conn.execute_fetchall(
-                "SELECT next.id, next.role FROM turns AS question JOIN turns AS next"
-                " ON next.channel_id = question.channel_id AND next.id = (SELECT MIN(id) FROM turns"
-                " WHERE channel_id = question.channel_id AND id > question.id)"
-                " WHERE question.channel_id = ? AND question.role = 'user' AND question.message_id = ?",
-                (channel_id, question_id),
-            )
-            found = next((turn_id for turn_id, role in rows if role == "assistant"), None)
+            rows = await conn.execute_fetchall(_QUESTION_AND_NEXT, (channel_id, question_id))
+            found = next((next_id for _, next_id, role in rows if role == "assistant"), None)
             if found is None:
                 return False
             await conn.execute("UPDATE turns SET text = ? WHERE id = ?", (text, found))
         return True
+
+    async def remove_exchange(self, channel_id: int, question_id: int) -> int:
+        async with self._transaction() as conn:
+            rows = await conn.execute_fetchall(_QUESTION_AND_NEXT, (channel_id, question_id))
+            if not rows:
+                return 0
+            question, answer, role = rows[0]
+            ids = [question, answer] if role == "assistant" else [question]
+            removed = await conn.execute_fetchall(
+                f"DELETE FROM turns WHERE id IN ({_marks(len(ids))}) RETURNING images", ids
+            )
+            await _collect_images(conn, _hashes(removed))
+        return len(removed)
 
     async def history(self, channel_id: int, *, limit: int | None = None) -> list[Turn]:
         async with self._reading() as conn:
@@ -361,6 +387,7 @@ class SQLiteStore(SQLiteSpending, Store):
         async with self._transaction() as conn:
             cursor = await conn.execute("DELETE FROM turns WHERE created_at < ?", (older_than,))
             deleted = cursor.rowcount
+            await conn.execute("DELETE FROM replies WHERE created_at < ?", (older_than,))
             await conn.execute(
                 "DELETE FROM images WHERE NOT EXISTS"
                 " (SELECT 1 FROM turn_images WHERE turn_images.sha256 = images.sha256)"

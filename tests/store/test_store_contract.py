@@ -31,7 +31,7 @@ from bot.store import (
     open_store,
     sqlite_path,
 )
-from bot.store.base import SETTINGS_CHANGES_KEPT
+from bot.store.base import SETTINGS_CHANGES_KEPT, Replies
 from bot.store.sqlite import MIGRATIONS, SchemaTooNewError
 
 CHANNEL = 111
@@ -724,3 +724,68 @@ async def test_twenty_concurrent_reservations_for_a_budget_of_five_let_five_thro
     finally:
         await first.close()
         await second.close()
+
+
+# -- replies: the bot's messages about a message, and the exchange of a deleted question ----------------
+
+
+async def test_replies_are_noted_per_source_and_taken_once_when_it_is_deleted(store: Store) -> None:
+    await store.add_replies(1001, CHANNEL, [5002, 5001])
+    await store.add_replies(1001, CHANNEL, [5001, 5003])  # a continuation; noting one twice is a no-op
+    await store.add_replies(2001, OTHER, [6001])
+    assert await store.replies_about(1001, CHANNEL) == (5001, 5002, 5003)
+    assert await store.replies_about(1001, OTHER) == ()
+
+    assert await store.messages_deleted([1001, 7777]) == [Replies(1001, CHANNEL, (5001, 5002, 5003))]
+    assert await store.messages_deleted([1001]) == []  # taken once
+    assert await store.replies_about(1001, CHANNEL) == ()
+    assert await store.messages_deleted([5001]) == []  # a reply taken with its source is no one's any more
+    assert await store.replies_about(2001, OTHER) == (6001,)
+
+
+async def test_a_deleted_reply_leaves_its_sources_record(store: Store) -> None:
+    await store.add_replies(1001, CHANNEL, [5001, 5002])
+    assert await store.messages_deleted([5002]) == []
+    assert await store.replies_about(1001, CHANNEL) == (5001,)
+    # A purge of the question and its reply at once still hands the reply over (the caller knows it is gone).
+    assert await store.messages_deleted([5001, 1001]) == [Replies(1001, CHANNEL, (5001,))]
+
+
+async def test_a_deletion_told_to_two_processes_hands_the_replies_to_one(store_url: str) -> None:
+    async with await open_store(store_url) as first, await open_store(store_url) as second:
+        await first.add_replies(1001, CHANNEL, [5001, 5002])
+        taken = await asyncio.gather(*(s.messages_deleted([1001]) for s in (first, second) for _ in range(3)))
+        assert sorted(taken, key=len) == [[], [], [], [], [], [Replies(1001, CHANNEL, (5001, 5002))]]
+
+
+async def test_replies_survive_a_restart_and_are_kept_for_the_retention(store_url: str) -> None:
+    async with await open_store(store_url, StoreOptions(retention_seconds=1)) as first:
+        await first.add_replies(1001, CHANNEL, [5001])
+    async with await open_store(store_url, StoreOptions(retention_seconds=1)) as store:
+        assert await store.replies_about(1001, CHANNEL) == (5001,)
+        await store.purge(time.time() - 3600)
+        assert await store.replies_about(1001, CHANNEL) == (5001,)
+
+        async def gone() -> bool:  # Redis lets the key expire; SQLite's purge takes what is older
+            await store.purge(time.time() - 1)
+            return await store.replies_about(1001, CHANNEL) == ()
+
+        await wait_for(gone)
+
+
+async def test_remove_exchange_takes_the_question_and_its_answer_and_unshared_images(store: Store) -> None:
+    shared, own = image(1), image(2)
+    await exchange(store, CHANNEL, 1, shared, own)
+    await exchange(store, CHANNEL, 2, own, blobs=())
+    await exchange(store, OTHER, 3, shared, blobs=())
+
+    assert await store.remove_exchange(CHANNEL, 1001) == 2
+    assert who(await store.history(CHANNEL)) == [("user", 2), ("assistant", 2)]
+    assert set(await store.get_images([shared.sha256, own.sha256])) == {shared.sha256, own.sha256}
+    assert await store.remove_exchange(CHANNEL, 1001) == 0
+    assert await store.remove_exchange(OTHER, 1002) == 0  # another channel's question
+
+    assert await store.remove_exchange(CHANNEL, 1002) == 2
+    assert await store.history(CHANNEL) == []
+    assert set(await store.get_images([shared.sha256, own.sha256])) == {shared.sha256}
+    assert len(await store.history(OTHER)) == 2

@@ -20,9 +20,10 @@ from unittest.mock import AsyncMock, MagicMock
 import discord
 import pytest
 
-from bot.replies import EMPTY_ANSWER, ChannelPacer, LiveRegistry, LiveReply, ReplyDeleted
+from bot.replies import EMPTY_ANSWER, ChannelPacer, LiveRegistry, LiveReply, ReplyDeleted, Withdrawal
 from bot.replies.sinks import NO_MENTIONS, InteractionSink, MessageSink
 from bot.replies.textsplit import FENCE, Wrap, render_live, split_message
+from bot.store import open_store
 from cogs.lifecycle import ReplyLifecycle
 from tests.virtual_time import max_in_window, run_virtual
 
@@ -374,12 +375,14 @@ def test_the_deletion_listener_reports_single_and_bulk_deletions() -> None:
     replies = {message_id: Watched() for message_id in (1, 2, 3)}
     for message_id, reply in replies.items():
         registry.register(message_id, reply)
-    cog = ReplyLifecycle(MagicMock(live=registry))
 
     async def main() -> None:
-        await cog.on_raw_message_delete(discord.RawMessageDeleteEvent({"id": "1", "channel_id": "9"}))
-        bulk = discord.RawBulkMessageDeleteEvent({"ids": ["2", "77"], "channel_id": "9"})
-        await cog.on_raw_bulk_message_delete(bulk)
+        async with await open_store("sqlite:///:memory:") as store:
+            withdrawal = Withdrawal(store=store, live=registry, pacer=_pacer, delete=AsyncMock())
+            cog = ReplyLifecycle(SimpleNamespace(withdrawal=withdrawal))  # type: ignore[arg-type]
+            await cog.on_raw_message_delete(discord.RawMessageDeleteEvent({"id": "1", "channel_id": "9"}))
+            bulk = discord.RawBulkMessageDeleteEvent({"ids": ["2", "77"], "channel_id": "9"})
+            await cog.on_raw_bulk_message_delete(bulk)
 
     asyncio.run(main())
     assert {message_id: reply.marked for message_id, reply in replies.items()} == {1: 1, 2: 1, 3: 0}
