@@ -83,13 +83,19 @@ class Withdrawal:
         )  # fmt: skip
 
     async def _withdraw(self, source: int, channel_id: int, message_ids: list[int], reply: Withdrawable | None) -> None:
+        """Memory first, so that once the replies are gone the exchange is too; a live reply's caller
+        may be storing the exchange just now, so once it is done the exchange is taken out again."""
         log.info("Message %s was deleted; deleting the %d replies about it", source, len(message_ids))
+        await self._forget(channel_id, source)
         await delete_paced(self._pacer(), self._delete, channel_id, message_ids)
-        if reply is not None:  # its caller may be storing the exchange just now
+        if reply is not None:
             try:
                 await asyncio.wait_for(reply.ended(), ENDING_SECONDS)
             except TimeoutError:
                 log.warning("A reply about deleted message %s did not end in time", source)
+            await self._forget(channel_id, source)
+
+    async def _forget(self, channel_id: int, source: int) -> None:
         try:
             removed = await self._store.remove_exchange(channel_id, source)
         except Exception:

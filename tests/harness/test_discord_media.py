@@ -4,6 +4,8 @@ messages (``message_snapshots``) and replies to a message with files carry what 
 
 from __future__ import annotations
 
+import asyncio
+
 import aiohttp
 import discord
 import pytest
@@ -59,6 +61,31 @@ async def test_a_posted_link_is_unfurled_a_moment_later_with_a_proxy_url_on_the_
         await emulator.wait_for(lambda: len(updates) == 2)
         assert [e.type for e in updates[1].message.embeds] == ["image", "article"]
         assert updates[1].message.embeds[1].image.proxy_url == article["image"]["proxy_url"]
+
+
+async def test_an_edit_that_adds_a_link_is_unfurled_a_moment_later_and_a_kept_link_is_not_again() -> None:
+    client = discord.Client(intents=intents())
+    updates: list[discord.RawMessageUpdateEvent] = []
+
+    @client.event
+    async def on_raw_message_edit(update: discord.RawMessageUpdateEvent) -> None:
+        updates.append(update)
+
+    async with DiscordEmulator() as emulator, emulator.running(client):
+        emulator.media.link("https://example.com/cat.png", png(320, 200, "orange"))
+        bob, images = emulator.user("bob"), emulator.channel("images")
+        posted = await emulator.post_message(bob, images, "", attachments=[("a.png", png())])
+        await emulator.edit_message(posted, "and https://example.com/cat.png")
+        await emulator.wait_for(lambda: len(updates) == 2, what="the edit, then the unfurl")
+        edit, unfurl = (update.message for update in updates)
+        assert edit.edited_at is not None and edit.embeds == []  # the preview is not in the edit
+        assert [e.url for e in unfurl.embeds] == ["https://example.com/cat.png"]
+        assert unfurl.attachments[0].filename == "a.png"
+
+        await emulator.edit_message(posted, "still https://example.com/cat.png")
+        await emulator.wait_for(lambda: len(updates) == 3)
+        await asyncio.sleep(emulator.config.unfurl_delay * 3)  # an unfurl would have come by now
+        assert len(updates) == 3 and len(posted.embeds) == 1
 
 
 async def test_stickers_forwards_and_replies_with_files_carry_their_images() -> None:

@@ -298,6 +298,16 @@ class DiscordEmulator(Actions):
             self._in_background(self._unfurl_later(message, previews))
         return message
 
+    async def edit_message(self, message: Message, content: str) -> Message:
+        """As :meth:`Actions.edit_message`; a link registered with ``media.link`` that the edit adds is
+        then unfurled after ``config.unfurl_delay`` seconds, as Discord does (links kept are not)."""
+        before = self.media.previews_for(message.content)
+        edited = await super().edit_message(message, content)
+        added = [embed for embed in self.media.previews_for(content) if embed not in before]
+        if added:
+            self._in_background(self._unfurl_later(edited, added))
+        return edited
+
     async def _unfurl_later(self, message: Message, embeds: list[dict[str, Any]]) -> None:
         await asyncio.sleep(self.config.unfurl_delay)
         if not message.deleted:
