@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from bot.app import Glimpse
+from bot.conversation import Turn
 from bot.moderation import ButtonAction
 from tests.e2e.helpers import (  # noqa: F401  (the fixtures: scaled Discord limits, bot paced to match)
     emulator_config,
@@ -20,6 +21,7 @@ from tests.e2e.helpers import (  # noqa: F401  (the fixtures: scaled Discord lim
     reply_chain,
     reply_to,
 )
+from tests.e2e.server_settings import answer_of, run_settings
 from tests.e2e.steering import buttons, mention
 from tests.e2e.test_moderation import (
     CLEAN,
@@ -46,11 +48,17 @@ async def described(emulator: DiscordEmulator, posted: Message) -> Message:
     return reply
 
 
-async def forgotten(glimpse: Glimpse, channel_id: int) -> None:
-    """Until the channel's memory is empty (it goes just before the replies do)."""
+async def remembered(glimpse: Glimpse, channel_id: int, *, at_most: int) -> list[Turn]:
+    """The channel's memory once it holds at most ``at_most`` turns (a deleted exchange goes just before
+    its replies do, or once a reply still being written is done)."""
     async with asyncio.timeout(5):
-        while await glimpse.store.history(channel_id):  # noqa: ASYNC110 (the store has no event to wait on)
+        while len(turns := await glimpse.store.history(channel_id)) > at_most:  # noqa: ASYNC110 (no event)
             await asyncio.sleep(0.02)
+    return turns
+
+
+async def forgotten(glimpse: Glimpse, channel_id: int) -> None:
+    assert await remembered(glimpse, channel_id, at_most=0) == []
 
 
 async def test_the_author_deleting_a_question_deletes_the_whole_answer_and_its_memory(
@@ -130,7 +138,27 @@ async def test_a_bulk_delete_takes_the_descriptions_of_every_message_it_deletes(
 
     assert emulator.bot_messages(images) == [kept_description]
     assert [r.path.rsplit("/", 1)[1] for r in deletes(emulator)] == [str(second_description.id)]
-    async with asyncio.timeout(5):
-        while len(await glimpse.store.history(images.id)) > 2:  # noqa: ASYNC110
-            await asyncio.sleep(0.02)
-    assert [t.message_id for t in await glimpse.store.history(images.id) if t.role == "user"] == [kept.id]
+    turns = await remembered(glimpse, images.id, at_most=2)
+    assert [t.message_id for t in turns if t.role == "user"] == [kept.id]
+
+
+async def test_deleting_the_message_that_opened_a_conversation_thread_deletes_its_answer_there(
+    glimpse: Glimpse, emulator: DiscordEmulator, vlm: VLMServer
+) -> None:
+    alice, bob, general = emulator.user("alice"), emulator.user("bob"), emulator.channel("general")
+    answer_of(await run_settings(emulator, alice, "chat", {"channel": general, "mode": "thread"}))
+    vlm.script("Capybaras are large rodents.", "About 60 cm tall.")
+    asked = await emulator.post_message(bob, general, mention(emulator, "what is a capybara?"))
+    thread = await emulator.wait_for(lambda: emulator.world.channels.get(asked.id))
+    first = await emulator.wait_for_message(thread)
+    await emulator.wait_for(lambda: "Regenerate" in buttons(first.components))
+    follow_up = await emulator.post_message(bob, thread, "and how big are they?")
+    second = await emulator.wait_for_message(thread, after=follow_up)
+    await emulator.wait_for(lambda: "Regenerate" in buttons(second.components) and not first.components)
+
+    await emulator.delete_message(asked)  # the thread stays, as in Discord; the answer to it goes
+    await emulator.wait_for(lambda: first.deleted, what="the first answer deleted")
+
+    assert emulator.bot_messages(thread) == [second]  # the follow-up's answer is about the follow-up
+    turns = await remembered(glimpse, thread.id, at_most=2)
+    assert [t.text for t in turns] == ["and how big are they?", "About 60 cm tall."]
