@@ -380,27 +380,31 @@ class LiveReply:
             render = lambda: closing  # noqa: E731
         if self._next_index(render()) is None:
             return False
-        async with self._pacer.slot(self._sink.channel_id):
-            if self.deleted:  # withdrawn while it waited for the slot: post nothing more
-                raise ReplyDeleted("the reply was withdrawn")
-            if self._handover_due():  # the wait for the slot crossed the moment: hand over first
-                return True
-            target = render()  # the text may have grown while we waited for the slot
-            index = self._next_index(target)
-            if index is None:
-                return False
-            self._in_request = True
-            self._idle.clear()
-            self._last_request_at = self._pacer.now()  # spacing counts from starts; the pacer
-            try:  # stamps completions, so a slow request still cannot crowd Discord's window
-                await self._perform(target, index)
-            finally:
-                self._in_request = False
-                self._idle.set()
-            self._text_shown = self._text_shown or target.has_text
+        try:
+            async with self._pacer.slot(self._sink.channel_id):
+                if self.deleted:  # withdrawn while it waited for the slot: post nothing more
+                    raise ReplyDeleted("the reply was withdrawn")
+                if self._handover_due():  # the wait for the slot crossed the moment: hand over first
+                    return True
+                target = render()  # the text may have grown while we waited for the slot
+                index = self._next_index(target)
+                if index is None:
+                    return False
+                self._in_request = True
+                self._idle.clear()
+                self._last_request_at = self._pacer.now()  # spacing counts from starts; the pacer
+                # stamps completions, so a slow request still cannot crowd Discord's window
+                posted = await self._perform(target, index)
+                self._text_shown = self._text_shown or target.has_text
+            if posted is not None and self._on_posted is not None:
+                await self._on_posted(posted)  # outside the slot: the channel need not wait for the store
+        finally:
+            self._in_request = False  # the editor is not cancelled in a request (nor while it is noted)
+            self._idle.set()
         return True
 
-    async def _perform(self, target: Target, index: int) -> None:
+    async def _perform(self, target: Target, index: int) -> int | None:
+        """Send or edit message ``index``; the id of a message it posted."""
         content = target.contents[index]
         self._requests += 1
         file = None
@@ -426,11 +430,10 @@ class LiveReply:
                     self._registry.register(message_id, self)
         except discord.NotFound as exc:
             raise ReplyDeleted(str(exc)) from exc
-        if message_id is not None and self._on_posted is not None:
-            await self._on_posted(message_id)
         if file is not None:
             self._attached = True
         log.debug("live reply: message %d now %d chars", index, len(content))
+        return message_id
 
     async def _sync_all(self, render: Callable[[], Target]) -> None:
         while await self._request(render):
