@@ -44,6 +44,14 @@ class SQLiteReplies:
 
     async def messages_deleted(self, message_ids: Iterable[int]) -> list[Replies]:
         ids = json.dumps(list(dict.fromkeys(message_ids)))  # one parameter, however many ids
+        async with self._reading() as conn:  # most deleted messages are no one's: no write for them
+            found = await conn.execute_fetchall(
+                "SELECT 1 FROM replies WHERE source_id IN (SELECT value FROM json_each(?1))"
+                " OR message_id IN (SELECT value FROM json_each(?1)) LIMIT 1",
+                (ids,),
+            )
+        if not found:
+            return []
         async with self._transaction() as conn:
             rows = await conn.execute_fetchall(
                 "DELETE FROM replies WHERE source_id IN (SELECT value FROM json_each(?))"
