@@ -152,19 +152,20 @@ return 1
 # Attempts of replace_answer when an append or trim moved the list between the read and the swap.
 _REPLACE_ATTEMPTS = 5
 
-# Removes list items ARGV[3] (a 0-based index) and on, if they still hold the turn JSONs ARGV[4...]:
-# how many went, or -1 if the list moved since it was read. KEYS: turns, seen, chimgs. ARGV: prefix,
-# channel, index, the turns read.
+# Removes list items ARGV[4] (a 0-based index) and on, if they still hold the turn JSONs ARGV[5...]:
+# how many went, or -1 if the list moved since it was read. Image references are reconciled only when
+# ARGV[3] is '1' (the removed turns showed images). KEYS: turns, seen, chimgs. ARGV: prefix, channel,
+# reconcile, index, the turns read.
 _REMOVE = """
-local prefix, channel, index = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local prefix, channel, index = ARGV[1], ARGV[2], tonumber(ARGV[4])
 """ + _RECONCILE + """
-for i = 4, #ARGV do
-  if redis.call('LINDEX', KEYS[1], index + i - 4) ~= ARGV[i] then return -1 end
+for i = 5, #ARGV do
+  if redis.call('LINDEX', KEYS[1], index + i - 5) ~= ARGV[i] then return -1 end
 end
-for i = 4, #ARGV do redis.call('LSET', KEYS[1], index + i - 4, 'removed') end  -- no turn JSON looks so
-redis.call('LREM', KEYS[1], #ARGV - 3, 'removed')
-reconcile()
-return #ARGV - 3
+for i = 5, #ARGV do redis.call('LSET', KEYS[1], index + i - 5, 'removed') end  -- no turn JSON looks so
+redis.call('LREM', KEYS[1], #ARGV - 4, 'removed')
+if ARGV[3] == '1' then reconcile() end
+return #ARGV - 4
 """
 
 # KEYS: turns, seen, chimgs. ARGV: prefix, channel.
@@ -337,7 +338,8 @@ class RedisStore(RedisSpending, RedisReplies, Store):
             raw, index = await self._exchange_at(keys[0], question_id)
             if index is None:
                 return 0
-            removed = int(await self._remove(keys=keys, args=[self._prefix, channel_id, index, *raw]))
+            images = "1" if turn_from_json(raw[0]).images else "0"
+            removed = int(await self._remove(keys=keys, args=[self._prefix, channel_id, images, index, *raw]))
             if removed >= 0:
                 return removed
         raise RuntimeError(f"the turns of channel {channel_id} kept changing; the exchange was not removed")
@@ -346,10 +348,13 @@ class RedisStore(RedisSpending, RedisReplies, Store):
         """The stored question with message id ``question_id`` and its answer (if the turn after it is
         one), as stored, and the question's index in the list (None: not stored)."""
         raw = await self._redis.lrange(key, 0, -1)
-        turns = [turn_from_json(item) for item in raw]
-        for index, turn in enumerate(turns):
+        needle = f'"message_id":{question_id}'.encode()  # turn_to_json's compact form: parse only candidates
+        for index, item in enumerate(raw):
+            if needle not in item:
+                continue
+            turn = turn_from_json(item)
             if turn.role == "user" and turn.message_id == question_id:
-                answered = index + 1 < len(turns) and turns[index + 1].role == "assistant"
+                answered = index + 1 < len(raw) and turn_from_json(raw[index + 1]).role == "assistant"
                 return raw[index : index + 2 if answered else index + 1], index
         return [], None
 

@@ -778,7 +778,9 @@ async def test_remove_exchange_takes_the_question_and_its_answer_and_unshared_im
     await exchange(store, CHANNEL, 1, shared, own)
     await exchange(store, CHANNEL, 2, own, blobs=())
     await exchange(store, OTHER, 3, shared, blobs=())
+    await exchange(store, CHANNEL, 4)  # no images
 
+    assert await store.remove_exchange(CHANNEL, 1004) == 2
     assert await store.remove_exchange(CHANNEL, 1001) == 2
     assert who(await store.history(CHANNEL)) == [("user", 2), ("assistant", 2)]
     assert set(await store.get_images([shared.sha256, own.sha256])) == {shared.sha256, own.sha256}
