@@ -26,9 +26,9 @@ from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
 from bot.guard.fallback import MemorySpending
-from bot.guard.limits import Actor, Charges, Limits, Purpose, Scope, ServerLimits, charges, first_full, next_midnight
+from bot.guard.limits import Actor, Charges, Limits, Purpose, Scope, ServerLimits, charges, next_midnight
 from bot.guard.limits import utc_day as day_of
-from bot.store import MeterLimit, Store, UsageRow
+from bot.store import MeterLimit, NotAdmitted, RateLimit, Store, UsageRow
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,9 @@ T = TypeVar("T")
 class Spending(Protocol):
     """The store's spending counters (and claims), as the guard uses them; :class:`MemorySpending` fits."""
 
-    async def rate_hit(self, key: str, *, limit: int, window: float, now: float) -> float | None: ...
+    async def admit(
+        self, day: str, meters: Sequence[MeterLimit], rate: RateLimit | None, *, now: float
+    ) -> NotAdmitted | None: ...
     async def meter_levels(self, day: str, keys: Iterable[str]) -> dict[str, int]: ...
     async def reserve(self, day: str, meters: Sequence[MeterLimit], tokens: int) -> str | None: ...
     async def settle(self, day: str, keys: Sequence[str], reserved: int, usage: UsageRow | None) -> None: ...
@@ -139,29 +141,21 @@ class Guard:
         return charges(actor, self.limits, server)
 
     async def admit(self, actor: Actor) -> Admission | Refusal:
-        """Whether ``actor`` may start a request now (step 1 of the module docstring). Bounded in
-        time (:data:`ADMIT_WAIT_SECONDS` per store step), so a command may admit before it answers."""
+        """Whether ``actor`` may start a request now (step 1 of the module docstring): one store step,
+        bounded in time (:data:`ADMIT_WAIT_SECONDS`), so a command may admit before it answers."""
         plan = await self.charges(actor)
         now = self.clock()
-        levels, counters = await self.spending(
-            lambda counters: counters.meter_levels(day_of(now), plan.keys), wait=ADMIT_WAIT_SECONDS
+        rate = None if plan.rate_key is None else RateLimit(plan.rate_key, plan.rate_limit, RATE_WINDOW_SECONDS)
+        meters = [(meter.key, meter.limit) for meter in plan.meters]
+        held, _ = await self.spending(
+            lambda counters: counters.admit(day_of(now), meters, rate, now=now), wait=ADMIT_WAIT_SECONDS
         )
-        full = first_full(plan.meters, levels)
-        if full is not None:
+        if held is None:
+            return Admission(self, actor, plan)
+        if held.meter is not None:
+            full = plan.meter(held.meter)
             return Refusal(full.scope, full.limit, next_midnight(now))
-        if plan.rate_key is not None:
-            key, limit = plan.rate_key, plan.rate_limit
-
-            def hit(counters: Spending) -> Awaitable[float | None]:
-                return counters.rate_hit(key, limit=limit, window=RATE_WINDOW_SECONDS, now=now)
-
-            if counters is self.store:
-                retry_at, _ = await self.spending(hit, wait=ADMIT_WAIT_SECONDS)
-            else:  # the store just failed this admission: do not wait for it twice
-                retry_at = await hit(self.fallback)
-            if retry_at is not None:
-                return Refusal(Scope.RATE, plan.rate_limit, retry_at)
-        return Admission(self, actor, plan)
+        return Refusal(Scope.RATE, plan.rate_limit, held.slot_frees_at)
 
     async def once_a_day(self, key: str) -> bool:
         """True for the first caller of the UTC day for ``key`` (a claim in the store: across
@@ -205,13 +199,23 @@ class Reservation:
         self.day = day
         self.tokens = tokens
         self._counters = counters  # where it was reserved: the store, or this process's stand-in
-        self._ended = False
+        self._ending: asyncio.Task[None] | None = None
 
     async def settle(self, spent: Spent | None) -> None:
-        """Count ``spent`` (None: release the reservation). Shielded: a cancelled caller still ends it."""
-        if self._ended:
-            return
-        self._ended = True
+        """Count ``spent`` (None: release the reservation) and wait until it is counted. Shielded: a
+        cancelled caller still ends it."""
+        await asyncio.shield(self.end(spent))
+
+    def end(self, spent: Spent | None) -> asyncio.Task[None]:
+        """Start counting ``spent`` (None: releasing) in a task of its own, without waiting for it
+        (await the task, shielded, to wait); every later call returns the first call's task."""
+        if self._ending is None:
+            self._ending = asyncio.create_task(self._count(spent), name="guard-settle")
+            _RUNNING.add(self._ending)  # the event loop holds tasks only weakly
+            self._ending.add_done_callback(_RUNNING.discard)
+        return self._ending
+
+    async def _count(self, spent: Spent | None) -> None:
         actor = self.admission.actor
         usage = None
         if spent is not None:
@@ -225,7 +229,10 @@ class Reservation:
                 requests=1,
             )
         try:
-            await asyncio.shield(self._counters.settle(self.day, self.admission.plan.keys, self.tokens, usage))
+            await self._counters.settle(self.day, self.admission.plan.keys, self.tokens, usage)
         except Exception:
             # The answer is already on screen; a lost settlement only leaves today's meter high.
             log.exception("Could not settle a reservation of %d tokens", self.tokens)
+
+
+_RUNNING: set[asyncio.Task[None]] = set()

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import defaultdict, deque
 from collections.abc import Iterable, Sequence
 
-from bot.store import MeterLimit, UsageRow
+from bot.store import MeterLimit, NotAdmitted, RateLimit, UsageRow
 
 _DAYS_KEPT = 3
 
@@ -24,12 +24,20 @@ class MemorySpending:
         self._levels: dict[str, dict[str, int]] = {}  # day -> meter -> spent + reserved
         self._claims: set[tuple[str, str]] = set()
 
-    async def rate_hit(self, key: str, *, limit: int, window: float, now: float) -> float | None:
-        events = self._events[key]
-        while events and events[0] <= now - window:
+    async def admit(
+        self, day: str, meters: Sequence[MeterLimit], rate: RateLimit | None, *, now: float
+    ) -> NotAdmitted | None:
+        levels = self._levels.get(day, {})
+        for key, limit in meters:
+            if limit and levels.get(key, 0) >= limit:
+                return NotAdmitted(meter=key)
+        if rate is None:
+            return None
+        events = self._events[rate.key]
+        while events and events[0] <= now - rate.window:
             events.popleft()
-        if len(events) >= limit:
-            return events[0] + window
+        if len(events) >= rate.limit:
+            return NotAdmitted(slot_frees_at=events[0] + rate.window)
         events.append(now)
         return None
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -194,11 +194,3 @@ def month_start(timestamp: float) -> str:
     """The first UTC day of ``timestamp``'s month."""
     return dt.datetime.fromtimestamp(timestamp, dt.UTC).date().replace(day=1).isoformat()
 
-
-def first_full(meters: Iterable[Meter], levels: dict[str, int], extra: int = 0) -> Meter | None:
-    """The first meter whose limit ``extra`` more tokens would pass (``extra`` 0: that is used up)."""
-    for meter in meters:
-        used = levels.get(meter.key, 0)
-        if meter.limit and (used >= meter.limit or used + extra > meter.limit):
-            return meter
-    return None

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import io
-from collections.abc import Callable, Coroutine, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Protocol
 
 from PIL import Image
@@ -127,7 +127,6 @@ class MeteredStream(ClosingStream):
         self._max_tokens = max_tokens
         self._reservation: Reservation | None = None
         self._refused = False
-        self._settling: asyncio.Task[None] | None = None
 
     @property
     def text(self) -> str:
@@ -156,7 +155,7 @@ class MeteredStream(ClosingStream):
         except StopAsyncIteration:
             # The answer is complete: let its reader show it at once and count the cost meanwhile
             # (aclose waits for it); an inline store write here would hold back the final edit.
-            self._settling = _in_background(self._settle())
+            self._end()
             raise
         except BaseException:
             await self._settle()
@@ -164,15 +163,19 @@ class MeteredStream(ClosingStream):
 
     async def aclose(self) -> None:
         await self._inner.aclose()
-        if self._settling is not None:
-            await asyncio.shield(self._settling)
         await self._settle()
 
     async def _settle(self) -> None:
-        """The provider's usage; without one (stopped early), our estimate of what was consumed;
-        nothing when no text came (the request failed, or was stopped before its first word)."""
+        ending = self._end()
+        if ending is not None:
+            await asyncio.shield(ending)
+
+    def _end(self) -> asyncio.Task[None] | None:
+        """Start settling what was spent: the provider's usage; without one (stopped early), our
+        estimate of what was consumed; nothing when no text came (the request failed, or was stopped
+        before its first word). Only the first call counts."""
         if self._reservation is None:
-            return
+            return None
         usage = self._inner.usage
         if usage is not None:
             spent: Spent | None = Spent(usage.prompt_tokens, usage.completion_tokens)
@@ -180,15 +183,4 @@ class MeteredStream(ClosingStream):
             spent = Spent(self._estimate, estimate_text_tokens(self._inner.text))
         else:
             spent = None
-        await self._reservation.settle(spent)
-
-
-_BACKGROUND: set[asyncio.Task[None]] = set()
-
-
-def _in_background(work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
-    """Run ``work`` as a task kept alive until it is done (the event loop holds tasks only weakly)."""
-    task = asyncio.create_task(work, name="guard-settle")
-    _BACKGROUND.add(task)
-    task.add_done_callback(_BACKGROUND.discard)
-    return task
+        return self._reservation.end(spent)

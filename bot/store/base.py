@@ -207,7 +207,25 @@ def group_replies(rows: Iterable[tuple[int, int, int]]) -> list[Replies]:
 
 
 MeterLimit = tuple[str, int]
-"""(meter key, limit) for :meth:`Store.reserve`; a limit of 0 counts without refusing."""
+"""(meter key, limit) for :meth:`Store.admit` and :meth:`Store.reserve`; a limit of 0 counts without refusing."""
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimit:
+    """At most ``limit`` events under ``key`` in any ``window`` seconds (:meth:`Store.admit`)."""
+
+    key: str
+    limit: int
+    window: float
+
+
+@dataclass(frozen=True, slots=True)
+class NotAdmitted:
+    """Why :meth:`Store.admit` turned a request away: the ``meter`` (its key) that is used up, or
+    else the rate, whose next slot frees at ``slot_frees_at``."""
+
+    meter: str | None = None
+    slot_frees_at: float = 0.0
 
 
 def refs_to_json(images: Iterable[ImageRef]) -> str:
@@ -469,9 +487,13 @@ class Store(ABC):
     # clock is the one that decides, so a test can move it across midnight.
 
     @abstractmethod
-    async def rate_hit(self, key: str, *, limit: int, window: float, now: float) -> float | None:
-        """Count one event under ``key`` if fewer than ``limit`` were counted in the ``window`` seconds
-        before ``now`` (one atomic step): ``None`` when counted, else the time a slot frees up."""
+    async def admit(
+        self, day: str, meters: Sequence[MeterLimit], rate: RateLimit | None, *, now: float
+    ) -> NotAdmitted | None:
+        """Admit a request when none of ``meters`` is used up on ``day`` (spent plus reserved at its
+        limit) and, with ``rate``, fewer than its limit were counted in the window before ``now``; an
+        admitted request counts one event under the rate's key. One atomic step (one round trip):
+        ``None`` when admitted, else the first used-up meter (in order; no event counted), else the rate."""
 
     @abstractmethod
     async def meter_levels(self, day: str, keys: Iterable[str]) -> dict[str, int]:

@@ -6,10 +6,11 @@ Keys (under the store's prefix)::
     meters:{day}          HASH   "{meter}" -> tokens spent, "{meter}:r" -> tokens reserved
     usage:{guild}:{day}   HASH   "{user}:{feature}:p|c|n" -> prompt tokens, completion tokens, requests
 
-A rate hit, a reservation (check every meter, then reserve on all) and a settlement are each one Lua
-script, so processes sharing the Redis cannot interleave inside them. Every key expires on its own:
-rate keys after their window, meters :data:`~bot.store.base.METER_KEEP_DAYS` and usage rows the usage
-retention after their day, as SQLite's purge keeps them.
+An admission (check the meters, then count the rate), a reservation (check every meter, then reserve
+on all) and a settlement are each one Lua script (one round trip), so processes sharing the Redis
+cannot interleave inside them. Every key expires on its own: rate keys after their window, meters
+:data:`~bot.store.base.METER_KEEP_DAYS` and usage rows the usage retention after their day, as
+SQLite's purge keeps them.
 """
 
 from __future__ import annotations
@@ -20,19 +21,37 @@ from collections.abc import Iterable, Sequence
 
 import redis.asyncio as aioredis
 
-from bot.store.base import MAX_USAGE_DAYS, METER_KEEP_DAYS, MeterLimit, StoreOptions, UsageRow
+from bot.store.base import (
+    MAX_USAGE_DAYS,
+    METER_KEEP_DAYS,
+    MeterLimit,
+    NotAdmitted,
+    RateLimit,
+    StoreOptions,
+    UsageRow,
+)
 
-# KEYS: the rate key. ARGV: limit, window (s), now, a unique member. Returns nil (counted) or the
-# time (as text) the oldest counted event leaves the window.
-_RATE_HIT = """
-local limit, window, now = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
-if redis.call('ZCARD', KEYS[1]) >= limit then
-  local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-  return tostring(tonumber(oldest[2]) + window)
+# KEYS: the day's meters, then the rate key (only with a rate). ARGV: rate limit, window (s), now, a
+# unique member, then (meter, limit) pairs. Returns nil (admitted: the event counted), {'meter', key}
+# for the first used-up meter, or {'rate', time (as text) the oldest counted event leaves the window}.
+_ADMIT = """
+for i = 5, #ARGV, 2 do
+  local limit = tonumber(ARGV[i + 1])
+  if limit > 0 then
+    local level = tonumber(redis.call('HGET', KEYS[1], ARGV[i]) or '0')
+      + tonumber(redis.call('HGET', KEYS[1], ARGV[i] .. ':r') or '0')
+    if level >= limit then return {'meter', ARGV[i]} end
+  end
 end
-redis.call('ZADD', KEYS[1], now, ARGV[4])
-redis.call('PEXPIRE', KEYS[1], math.ceil(window * 1000))
+if #KEYS < 2 then return false end
+local limit, window, now = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - window)
+if redis.call('ZCARD', KEYS[2]) >= limit then
+  local oldest = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
+  return {'rate', tostring(tonumber(oldest[2]) + window)}
+end
+redis.call('ZADD', KEYS[2], now, ARGV[4])
+redis.call('PEXPIRE', KEYS[2], math.ceil(window * 1000))
 return false
 """
 
@@ -90,13 +109,25 @@ class RedisSpending:
         raise NotImplementedError  # RedisStore's
 
     def _register_spending_scripts(self) -> None:
-        self._rate_hit = self._redis.register_script(_RATE_HIT)
+        self._admit = self._redis.register_script(_ADMIT)
         self._reserve = self._redis.register_script(_RESERVE)
         self._settle = self._redis.register_script(_SETTLE)
 
-    async def rate_hit(self, key: str, *, limit: int, window: float, now: float) -> float | None:
-        result = await self._rate_hit(keys=[self._key("rate", key)], args=[limit, window, now, uuid.uuid4().hex])
-        return None if result is None else float(result)
+    async def admit(
+        self, day: str, meters: Sequence[MeterLimit], rate: RateLimit | None, *, now: float
+    ) -> NotAdmitted | None:
+        keys = [self._key("meters", day)]
+        args: list[str | int | float] = [0, 0, now, ""]
+        if rate is not None:
+            keys.append(self._key("rate", rate.key))
+            args = [rate.limit, rate.window, now, uuid.uuid4().hex]
+        for key, limit in meters:
+            args += [key, limit]
+        result = await self._admit(keys=keys, args=args)
+        if result is None:
+            return None
+        kind, value = (item.decode() for item in result)
+        return NotAdmitted(meter=value) if kind == "meter" else NotAdmitted(slot_frees_at=float(value))
 
     async def meter_levels(self, day: str, keys: Iterable[str]) -> dict[str, int]:
         wanted = list(keys)

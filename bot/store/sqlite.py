@@ -19,9 +19,10 @@ import json
 import logging
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import TypeVar
 
 import aiosqlite
 
@@ -48,6 +49,7 @@ from bot.store.sqlite_replies import SQLiteReplies
 from bot.store.sqlite_spending import RATE_EVENT_KEEP_SECONDS, SQLiteSpending, day_before
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 MIGRATIONS: tuple[str, ...] = (
     # 1: conversation, images, guild settings, audit trail, cache
@@ -264,6 +266,14 @@ class SQLiteStore(SQLiteSpending, SQLiteReplies, Store):
     async def _reading(self) -> AsyncIterator[aiosqlite.Connection]:
         async with self._lock:
             yield self._conn
+
+    async def _at_once(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """``work`` as one ``BEGIN IMMEDIATE`` transaction run whole on the connection's thread: one
+        hop there and back, where :meth:`_transaction` makes one per statement (the guard's steps,
+        which a request waits for). Through ``aiosqlite.Connection._execute``: aiosqlite's own way to
+        queue a call on its thread, which it has no public name for."""
+        async with self._lock:
+            return await self._conn._execute(_immediate, self._conn, work)
 
     # -- conversation -------------------------------------------------------------------------------
 
@@ -575,6 +585,19 @@ class SQLiteStore(SQLiteSpending, SQLiteReplies, Store):
     async def release(self, kind: str, key: str) -> None:
         async with self._transaction() as conn:
             await conn.execute("DELETE FROM claims WHERE kind = ? AND key = ?", (kind, key))
+
+
+def _immediate(conn: aiosqlite.Connection, work: Callable[[sqlite3.Connection], T]) -> T:
+    """On the connection's thread: ``work`` in one ``BEGIN IMMEDIATE`` transaction."""
+    db = conn._conn
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        result = work(db)
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+    return result
 
 
 async def _migrate(conn: aiosqlite.Connection) -> None:

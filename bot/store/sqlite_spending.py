@@ -1,26 +1,45 @@
 """The spending counters of the SQLite store (see :class:`bot.store.base.Store`, "spending").
 
-A rate hit and a reservation are each ONE statement that checks and writes (``INSERT ... SELECT ...
-WHERE``): SQLite takes a write statement's lock before the statement reads anything, so the check and
-the write cannot be split by another coroutine or another process on the same file (twenty requests
-racing for a budget that fits five let five through), and the request waits for one round trip to
-the database thread, not five. A settlement with usage updates two tables in one ``BEGIN IMMEDIATE``
-transaction. Rate events older than their window are dropped by :meth:`Store.purge`.
+Each step a request waits for is ONE round trip to aiosqlite's database thread (aiosqlite makes a
+hop there and back, two thread wake-ups, per statement, which is most of a short step's cost):
+
+- an admission (the meters read, then the rate counted) and a settlement with usage (two tables) are
+  each one ``BEGIN IMMEDIATE`` transaction run whole on that thread (``_at_once``);
+- a reservation is one statement that checks and writes (``INSERT ... SELECT ... WHERE``).
+
+Either way the check and the write cannot be split by another coroutine or another process on the
+same file: SQLite takes the write lock before anything is read (twenty requests racing for a budget
+that fits five let five through). Rate events older than their window are dropped by
+:meth:`Store.purge`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterable, Sequence
+import sqlite3
+from collections.abc import Callable, Coroutine, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
+from dataclasses import astuple
+from typing import Any, TypeVar
 
 import aiosqlite
 
-from bot.store.base import MeterLimit, UsageRow
+from bot.store.base import MeterLimit, NotAdmitted, RateLimit, UsageRow
 
 RATE_EVENT_KEEP_SECONDS = 3600
 """Rate windows are a minute; :meth:`Store.purge` drops events older than this."""
 _USAGE_COLUMNS = "day, guild_id, user_id, feature, prompt_tokens, completion_tokens, requests"
+_SPEND = (
+    "UPDATE meters SET reserved = MAX(reserved - ?, 0), spent = spent + ? WHERE day = ? AND key IN ({marks})"
+)
+_ADD_USAGE = (
+    f"INSERT INTO usage ({_USAGE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)"
+    " ON CONFLICT (guild_id, day, user_id, feature) DO UPDATE SET"
+    " prompt_tokens = prompt_tokens + excluded.prompt_tokens,"
+    " completion_tokens = completion_tokens + excluded.completion_tokens,"
+    " requests = requests + excluded.requests"
+)
+T = TypeVar("T")
 
 
 def day_before(now: float, days: int) -> str:
@@ -38,20 +57,34 @@ class SQLiteSpending:
 
     _transaction: Callable[[], AbstractAsyncContextManager[aiosqlite.Connection]]
     _reading: Callable[[], AbstractAsyncContextManager[aiosqlite.Connection]]
+    _at_once: Callable[[Callable[[sqlite3.Connection], T]], Coroutine[Any, Any, T]]
 
-    async def rate_hit(self, key: str, *, limit: int, window: float, now: float) -> float | None:
-        async with self._reading() as conn:  # one statement (see the module docstring)
-            cursor = await conn.execute(
-                "INSERT INTO rate_events (key, at) SELECT ?, ?"
-                " WHERE (SELECT COUNT(*) FROM rate_events WHERE key = ? AND at > ?) < ?",
-                (key, now, key, now - window, limit),
-            )
-            if cursor.rowcount:
-                return None
-            ((oldest,),) = await conn.execute_fetchall(
-                "SELECT MIN(at) FROM rate_events WHERE key = ? AND at > ?", (key, now - window)
-            )
-        return float(oldest) + window
+    async def admit(
+        self, day: str, meters: Sequence[MeterLimit], rate: RateLimit | None, *, now: float
+    ) -> NotAdmitted | None:
+        limited = [(key, limit) for key, limit in meters if limit > 0]
+
+        def admit(db: sqlite3.Connection) -> NotAdmitted | None:
+            if limited:
+                levels = dict(
+                    db.execute(
+                        f"SELECT key, spent + reserved FROM meters WHERE day = ? AND key IN ({_marks(len(limited))})",
+                        (day, *(key for key, _ in limited)),
+                    ).fetchall()
+                )
+                for key, limit in limited:
+                    if levels.get(key, 0) >= limit:
+                        return NotAdmitted(meter=key)
+            if rate is not None:
+                count, oldest = db.execute(
+                    "SELECT COUNT(*), MIN(at) FROM rate_events WHERE key = ? AND at > ?", (rate.key, now - rate.window)
+                ).fetchone()
+                if count >= rate.limit:
+                    return NotAdmitted(slot_frees_at=float(oldest) + rate.window)
+                db.execute("INSERT INTO rate_events (key, at) VALUES (?, ?)", (rate.key, now))
+            return None
+
+        return await self._at_once(admit)
 
     async def meter_levels(self, day: str, keys: Iterable[str]) -> dict[str, int]:
         wanted = list(keys)
@@ -81,33 +114,14 @@ class SQLiteSpending:
         return next((key for key, limit in meters if limit and levels[key] + tokens > limit), meters[0][0])
 
     async def settle(self, day: str, keys: Sequence[str], reserved: int, usage: UsageRow | None) -> None:
-        spent = usage.tokens if usage is not None else 0
-        update = (
-            "UPDATE meters SET reserved = MAX(reserved - ?, 0), spent = spent + ?"
-            f" WHERE day = ? AND key IN ({_marks(len(keys))})"
-        )
-        if usage is None:  # a release: one statement
-            async with self._reading() as conn:
-                await conn.execute(update, (reserved, 0, day, *keys))
-            return
-        async with self._transaction() as conn:
-            await conn.execute(update, (reserved, spent, day, *keys))
-            await conn.execute(
-                "INSERT INTO usage (day, guild_id, user_id, feature, prompt_tokens, completion_tokens, requests)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (guild_id, day, user_id, feature) DO UPDATE SET"
-                " prompt_tokens = prompt_tokens + excluded.prompt_tokens,"
-                " completion_tokens = completion_tokens + excluded.completion_tokens,"
-                " requests = requests + excluded.requests",
-                (
-                    usage.day,
-                    usage.guild_id,
-                    usage.user_id,
-                    usage.feature,
-                    usage.prompt_tokens,
-                    usage.completion_tokens,
-                    usage.requests,
-                ),
-            )
+        spend = _SPEND.format(marks=_marks(len(keys)))
+
+        def settle(db: sqlite3.Connection) -> None:
+            db.execute(spend, (reserved, usage.tokens if usage else 0, day, *keys))
+            if usage is not None:
+                db.execute(_ADD_USAGE, astuple(usage))
+
+        await self._at_once(settle)
 
     async def usage(
         self, guild_id: int, since_day: str, until_day: str, *, user_id: int | None = None

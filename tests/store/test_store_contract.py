@@ -22,6 +22,8 @@ from bot.store import (
     AuditRecord,
     DuplicateAnswerError,
     ExchangeForgotten,
+    NotAdmitted,
+    RateLimit,
     SettingsChange,
     SettingsConflictError,
     Store,
@@ -658,13 +660,36 @@ DAY = "2026-12-01"
 NOON = 1_796_126_400.0  # 2026-12-01 12:00 UTC
 
 
-async def test_rate_hits_are_counted_within_their_window(store: Store) -> None:
-    assert [await store.rate_hit("user:1", limit=2, window=60, now=NOON + n) for n in (0, 1)] == [None, None]
-    assert await store.rate_hit("user:1", limit=2, window=60, now=NOON + 2) == NOON + 60  # the first frees a slot
-    assert await store.rate_hit("user:2", limit=2, window=60, now=NOON + 2) is None  # another member
-    assert await store.rate_hit("user:1", limit=2, window=60, now=NOON + 60) is None  # the first left the window
-    assert await store.rate_hit("user:1", limit=2, window=60, now=NOON + 61) is None
-    assert await store.rate_hit("user:1", limit=2, window=60, now=NOON + 62) == NOON + 120
+async def test_an_admission_counts_the_rate_within_its_window(store: Store) -> None:
+    rate = RateLimit("user:1", limit=2, window=60)
+
+    async def admit(at: float, which: RateLimit = rate) -> NotAdmitted | None:
+        return await store.admit(DAY, [], which, now=NOON + at)
+
+    assert [await admit(n) for n in (0, 1)] == [None, None]
+    assert await admit(2) == NotAdmitted(slot_frees_at=NOON + 60)  # the first frees a slot
+    assert await admit(2, RateLimit("user:2", limit=2, window=60)) is None  # another member
+    assert await admit(60) is None  # the first left the window
+    assert await admit(61) is None
+    assert await admit(62) == NotAdmitted(slot_frees_at=NOON + 120)
+    assert await store.admit(DAY, [], None, now=NOON + 62) is None  # no rate: nothing to count
+
+
+async def test_an_admission_is_refused_by_a_used_up_meter_and_then_counts_no_rate(store: Store) -> None:
+    meters = [("member:1:7", 1000), ("guild:1", 5000), ("mod:1", 0)]
+    rate = RateLimit("user:7", limit=1, window=60)
+    assert await store.reserve(DAY, [("member:1:7", 1000)], 999) is None
+    assert await store.reserve(DAY, [("mod:1", 0)], 10**9) is None  # 0: counted, never refused
+    assert await store.admit(DAY, meters, None, now=NOON) is None  # 1 token left: admitted
+    assert await store.reserve(DAY, [("member:1:7", 1000), ("guild:1", 5000)], 1) is None
+    assert await store.admit(DAY, meters, rate, now=NOON) == NotAdmitted(meter="member:1:7")
+    assert await store.admit("2026-12-02", meters, None, now=NOON + 86400) is None  # a new day, a new budget
+    assert await store.meter_levels(DAY, ["member:1:7", "guild:1"]) == {"member:1:7": 1000, "guild:1": 1}
+
+    await store.settle(DAY, ["member:1:7", "guild:1"], 1000, None)  # released: room again on the first day
+    assert await store.admit(DAY, meters, rate, now=NOON + 1) is None  # its rate slot was not taken before
+    assert await store.admit(DAY, [("mod:1", 10**9)], rate, now=NOON + 2) == NotAdmitted(meter="mod:1")  # at it
+    assert await store.admit(DAY, meters, rate, now=NOON + 2) == NotAdmitted(slot_frees_at=NOON + 61)
 
 
 async def test_a_reservation_is_all_or_nothing_and_settles_into_spent_and_usage(store: Store) -> None:
@@ -721,6 +746,24 @@ async def test_twenty_concurrent_reservations_for_a_budget_of_five_let_five_thro
         assert results.count(None) == 5
         assert set(results) == {None, "member:1:7"}
         assert await first.meter_levels(DAY, ["member:1:7", "guild:1"]) == {"member:1:7": 5000, "guild:1": 5000}
+    finally:
+        await first.close()
+        await second.close()
+
+
+async def test_twenty_concurrent_admissions_at_a_rate_of_five_let_five_through(store_url: str) -> None:
+    """Two stores (two connections: as two bot processes) race for one member's per-minute rate."""
+    first, second = await open_store(store_url), await open_store(store_url)
+    try:
+        rate = RateLimit("user:7", limit=5, window=60)
+        meters = [("member:1:7", 1000), ("guild:1", 0)]
+        results = await asyncio.gather(
+            *((first if n % 2 else second).admit(DAY, meters, rate, now=NOON + n / 100) for n in range(20))
+        )
+        admitted = [n for n, result in enumerate(results) if result is None]
+        assert len(admitted) == 5
+        frees_at = pytest.approx(NOON + admitted[0] / 100 + 60)  # when the oldest admitted leaves the window
+        assert [result for result in results if result is not None] == [NotAdmitted(slot_frees_at=frees_at)] * 15
     finally:
         await first.close()
         await second.close()

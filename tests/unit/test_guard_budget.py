@@ -181,7 +181,7 @@ async def test_an_admission_does_not_wait_long_for_a_slow_store(store: Store) ->
         def __getattr__(self, name: str) -> object:
             return getattr(store, name)
 
-        async def meter_levels(self, day: str, keys: object) -> dict[str, int]:
+        async def admit(self, *args: object, **kwargs: object) -> None:
             await asyncio.Event().wait()  # never answers
             raise AssertionError
 
