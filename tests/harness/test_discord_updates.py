@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import discord
 import pytest
+from discord import app_commands
 
 from tests.fakes.discord import DiscordEmulator, Perm
 from tests.fakes.discord.state import BOT_DEFAULT
@@ -105,3 +106,39 @@ async def test_a_bot_message_can_carry_a_custom_id_naming_another_guild() -> Non
         await emulator.wait_for_response(click)
         assert clicks == [(lab.id, f"mod:{other.id}:delete")]
         assert click.original is not None and click.original.content == "refused"
+
+
+async def test_a_roles_new_permissions_go_with_the_next_interaction_before_the_role_update_arrives() -> None:
+    client = discord.Client(intents=intents())
+    tree = app_commands.CommandTree(client)
+    seen: list[tuple[bool, bool]] = []  # (the interaction's permissions, the bot's cached role): Manage Server
+
+    @tree.command(name="whoami", description="Anyone")
+    async def whoami(interaction: discord.Interaction) -> None:
+        assert isinstance(interaction.user, discord.Member)
+        seen.append((interaction.permissions.manage_guild, interaction.user.guild_permissions.manage_guild))
+        await interaction.response.send_message("seen", ephemeral=True)
+
+    async def setup_hook() -> None:
+        await tree.sync()
+
+    client.setup_hook = setup_hook  # type: ignore[method-assign]
+    async with DiscordEmulator() as emulator, emulator.running(client):
+        alice, general, guild = emulator.user("alice"), emulator.channel("general"), emulator.guild()
+        moderator = next(r for r in guild.roles.values() if r.name == "Moderator")
+
+        async def whoami_as_alice() -> None:
+            await emulator.wait_for_response(await emulator.run_slash_command(alice, general, "whoami"))
+
+        await whoami_as_alice()
+        without = moderator.permissions & ~Perm.MANAGE_GUILD
+        assert emulator.set_role_permissions(moderator, without, dispatch=False) is None
+        await whoami_as_alice()
+        sending = emulator.set_role_permissions(moderator, moderator.permissions | Perm.MANAGE_GUILD)
+        assert sending is not None
+        await sending
+        cached = client.get_guild(guild.id).get_role(moderator.id)  # type: ignore[union-attr]
+        await emulator.wait_for(lambda: cached is not None and cached.permissions.manage_guild is True)
+        await whoami_as_alice()
+        assert seen == [(True, True), (False, True), (True, True)]  # the middle: Discord knows, the bot not yet
+        assert emulator.set_role_permissions(moderator, moderator.permissions) is None  # unchanged: no event

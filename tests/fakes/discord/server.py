@@ -225,7 +225,17 @@ class DiscordEmulator(Actions):
         ``dispatch=False`` sends nothing: the bot keeps acting on its cached permissions, as in the
         moment before the event reaches it.
         """
-        roles = self.world.set_bot_permissions(guild or self.guild(), permissions)
+        return self._roles_updated(self.world.set_bot_permissions(guild or self.guild(), permissions), dispatch)
+
+    def set_role_permissions(
+        self, role: Role, permissions: Perm, *, dispatch: bool = True
+    ) -> asyncio.Task[None] | None:
+        """An admin edits ``role``'s permissions (Server Settings > Roles): GUILD_ROLE_UPDATE, as
+        :meth:`set_bot_permissions` (same return, same ``dispatch``). Interactions carry the new
+        permissions at once either way: Discord resolves them for each one."""
+        return self._roles_updated(self.world.set_role_permissions(role, permissions), dispatch)
+
+    def _roles_updated(self, roles: list[Role], dispatch: bool) -> asyncio.Task[None] | None:
         if not dispatch or not roles:
             return None
         return self._in_background(

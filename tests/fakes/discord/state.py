@@ -356,10 +356,18 @@ class World:
         """Replace the permissions of the bot's managed role (e.g. to drop Manage Messages).
 
         Returns the roles that changed (for the GUILD_ROLE_UPDATE the emulator dispatches)."""
-        changed = [r for r in self.roles_of(guild, self.bot.id) if r.managed and r.permissions != permissions]
-        for role in changed:
-            role.permissions = Perm(permissions)
+        changed: list[Role] = []
+        for role in self.roles_of(guild, self.bot.id):
+            if role.managed:
+                changed += self.set_role_permissions(role, permissions)
         return changed
+
+    def set_role_permissions(self, role: Role, permissions: Perm) -> list[Role]:
+        """Replace ``role``'s permissions; returns ``[role]`` if they changed, else ``[]``."""
+        if role.permissions == permissions:
+            return []
+        role.permissions = Perm(permissions)
+        return [role]
 
     def move_role(self, role: Role, position: int) -> None:
         """Put ``role`` at ``position`` in its guild's hierarchy (higher is more powerful; @everyone is 0)."""
