@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import functools
 import io
 import logging
 import statistics
@@ -22,6 +23,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 import PIL
 from PIL import Image, features
@@ -29,11 +31,12 @@ from PIL import Image, features
 from bench import _common as common
 from bench import image_memory
 from bench._common import report
-from bot.images import MAX_DATA_URL_CHARS, prepare_image, prepare_text_images, qwen_image_tokens
+from bot.images import MAX_DATA_URL_CHARS, codec, policy, prepare_image, prepare_text_images, qwen_image_tokens
 from tests.unit import image_corpus as corpus
 
 log = logging.getLogger(__name__)
-
+_T = TypeVar("_T")
+_R = TypeVar("_R")
 
 
 @dataclass(frozen=True)
@@ -77,7 +80,7 @@ def naive_fails_on_rgba() -> str:
     return "no error (unexpected)"
 
 
-def median_ms(fn: Callable[[bytes], Sent], data: bytes, repeat: int) -> tuple[float, Sent]:
+def median_ms(fn: Callable[[_T], _R], data: _T, repeat: int) -> tuple[float, _R]:
     result = fn(data)  # warm-up: plugin imports, first allocations
     times = []
     for _ in range(repeat):
@@ -85,6 +88,43 @@ def median_ms(fn: Callable[[bytes], Sent], data: bytes, repeat: int) -> tuple[fl
         result = fn(data)
         times.append(time.perf_counter() - started)
     return 1000 * statistics.median(times), result
+
+
+def decoded(data: bytes) -> Image.Image:
+    image = Image.open(io.BytesIO(data))
+    image.load()
+    return image
+
+
+def screenshot_lines(data: bytes, repeat: int) -> list[str]:
+    """Where the screenshot's time goes, step by step, and the resampling alternatives at the same size."""
+    image = decoded(data).convert("RGB")
+    sent = prepare_image(data)
+    size = sent.width, sent.height
+    small = codec.resize(image, size)
+    jpeg = codec.save(small, "JPEG", quality=85, subsampling=0)
+    steps: dict[str, Callable[[Image.Image], object]] = {
+        "decode": lambda _: decoded(data),
+        "graphic test": policy.looks_like_graphic,
+        f"resize to {size[0]}x{size[1]}": lambda im: codec.resize(im, size),
+        "JPEG q85 4:4:4": lambda _: codec.save(small, "JPEG", quality=85, subsampling=0),
+        "base64": lambda _: base64.b64encode(jpeg),
+    }
+    ours = "; ".join(f"{name} {median_ms(fn, image, repeat)[0]:.1f}" for name, fn in steps.items())
+    naive_encode = median_ms(lambda im: codec.save(im, "JPEG"), image, repeat)[0]
+    half = image.width // 2, image.height // 2
+    alternatives: dict[str, Callable[[Image.Image], object]] = {
+        name: functools.partial(Image.Image.resize, size=size, resample=resample)
+        for name, resample in (("Lanczos", Image.Resampling.LANCZOS), ("bicubic", Image.Resampling.BICUBIC),
+                               ("bilinear", Image.Resampling.BILINEAR), ("box", Image.Resampling.BOX))
+    }
+    alternatives[f"reduce(2) to {half[0]}x{half[1]} ({qwen_image_tokens(*half):,} tokens)"] = (
+        lambda im: im.reduce(2))
+    timed = "; ".join(f"{name} {median_ms(fn, image, repeat)[0]:.1f}" for name, fn in alternatives.items())
+    return [f"- screenshot, where prepare_image's time goes (ms, median of {repeat}): {ours}; "
+            f"the naive path's JPEG q75 4:2:0 at full size: {naive_encode:.1f}",
+            f"- screenshot, resampling {image.width}x{image.height} to {size[0]}x{size[1]} with each filter "
+            f"(ms): {timed}"]
 
 
 def machine() -> str:
@@ -114,10 +154,11 @@ def run(repeat: int, flood: int = 50) -> list[str]:
                         f"{naive_sent.chars / ours_sent.chars:.1f}x fewer bytes; "
                         f"under 1 MB: naive {'yes' if naive_sent.chars < MAX_DATA_URL_CHARS else 'NO'}, "
                         f"prepared {'yes' if ours_sent.chars < MAX_DATA_URL_CHARS else 'NO'}")
+    lines += ["", *screenshot_lines(inputs["screenshot 1920x1080 PNG"], repeat)]
     tall = corpus.encode(corpus.tall_screenshot(1080, 8000), "PNG")
     tall_ms, tall_sent = median_ms(ocr_policy, tall, max(3, repeat // 3))
     tiles = len(prepare_text_images(tall))
-    lines += ["", *(f"- {verdict}" for verdict in verdicts),
+    lines += [*(f"- {verdict}" for verdict in verdicts),
               f"- OCR policy on a 1080x8000 PNG ({len(tall) / 1e6:.2f} MB): {tiles} PNG tiles in "
               f"{tall_ms:.0f} ms, {tall_sent.chars:,} base64 chars in all",
               f"- naive path on an RGBA PNG without the conversion: {naive_fails_on_rgba()}"]

@@ -29,7 +29,7 @@ from PIL import Image
 
 from bench._common import report
 from bench.images import machine
-from bot.images import prepare_text_images
+from bot.images import codec, prepare_image, prepare_text_images
 from bot.ocr import LocalOcrEngine, join_tiles
 from tests.unit import text_images as corpus
 
@@ -100,6 +100,44 @@ def measure(engine: LocalOcrEngine, sample: Sample, repeat: int) -> tuple[Measur
     return original, prepared
 
 
+def describe_screenshots() -> list[corpus.TextImage]:
+    """1920x1080 chat screenshots (dark and light, 14 and 16 px text, with and without a sidebar)."""
+    return [corpus.chat_screenshot(name=f"chat {seed}", width=1920, height=1080, seed=seed,
+                                   font_size=14 + 2 * (seed % 2), sidebar=300 if seed % 3 == 1 else 0,
+                                   dark=seed % 2 == 1) for seed in range(1, 7)]
+
+
+def describe_lines(engine: LocalOcrEngine) -> list[str]:
+    """The engine on what ``prepare_image`` (the describe and chat path) sends for a 1080p screenshot,
+    beside the same size resampled with the other filters and encoded alike, and a whole-factor ``reduce(2)``."""
+    def variants(image: Image.Image, size: tuple[int, int]) -> dict[str, Image.Image]:
+        resample = Image.Resampling
+        return {"Lanczos": image.resize(size, resample.LANCZOS), "bilinear": image.resize(size, resample.BILINEAR),
+                "reduce(2)": image.reduce(2)}
+
+    rows: list[list[float]] = []
+    size = (0, 0)
+    for shot in describe_screenshots():
+        posted = encode(shot.image, "PNG")
+        sent = prepare_image(posted)
+        size = sent.width, sent.height
+        datas = [posted, sent.data] + [
+            codec.save(image, "JPEG", quality=85, subsampling=0) for image in variants(shot.image, size).values()]
+        rows.append([corpus.character_error_rate(shot.text, engine.transcribe(data)) for data in datas])
+    means = [statistics.mean(column) for column in zip(*rows, strict=True)]
+    names = ["posted (1920x1080)", f"prepare_image ({size[0]}x{size[1]})", f"Lanczos {size[0]}x{size[1]}",
+             f"bilinear {size[0]}x{size[1]}", "reduce(2) 960x540"]
+    lines = ["", "The describe path on six 1920x1080 chat screenshots (14-16 px text): CER of the engine on each "
+             "image as posted, as `prepare_image` sends it, and resampled to the same size with other filters "
+             "(JPEG q85 4:4:4 as `prepare_image` encodes it).", "",
+             "| image | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
+    lines += [f"| chat {i} | " + " | ".join(f"{cer:.2%}" for cer in row) + " |" for i, row in enumerate(rows, 1)]
+    lines.append("| **mean** | " + " | ".join(f"**{cer:.2%}**" for cer in means) + " |")
+    lines.append(f"- prepare_image against Lanczos at the same size: {100 * (means[1] - means[2]):+.2f} CER points "
+                 f"(target: within 0.2): {'met' if means[1] - means[2] <= 0.002 else 'MISSED'}")
+    return lines
+
+
 def versions() -> str:
     import tesserocr
 
@@ -133,8 +171,9 @@ def run(repeat: int) -> list[str]:
             verdicts.append(f"1080p screenshot in {original.seconds:.2f} s (target < 1 s): {met}")
     if not any(verdict.startswith("MISSED: ") for verdict in verdicts):
         verdicts.insert(0, "prepared images lose at most 1 CER point against the originals: met")
+    describe = describe_lines(engine)
     engine.close()
-    return [*lines, "", *(f"- {verdict}" for verdict in verdicts)]
+    return [*lines, "", *(f"- {verdict}" for verdict in verdicts), *describe]
 
 
 _SECTION_INTRO = (

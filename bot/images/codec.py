@@ -215,13 +215,23 @@ RESIZE_REDUCING_GAP = 1.5
 
 Measured against a full Lanczos pass: a 7000x7000 PNG to 1536 px in 134 ms instead of 645 ms at
 48 dB PSNR, a 6000x4000 photo in 108 ms instead of 275 ms at 53 dB (both indistinguishable); a
-downscale by less than 3x (a 4K screenshot to 1536 or 1920 px) is a plain Lanczos pass as before."""
+downscale by less than 3x (a 4K screenshot to 1536 or 1920 px) is a plain resampling pass."""
+
+LIGHT_DOWNSCALE = 1.5
+"""A downscale by less than this (a 1080p screenshot to 1536 px, a 1280 px photo to 1024) is bicubic:
+7 taps per pixel instead of Lanczos's 9 at 1.25x, and that pass is most of the time a 1080p
+screenshot takes. Measured on six 1920x1080 chat screenshots to 1536 px: 28 ms instead of 38, and
+Tesseract's CER 1.30% against 1.26% (bilinear: 19 ms but 1.61%). At 2x (a 4K screenshot to 1920 px)
+bicubic lost 0.35 CER points, so larger downscales, and OCR's (``sharp``), stay Lanczos."""
 
 
-def resize(image: Image.Image, size: tuple[int, int]) -> Image.Image:
+def resize(image: Image.Image, size: tuple[int, int], *, sharp: bool = False) -> Image.Image:
+    """``image`` at ``size``; ``sharp`` keeps Lanczos for small downscales too (text for OCR)."""
     if image.size == size:
         return image
-    return image.resize(size, Image.Resampling.LANCZOS, reducing_gap=RESIZE_REDUCING_GAP)
+    light = not sharp and max(image.width / size[0], image.height / size[1]) < LIGHT_DOWNSCALE
+    resample = Image.Resampling.BICUBIC if light else Image.Resampling.LANCZOS
+    return image.resize(size, resample, reducing_gap=RESIZE_REDUCING_GAP)
 
 
 def finish(image: Image.Image) -> Image.Image:

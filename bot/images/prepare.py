@@ -214,7 +214,7 @@ def _prepare_text_images(data: bytes) -> list[PreparedImage]:
             return [passthrough]
     image = codec.working_mode(image)
     if scale < 1:
-        image = codec.resize(image, (policy.TEXT_MAX_WIDTH, max(1, round(upright[1] * scale))))
+        image = codec.resize(image, (policy.TEXT_MAX_WIDTH, max(1, round(upright[1] * scale))), sharp=True)
     image = codec.finish(image)
     lossless = scale == 1.0 and source.format not in codec.JPEG_FORMATS
     if not policy.needs_tiles(*image.size):
