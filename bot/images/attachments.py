@@ -36,6 +36,9 @@ class DownloadFailed(ImageRejected):
 
 
 class AttachmentLike(Protocol):
+    """A ``discord.Attachment`` or anything shaped like one. A source whose ``size`` is only a cap (a
+    proxied image) also has ``read_held(gate)``: see :func:`download_held`."""
+
     filename: str
     size: int
     content_type: str | None
@@ -118,13 +121,33 @@ async def download(attachment: AttachmentLike) -> bytes:
         raise DownloadFailed(NOT_DOWNLOADED) from error
 
 
+async def download_held(attachment: AttachmentLike, gate: DownloadGate) -> tuple[bytes, int]:
+    """The attachment's bytes (see :func:`download`) and the room they hold in ``gate``, which the
+    caller releases once they are used (prepared). An attachment holds its declared ``size``, taken
+    before fetching; a proxied image, whose size is only a cap, holds what its response declares
+    (see :meth:`~bot.images.media.ProxiedImage.read_held`), so small previews download side by side.
+    A file over the byte limit is refused before taking room; nothing is held when this raises."""
+    check_size(attachment)
+    read_held = getattr(attachment, "read_held", None)
+    if read_held is not None:
+        return await read_held(gate)
+    await gate.acquire(attachment.size)
+    try:
+        return await download(attachment), attachment.size
+    except BaseException:
+        gate.release(attachment.size)
+        raise
+
+
 @contextlib.asynccontextmanager
 async def downloaded(attachment: AttachmentLike, gate: DownloadGate) -> AsyncIterator[bytes]:
-    """The attachment's bytes (see :func:`download`), counted against ``gate`` until the block ends:
-    use them (prepare them) inside it. A file over the byte limit is refused before taking room."""
-    check_size(attachment)
-    async with gate.hold(attachment.size):
-        yield await download(attachment)
+    """The attachment's bytes (see :func:`download_held`), counted against ``gate`` until the block
+    ends: use them (prepare them) inside it."""
+    data, held = await download_held(attachment, gate)
+    try:
+        yield data
+    finally:
+        gate.release(held)
 
 
 async def _prepare(attachment: AttachmentLike, images: SharedImages, detail: Detail) -> PreparedImage | str:

@@ -11,16 +11,18 @@ that downloads and prepares attachments takes it as it is.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import mimetypes
 import posixpath
 import urllib.parse
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 
 import aiohttp
 
 from bot.images.attachments import AttachmentLike
+from bot.images.budget import ByteBudget
 from bot.images.codec import MAX_INPUT_BYTES, ImageRejected
 
 log = logging.getLogger(__name__)
@@ -83,38 +85,48 @@ class MediaFetcher:
     """Fetches proxied images: exact origins only, no redirects, at most ``max_bytes``.
 
     One aiohttp session, made on first use (inside the loop) and closed by :meth:`close`. It ignores
-    proxy variables from the environment and keeps no cookies.
+    proxy variables from the environment and keeps no cookies. ``timeout`` bounds the request up to
+    its headers and, separately, the body: waiting for room in between is not the fetch's time.
     """
 
     def __init__(self, origins: Iterable[str], *, timeout: float = FETCH_TIMEOUT_SECONDS) -> None:
         self.origins = frozenset(origins)
-        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._timeout = timeout
         self._session: aiohttp.ClientSession | None = None
 
     def allows(self, url: str) -> bool:
         return origin_of(url) in self.origins
 
-    async def fetch(self, url: str, *, max_bytes: int = MAX_INPUT_BYTES) -> bytes:
-        """The body at ``url``, or :class:`MediaRefused` (never requested unless :meth:`allows`)."""
+    async def fetch(
+        self, url: str, *, max_bytes: int = MAX_INPUT_BYTES, reserve: Callable[[int], Awaitable[None]] | None = None
+    ) -> bytes:
+        """The body at ``url``, or :class:`MediaRefused` (never requested unless :meth:`allows`).
+
+        ``reserve`` is awaited with the most the body may take once the headers are in: its
+        ``Content-Length`` when the proxy sends one (refused at once above ``max_bytes``), else
+        ``max_bytes``. The body is cut off, and refused, past what was reserved.
+        """
         if not self.allows(url):
             raise MediaRefused(NOT_FETCHED)
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(
-                timeout=self._timeout, trust_env=False, cookie_jar=aiohttp.DummyCookieJar()
+                timeout=aiohttp.ClientTimeout(total=None), trust_env=False, cookie_jar=aiohttp.DummyCookieJar()
             )
         try:
-            async with self._session.get(url, allow_redirects=False) as response:
+            async with asyncio.timeout(self._timeout):
+                response = await self._session.get(url, allow_redirects=False)
+            async with response:
                 if response.status != 200:
                     log.info("Media proxy answered %d for a proxied image", response.status)
                     raise MediaRefused(COULD_NOT_FETCH)
-                if (response.content_length or 0) > max_bytes:
+                declared = response.content_length
+                if declared is not None and declared > max_bytes:
                     raise MediaRefused(TOO_LARGE)
-                body = bytearray()
-                async for chunk in response.content.iter_chunked(_CHUNK):
-                    body += chunk
-                    if len(body) > max_bytes:
-                        raise MediaRefused(TOO_LARGE)
-                return bytes(body)
+                limit = max_bytes if declared is None else declared
+                if reserve is not None:
+                    await reserve(limit)
+                async with asyncio.timeout(self._timeout):
+                    return await _read_within(response, limit)
         except (aiohttp.ClientError, TimeoutError) as error:
             log.info("Could not fetch a proxied image: %r", error)
             raise MediaRefused(COULD_NOT_FETCH) from None
@@ -124,12 +136,21 @@ class MediaFetcher:
             await self._session.close()
 
 
+async def _read_within(response: aiohttp.ClientResponse, limit: int) -> bytes:
+    body = bytearray()
+    async for chunk in response.content.iter_chunked(_CHUNK):
+        body += chunk
+        if len(body) > limit:
+            raise MediaRefused(TOO_LARGE)
+    return bytes(body)
+
+
 @dataclass(frozen=True)
 class ProxiedImage:
     """An image known by its media-proxy URL, shaped like ``discord.Attachment``.
 
-    ``size`` is what it may take at most: the real size is only known once fetched, so the download
-    gate holds room for the most it will read.
+    ``size`` is what it may take at most: the real size is only known from the response, so
+    :meth:`read_held` holds room in the download gate once the headers say how much.
     """
 
     url: str
@@ -147,6 +168,23 @@ class ProxiedImage:
 
     async def read(self) -> bytes:
         return await self.fetcher.fetch(self.url, max_bytes=self.size)
+
+    async def read_held(self, gate: ByteBudget) -> tuple[bytes, int]:
+        """The bytes and the room they hold in ``gate`` (the response's ``Content-Length``, else
+        :attr:`size`), to be released by the caller; nothing is held when it raises."""
+        held = 0
+
+        async def reserve(size: int) -> None:
+            nonlocal held
+            await gate.acquire(size)
+            held = size
+
+        try:
+            return await self.fetcher.fetch(self.url, max_bytes=self.size, reserve=reserve), held
+        except BaseException:
+            if held:
+                gate.release(held)
+            raise
 
     def is_spoiler(self) -> bool:
         return self.spoiler

@@ -25,7 +25,7 @@ from typing import Any
 
 import discord
 
-from bot.images import AttachmentLike, DownloadFailed, DownloadGate, ImageRejected, ImageWorker, check_size, download
+from bot.images import AttachmentLike, DownloadFailed, DownloadGate, ImageRejected, ImageWorker, download_held
 from bot.images import codec as image_codec
 from bot.metrics import counts_as
 from bot.ocr.core import (
@@ -235,16 +235,10 @@ async def _fetch(attachment: AttachmentLike, gate: DownloadGate) -> Source:
     reason why not (too large to fetch, gone)."""
     name, spoiler = attachment.filename, attachment.is_spoiler()
     try:
-        check_size(attachment)
-        await gate.acquire(attachment.size)
-        try:
-            data = await download(attachment)
-        except BaseException:
-            gate.release(attachment.size)
-            raise
+        data, held = await download_held(attachment, gate)
     except DownloadFailed as failed:
         return Source(name, problem=failed.reason, spoiler=spoiler)
-    return Source(name, data=data, spoiler=spoiler, held=attachment.size)
+    return Source(name, data=data, spoiler=spoiler, held=held)
 
 
 async def _abandon(fetches: Iterable[asyncio.Task[Source]], gate: DownloadGate) -> None:

@@ -130,3 +130,18 @@ async def test_stickers_forwards_and_replies_with_files_carry_their_images() -> 
         await emulator.post_message(bob, images, f"what is {emoji}?")
         await emulator.wait_for(lambda: len(seen) == 5)
         assert await _get(discord.PartialEmoji.from_str(emoji).url) == (200, picture)
+
+
+async def test_the_proxy_can_hold_its_answers_until_requests_arrive_together_and_counts_them() -> None:
+    async with DiscordEmulator() as emulator:
+        urls = [emulator.media.host(f"/external/t/https/example.com/{i}.png", png(8, 8, "red")) for i in range(3)]
+        emulator.media.answer_together(3, timeout=5)
+        answers = await asyncio.gather(*(_get(url) for url in urls))
+        assert [status for status, _ in answers] == [200, 200, 200]
+        assert emulator.media.most_at_once == 3 and emulator.media.in_flight == 0
+
+        emulator.media.most_at_once = 0
+        emulator.media.answer_together(2, timeout=0.2)  # one at a time: each is answered after the timeout
+        assert await _get(urls[0]) == (200, png(8, 8, "red"))
+        assert await _get(urls[1]) == (200, png(8, 8, "red"))
+        assert emulator.media.most_at_once == 1

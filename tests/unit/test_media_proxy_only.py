@@ -3,12 +3,13 @@ The fetcher is tested against real local servers; a server outside the list must
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
 from aiohttp import web
 
-from bot.images import MediaFetcher, MediaRefused
+from bot.images import DownloadGate, MediaFetcher, MediaRefused, ProxiedImage
 from bot.images.media import COULD_NOT_FETCH, NOT_FETCHED, TOO_LARGE, origin_of, parse_media_host
 from bot.settings import Settings, SettingsError
 
@@ -124,3 +125,61 @@ async def test_the_proxy_is_fetched_and_nothing_else_is_ever_requested(servers: 
         await fetcher.close()
     assert outside.log == []  # neither asked directly nor through the redirect
     assert proxy.log == ["/ok.png", "/moved.png", "/big.png", "/missing.png"]
+
+
+async def _raw_server(response: bytes) -> tuple[str, asyncio.Server]:
+    """A server that answers every connection with ``response`` as it is (a proxy that lies)."""
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(response)
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0)
+    return f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}", server
+
+
+async def test_room_is_reserved_by_content_length_and_the_body_never_exceeds_it(servers: tuple[Server, Server]) -> None:
+    proxy, _ = servers
+    reserved: list[int] = []
+
+    async def reserve(size: int) -> None:
+        reserved.append(size)
+
+    proxy.routes["/small.png"] = web.Response(body=b"p" * 300)
+    proxy.routes["/large.png"] = web.Response(body=b"x" * 5000)
+    lying, lying_server = await _raw_server(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n" + b"y" * 5000)
+    fetcher = MediaFetcher([proxy.origin, lying])
+    try:
+        assert await fetcher.fetch(f"{proxy.origin}/small.png", max_bytes=4096, reserve=reserve) == b"p" * 300
+        assert reserved == [300]
+        with pytest.raises(MediaRefused) as large:  # declared over the cap: refused before any room is taken
+            await fetcher.fetch(f"{proxy.origin}/large.png", max_bytes=4096, reserve=reserve)
+        assert large.value.reason == TOO_LARGE and reserved == [300]
+        # Says 100 bytes and sends 5000: at most 100 are reserved, and never more is read. (aiohttp
+        # ends the response at the declared length, or refuses it whole when it sees the excess.)
+        try:
+            body = await fetcher.fetch(lying, max_bytes=4096, reserve=reserve)
+        except MediaRefused as refused:
+            assert refused.reason == COULD_NOT_FETCH and reserved in ([300], [300, 100])
+        else:
+            assert body == b"y" * 100 and reserved == [300, 100]
+    finally:
+        await fetcher.close()
+        lying_server.close()
+        await lying_server.wait_closed()
+
+
+async def test_a_body_of_unknown_length_holds_the_cap_is_cut_off_past_it_and_gives_the_room_back() -> None:
+    url, server = await _raw_server(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n" + b"z" * 20_000)
+    fetcher = MediaFetcher([url])
+    gate = DownloadGate(1_000_000)
+    try:
+        with pytest.raises(MediaRefused) as refused:
+            await ProxiedImage(f"{url}/z.png", "z.png", fetcher, size=4096).read_held(gate)
+        assert refused.value.reason == TOO_LARGE
+        assert gate.peak == 4096 and gate.in_use == 0 and gate.holders == 0
+    finally:
+        await fetcher.close()
+        server.close()
+        await server.wait_closed()

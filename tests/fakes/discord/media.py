@@ -10,6 +10,8 @@ paths discord.py builds from ``Asset.BASE`` (which ``point_discord_py`` points h
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import io
 import mimetypes
 import secrets
@@ -48,6 +50,17 @@ class MediaProxy:
     """Outside URL -> the embeds Discord adds to a message containing it."""
     downloads: list[str] = field(default_factory=list)
     """Paths fetched, in order."""
+    in_flight: int = 0
+    """Requests being answered now."""
+    most_at_once: int = 0
+    """The most requests ever answered at once."""
+    _gathering: tuple[int, float, asyncio.Event] | None = None
+
+    def answer_together(self, count: int, *, timeout: float) -> None:
+        """Hold every response until ``count`` requests are in flight at once, or for ``timeout``
+        seconds (then each is answered anyway): a client that fetches them one or two at a time is
+        seen in :attr:`most_at_once` without anyone waiting forever."""
+        self._gathering = (count, timeout, asyncio.Event())
 
     def add_routes(self, app: web.Application) -> None:
         for prefix in ("/external/", "/stickers/", "/emojis/"):
@@ -106,8 +119,19 @@ class MediaProxy:
         if found is None:
             return web.Response(status=404, text="Not Found")
         self.downloads.append(request.path)
-        data, content_type = found
-        return web.Response(body=data, headers={"Content-Type": content_type})
+        self.in_flight += 1
+        self.most_at_once = max(self.most_at_once, self.in_flight)
+        try:
+            if self._gathering is not None:
+                count, timeout, together = self._gathering
+                if self.in_flight >= count:
+                    together.set()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(together.wait(), timeout)
+            data, content_type = found
+            return web.Response(body=data, headers={"Content-Type": content_type})
+        finally:
+            self.in_flight -= 1
 
 
 def _size_and_type(data: bytes) -> JSON:
