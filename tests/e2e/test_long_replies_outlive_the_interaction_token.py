@@ -21,6 +21,7 @@ from bot.replies import TOKEN_LIFETIME, ChannelPacer
 from bot.replies.sinks import CANNOT_POST
 from bot.replies.textsplit import ZWSP
 from tests.e2e.helpers import assert_bot_pinged_nobody
+from tests.e2e.steering import buttons
 from tests.e2e.test_ocr import WINDOW, text_page
 from tests.fakes.discord import (
     DiscordEmulator,
@@ -140,6 +141,34 @@ async def test_a_short_ask_is_answered_through_the_interaction_as_before(
     assert emulator.bot_messages(channel) == [original]
     assert emulator.records.requests_to("POST", "/channels/{channel_id}/messages") == []
     assert interaction.followups == []
+
+
+async def test_an_ask_answer_that_outlives_the_token_continues_below_with_its_buttons(
+    bot: Glimpse, emulator: DiscordEmulator, vlm: VLMServer
+) -> None:
+    alice, channel = emulator.user("alice"), emulator.channel("general")
+    answer = lines("Answer", 6)
+    vlm.script(gated(answer))
+    interaction = await emulator.run_slash_command(alice, channel, "ask", {"prompt": "Tell me slowly."})
+    await vlm.wait_for_requests(1)
+    await vlm.release(2)
+    original = await emulator.wait_for(lambda: interaction.original)
+    await emulator.wait_for_content(original, lambda c: "Answer line 2" in c)
+    assert "Stop" in buttons(original.components)
+    await until(HANDOVER, interaction)
+    await emulator.wait_for(lambda: not original.components, what="the original sealed, its Stop button gone")
+    await until(TTL + 0.2, interaction)
+    await vlm.release(4)
+    below = await emulator.wait_for(
+        lambda: (r := [m for m in emulator.bot_messages(channel) if m is not original])
+        and "Regenerate" in buttons(r[-1].components)
+        and r[-1]
+    )
+
+    assert original.content + "\n" + below.content == "".join(line + "\n" for line in answer)
+    assert below.reference_id == original.id and below.webhook_id is None
+    assert max(r.at for r in original.revisions) < interaction.created + TTL
+    assert_bot_pinged_nobody(emulator)
 
 
 async def test_without_send_messages_the_long_reply_ends_with_the_reason_while_the_token_lives(
