@@ -15,6 +15,7 @@ from collections.abc import Iterator
 import pytest
 from PIL import Image, ImageDraw, ImageFile
 
+from bot.images import codec
 from bot.images import policy as image_policy
 from bot.images.formats import ACCEPTED, HEIF_AVAILABLE
 from bot.images.prepare import (
@@ -445,3 +446,12 @@ async def test_a_slow_job_is_refused_after_the_timeout(monkeypatch: pytest.Monke
     finally:
         release.set()
         worker.close()
+
+
+def test_small_downscales_are_bicubic_and_larger_ones_and_text_lanczos() -> None:
+    shot = corpus.screenshot(960, 540)
+    resample = Image.Resampling
+    assert codec.resize(shot, (768, 432)).tobytes() == shot.resize((768, 432), resample.BICUBIC).tobytes()
+    assert codec.resize(shot, (768, 432), sharp=True).tobytes() == shot.resize((768, 432), resample.LANCZOS).tobytes()
+    assert codec.resize(shot, (480, 270)).tobytes() == shot.resize((480, 270), resample.LANCZOS).tobytes()
+    assert codec.resize(shot, shot.size) is shot
