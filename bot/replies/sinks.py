@@ -217,7 +217,8 @@ class InteractionSink:
     The interaction's token ends 15 minutes after the interaction was created (``deadline``); a
     reply then moves on (:meth:`hand_over`): later messages are ordinary messages in the channel,
     each a reply to the message before it, without mentions, and those stay editable. A ``private``
-    (ephemeral) reply cannot move (that would publish it), nor one where the bot may not post: then
+    (ephemeral) reply cannot move (that would publish it; the response's own flags tell, too), nor one
+    where the bot may not post: then
     :meth:`hand_over` says why, and the reply ends through the token while it still works. No request
     is ever made with a token that has expired.
     """
@@ -274,6 +275,8 @@ class InteractionSink:
                 message = await interaction.edit_original_response(
                     content=content, allowed_mentions=NO_MENTIONS, **_extras(file, buttons, editing=True)
                 )
+                # A response deferred as ephemeral is private whatever the caller said: it never moves.
+                self._private = self._private or bool(getattr(getattr(message, "flags", None), "ephemeral", False))
             else:
                 message = await interaction.followup.send(
                     content, wait=True, allowed_mentions=NO_MENTIONS, **_extras(file, buttons, editing=False)

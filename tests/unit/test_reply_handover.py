@@ -249,3 +249,16 @@ def test_a_handover_while_finishing_seals_the_whole_text_and_puts_the_note_below
 
     sink = run_virtual(main)
     assert sink.messages == ["All of it.\nReally.", "A note."]
+
+
+def test_a_response_deferred_as_ephemeral_is_private_whatever_the_caller_said() -> None:
+    interaction, channel = _interaction()
+    interaction.edit_original_response.return_value.flags = discord.MessageFlags(ephemeral=True)
+    sink = InteractionSink(interaction, clock=Clock(1000.0))
+
+    async def main() -> None:
+        await sink.send("only you see this")
+
+    asyncio.run(main())
+    assert sink.hand_over() == PRIVATE_ENDS
+    channel.send.assert_not_awaited()
