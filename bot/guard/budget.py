@@ -12,7 +12,8 @@ Every model request goes through one :class:`Guard` in three steps:
 :class:`~bot.guard.metered.MeteredVision` does steps 2 and 3 around each stream, so a feature only
 admits and then talks to the model it is given. The clock is injectable (``Guard.clock``), so the
 day boundary can be tested. While the store cannot be reached, the counters are kept in this process
-(:mod:`bot.guard.fallback`): the bot keeps answering, within its limits.
+(:mod:`bot.guard.fallback`): the bot keeps answering, within its limits, and what it spent meanwhile is
+carried into the store when the store answers again (:meth:`Guard.carry_over`).
 """
 
 from __future__ import annotations
@@ -117,18 +118,40 @@ class Guard:
         self.server_limits = server_limits
         self.clock = clock
         self.fallback = MemorySpending()  # counts while the store cannot be reached
+        self.carrying: asyncio.Task[None] | None = None  # the fallback's usage on its way to the store
 
     async def spending(
         self, step: Callable[[Spending], Awaitable[T]], *, wait: float | None = None
     ) -> tuple[T, Spending]:
         """``step`` on the store, or on the in-process counters while the store fails (or takes longer
-        than ``wait`` seconds); and which."""
+        than ``wait`` seconds); and which. The first step the store answers again starts carrying
+        what was counted here meanwhile into it (:meth:`carry_over`, in the background)."""
         try:
             async with asyncio.timeout(wait):
-                return await step(self.store), self.store
+                result = await step(self.store)
         except Exception as error:
             log.warning("Store unavailable for the spending counters (%r); counting in this process", error)
             return await step(self.fallback), self.fallback
+        if self.fallback.unsaved and self.carrying is None:
+            self.carrying = asyncio.create_task(self.carry_over(), name="guard-carry-over")
+        return result, self.store
+
+    async def carry_over(self) -> None:
+        """Settle into the store what this process spent while the store could not be reached (its
+        usage rows and the tokens on its meters), so ``/usage`` shows it; what the store refuses
+        again stays for the next time it answers."""
+        try:
+            unsaved = self.fallback.take_unsaved()
+            for done, (day, keys, row) in enumerate(unsaved):
+                try:
+                    await self.store.settle(day, keys, 0, row)
+                except Exception as error:
+                    self.fallback.put_back(unsaved[done:])
+                    log.warning("Could not yet carry usage counted during a store outage (%r)", error)
+                    return
+            log.info("Carried %d usage rows counted during a store outage into the store", len(unsaved))
+        finally:
+            self.carrying = None
 
     async def charges(self, actor: Actor) -> Charges:
         server = None

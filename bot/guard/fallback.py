@@ -2,18 +2,22 @@
 
 The bot keeps answering through a store outage (a Redis restart, a locked file), and it must not spend
 without limit meanwhile: the guard then counts in here, so every limit still holds within this
-process (each process of a sharded bot counts on its own until the store is back). What is counted
-here is not carried over to the store; usage rows of that time are lost from ``/usage``.
+process (each process of a sharded bot counts on its own until the store is back). What was spent
+meanwhile is kept here (:meth:`MemorySpending.take_unsaved`) until the guard carries it into the
+store once the store answers again, so ``/usage`` and the store's meters show it.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict, deque
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 
 from bot.store import MeterLimit, NotAdmitted, RateLimit, UsageRow
 
 _DAYS_KEPT = 3
+Unsaved = tuple[str, tuple[str, ...], UsageRow]
+"""(day, meter keys, usage row): what :meth:`bot.store.Store.settle` is given to count it in the store."""
 
 
 class MemorySpending:
@@ -23,6 +27,7 @@ class MemorySpending:
         self._events: dict[str, deque[float]] = defaultdict(deque)
         self._levels: dict[str, dict[str, int]] = {}  # day -> meter -> spent + reserved
         self._claims: set[tuple[str, str]] = set()
+        self._unsaved: dict[tuple[str, tuple[str, ...], int, int, str], UsageRow] = {}
 
     async def admit(
         self, day: str, meters: Sequence[MeterLimit], rate: RateLimit | None, *, now: float
@@ -59,6 +64,32 @@ class MemorySpending:
         spent = usage.tokens if usage is not None else 0
         for key in keys:
             levels[key] = max(levels.get(key, 0) - reserved, 0) + spent
+        if usage is not None:
+            self.put_back([(day, tuple(keys), usage)])
+
+    @property
+    def unsaved(self) -> bool:
+        """Whether usage counted here is waiting to be carried into the store."""
+        return bool(self._unsaved)
+
+    def take_unsaved(self) -> list[Unsaved]:
+        """The usage counted here since the last call (one row per day, meters, member and feature),
+        to be settled into the store (:meth:`put_back` what could not be)."""
+        taken = [(day, keys, row) for (day, keys, *_), row in self._unsaved.items()]
+        self._unsaved.clear()
+        return taken
+
+    def put_back(self, unsaved: Iterable[Unsaved]) -> None:
+        for day, keys, row in unsaved:
+            known = self._unsaved.get(slot := (day, keys, row.guild_id, row.user_id, row.feature))
+            if known is not None:
+                row = replace(
+                    row,
+                    prompt_tokens=known.prompt_tokens + row.prompt_tokens,
+                    completion_tokens=known.completion_tokens + row.completion_tokens,
+                    requests=known.requests + row.requests,
+                )
+            self._unsaved[slot] = row
 
     async def claim(self, kind: str, key: str, ttl: float) -> bool:
         if (kind, key) in self._claims:

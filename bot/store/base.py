@@ -507,8 +507,9 @@ class Store(ABC):
     @abstractmethod
     async def settle(self, day: str, keys: Sequence[str], reserved: int, usage: UsageRow | None) -> None:
         """End a reservation of ``reserved`` tokens on the meters ``keys`` (made on ``day``): with
-        ``usage``, its tokens become spent on them and are added to the usage rows (one atomic step);
-        without, the reservation is simply released."""
+        ``usage``, its tokens become spent on them (also on a meter nobody reserved on: ``reserved``
+        0 counts usage made elsewhere) and are added to the usage rows (one atomic step); without,
+        the reservation is simply released."""
 
     @abstractmethod
     async def usage(

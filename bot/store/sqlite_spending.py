@@ -29,8 +29,9 @@ from bot.store.base import MeterLimit, NotAdmitted, RateLimit, UsageRow
 RATE_EVENT_KEEP_SECONDS = 3600
 """Rate windows are a minute; :meth:`Store.purge` drops events older than this."""
 _USAGE_COLUMNS = "day, guild_id, user_id, feature, prompt_tokens, completion_tokens, requests"
-_SPEND = (
-    "UPDATE meters SET reserved = MAX(reserved - ?, 0), spent = spent + ? WHERE day = ? AND key IN ({marks})"
+_SPEND = (  # a meter nobody reserved on yet (usage counted elsewhere, carried in) is created
+    "INSERT INTO meters (day, key, spent) VALUES {rows}"
+    " ON CONFLICT (day, key) DO UPDATE SET reserved = MAX(reserved - ?, 0), spent = spent + excluded.spent"
 )
 _ADD_USAGE = (
     f"INSERT INTO usage ({_USAGE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)"
@@ -114,10 +115,12 @@ class SQLiteSpending:
         return next((key for key, limit in meters if limit and levels[key] + tokens > limit), meters[0][0])
 
     async def settle(self, day: str, keys: Sequence[str], reserved: int, usage: UsageRow | None) -> None:
-        spend = _SPEND.format(marks=_marks(len(keys)))
+        spent = usage.tokens if usage else 0
+        spend = _SPEND.format(rows=", ".join("(?, ?, ?)" for _ in keys))
 
         def settle(db: sqlite3.Connection) -> None:
-            db.execute(spend, (reserved, usage.tokens if usage else 0, day, *keys))
+            if keys:
+                db.execute(spend, (*(value for key in keys for value in (day, key, spent)), reserved))
             if usage is not None:
                 db.execute(_ADD_USAGE, astuple(usage))
 

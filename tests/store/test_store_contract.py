@@ -714,6 +714,17 @@ async def test_a_reservation_is_all_or_nothing_and_settles_into_spent_and_usage(
     assert await store.usage(1, DAY, DAY, user_id=8) == []
 
 
+async def test_a_settlement_counts_on_meters_nobody_reserved_on(store: Store) -> None:
+    """What the guard carries into the store after an outage: usage counted in the process meanwhile."""
+    usage = UsageRow(DAY, 1, 9, "chat", prompt_tokens=100, completion_tokens=50, requests=1)
+    await store.settle(DAY, ["member:1:9", "guild:1"], 0, usage)
+    assert await store.meter_levels(DAY, ["member:1:9", "guild:1"]) == {"member:1:9": 150, "guild:1": 150}
+    assert await store.reserve(DAY, [("member:1:9", 1000)], 851) == "member:1:9"  # 150 + 851 > 1,000
+    assert await store.usage(1, DAY, DAY) == [usage]
+    await store.settle(DAY, ["member:1:10"], 0, None)  # a release of nothing changes nothing
+    assert await store.meter_levels(DAY, ["member:1:10"]) == {"member:1:10": 0}
+
+
 async def test_meters_are_per_day_and_usage_is_read_by_range(store: Store) -> None:
     assert await store.reserve(DAY, [("guild:1", 100)], 100) is None
     assert await store.reserve(DAY, [("guild:1", 100)], 1) == "guild:1"

@@ -19,9 +19,10 @@ from bot.guard import (
     Purpose,
     Refusal,
     Scope,
+    Spent,
     estimate_prompt,
 )
-from bot.store import Store, open_store
+from bot.store import Store, UsageRow, open_store
 from bot.vlm import VisionClient, VisionError
 from tests.fakes.vlm import Script, VLMServer
 
@@ -172,6 +173,53 @@ async def test_while_the_store_is_down_the_limits_hold_in_this_process(tmp_path:
     await reservation.settle(None)  # released where it was reserved
     await admitted(g)
     assert await g.once_a_day("notice") and not await g.once_a_day("notice")
+
+
+class Outage:
+    """A real store whose every call fails while ``down`` (as during a Redis restart or a locked file)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.down = False
+
+    def __getattr__(self, name: str) -> object:
+        method = getattr(self.store, name)
+
+        async def call(*args: object, **kwargs: object) -> object:
+            if self.down:
+                raise ConnectionError("store down")
+            return await method(*args, **kwargs)
+
+        return call
+
+
+async def test_usage_counted_while_the_store_was_down_is_carried_into_it_when_it_answers(store: Store) -> None:
+    outage = Outage(store)
+    g = guard(outage, Clock(LATE), user_daily=10_000)  # type: ignore[arg-type]
+    outage.down = True
+    await (await (await admitted(g)).reserve(1000)).settle(Spent(300, 200))  # type: ignore[union-attr]
+    streaming = await (await admitted(g)).reserve(1000)  # still streaming when the store is back
+    assert not isinstance(streaming, Refusal)
+    outage.down = False
+    assert await store.usage(GUILD, "2026-12-01", "2026-12-01") == []
+    await streaming.settle(Spent(10, 5))  # where it was reserved: this process's counters
+
+    await admitted(g)  # the store answers again: what was counted here is carried into it
+    outage.down = True  # ...and fails once more before the carrying starts: nothing is lost
+    assert g.carrying is not None
+    await g.carrying
+    outage.down = False
+    assert await store.usage(GUILD, "2026-12-01", "2026-12-01") == []
+    await admitted(g)
+    assert g.carrying is not None
+    await g.carrying
+    assert await store.usage(GUILD, "2026-12-01", "2026-12-01") == [
+        UsageRow("2026-12-01", GUILD, USER, "chat", prompt_tokens=310, completion_tokens=205, requests=2)
+    ]
+    levels = await store.meter_levels("2026-12-01", ["member:10:20", "guild:10"])
+    assert levels == {"member:10:20": 515, "guild:10": 515}  # spent, no reservation left behind
+    await admitted(g)
+    assert g.carrying is None  # carried once
 
 
 async def test_an_admission_does_not_wait_long_for_a_slow_store(store: Store) -> None:
