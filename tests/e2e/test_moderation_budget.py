@@ -56,6 +56,8 @@ async def test_moderation_over_budget_posts_one_notice_a_day_and_takes_no_action
         await post_image(emulator, "bob", picture(seed))
     await recorded.wait(3)
     mod_log = emulator.channel("mod-log")
+    # the notice goes out after the verdict it follows is recorded (a claim, then a paced send)
+    await emulator.wait_for(lambda: emulator.bot_messages(mod_log), what="the day's notice")
     [notice] = emulator.bot_messages(mod_log)
     midnight = int(next_midnight(glimpse.guard.clock()))
     assert notice.content == (
@@ -70,4 +72,5 @@ async def test_moderation_over_budget_posts_one_notice_a_day_and_takes_no_action
     for seed in (3, 4):
         await post_image(emulator, "carol", picture(seed))
     await recorded.wait(5)
+    await emulator.wait_for(lambda: len(emulator.bot_messages(mod_log)) >= 2, what="the next day's notice")
     assert len(emulator.bot_messages(mod_log)) == 2 and vlm.completions == [] and deletes(emulator) == []
