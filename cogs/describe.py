@@ -132,7 +132,7 @@ class Describe(commands.Cog):
         await interaction.response.defer(thinking=True)
         await self.describe(
             self.bot.reply_sink(interaction), admission, found.sources, asker=interaction.user,
-            message_id=interaction.id, style=await self._style_for(interaction), notes=found.notes,
+            message_id=interaction.id, style=await self._style_for(interaction), notes=found.notes, about=message.id,
         )
 
     async def _style_for(self, interaction: discord.Interaction) -> str:
@@ -155,19 +155,22 @@ class Describe(commands.Cog):
         chosen: bool = False,
         style: str = ALT_TEXT_SYSTEM,
         notes: Sequence[str] = (),
+        about: int | None = None,
     ) -> None:
         """Placeholder at once, then download, prepare and stream the description into it.
 
         ``chosen``: the user picked ``attachments`` as images (see :func:`gather_images`); ``style``:
         the system prompt saying in which language and at what length (``AltText.system_prompt``);
-        ``notes``: what the message showed that was left out (a link not fetched, a Lottie sticker).
-        The exchange becomes part of the channel's conversation, so follow-up questions can refer to it.
+        ``notes``: what the message showed that was left out (a link not fetched, a Lottie sticker);
+        ``about``: the message described, when it is not the question (a context menu's target): its
+        deletion deletes the description. The exchange becomes part of the channel's conversation, so
+        follow-up questions can refer to it.
         """
         limit = self.bot.settings.max_images_per_request
         candidates = list(attachments) if chosen else image_attachments(attachments)
         spoiler = any(a.is_spoiler() for a in candidates[:limit])
         ref = AnswerRef(AnswerKind.DESCRIBE if prompt else AnswerKind.ALT_TEXT, message_id, asker.id)
-        reply = self.bot.steering.reply(sink, ref, wrap=Wrap.SPOILER if spoiler else None)
+        reply = self.bot.steering.reply(sink, ref, wrap=Wrap.SPOILER if spoiler else None, about=about)
         try:
             await reply.start()
         except (ReplyDeleted, discord.Forbidden) as error:  # gone, or the cached permissions were stale

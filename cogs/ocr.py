@@ -52,6 +52,7 @@ class Ocr(commands.Cog):
             offline=self.offline,
             downloads=bot.downloads,
             live=bot.live,
+            note=lambda channel_id, about, message_id: bot.chat.note_replies(channel_id, about, [message_id]),
         )
 
     @app_commands.command(name="ocr", description="Copy the text out of an image, exactly as written.")
@@ -92,7 +93,7 @@ class Ocr(commands.Cog):
         if admission is None:
             return
         await interaction.response.defer(thinking=True)
-        options = OcrOptions(asker_id=interaction.user.id)
+        options = OcrOptions(asker_id=interaction.user.id, about=message.id)
         await transcribe_attachments(self.bot.reply_sink(interaction), found.sources, options, self.services(admission))
 
 

@@ -18,7 +18,7 @@ import itertools
 import logging
 import re
 from collections import deque
-from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import PurePath
 from typing import Any
@@ -70,6 +70,8 @@ class OcrOptions:
     layout: Layout = "plain"
     asker_id: int | None = None
     """Who asked: they (or a moderator) may stop the reading with its Stop button (none without)."""
+    about: int | None = None
+    """The message read (Extract text): deleting it deletes the reading (see ``OcrServices.note``)."""
 
 
 class OfflineReader:
@@ -111,7 +113,8 @@ class OfflineReader:
 @dataclass(frozen=True)
 class OcrServices:
     """The services one OCR request uses: the model as metered for the asker (``bot.guard.MeteredVision``
-    over ``bot.vision``), ``bot.images``, ``bot.pacer``, ``bot.downloads``, ``bot.live``."""
+    over ``bot.vision``), ``bot.images``, ``bot.pacer``, ``bot.downloads``, ``bot.live``; ``note(channel,
+    message read, message posted)`` keeps in the store which messages are about the message read."""
 
     vision: Model
     images: ImageWorker
@@ -119,6 +122,7 @@ class OcrServices:
     offline: OfflineReader
     downloads: DownloadGate
     live: LiveRegistry | None = None
+    note: Callable[[int, int, int], Awaitable[None]] | None = None
 
 
 @dataclass(frozen=True)
@@ -265,6 +269,12 @@ def text_file_name(image_name: str) -> str:
 async def _transcribe_one(
     sink: SectionSink, source: Source, options: OcrOptions, services: OcrServices, notes: list[str]
 ) -> OcrResult | None:
+    about, note = options.about, services.note
+
+    async def posted(message_id: int) -> None:
+        if about is not None and note is not None:
+            await note(sink.channel_id, about, message_id)
+
     reply = LiveReply(
         sink,
         services.pacer,
@@ -274,6 +284,8 @@ async def _transcribe_one(
         limit=sink.room,
         registry=services.live,
         stop=None if options.asker_id is None else stop_button(options.asker_id),
+        about=about,
+        on_posted=posted,
     )
     await reply.start()
     if source.data is None:

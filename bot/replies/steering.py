@@ -122,12 +122,17 @@ class Steering:
         self._busy: set[tuple[int, int]] = set()  # (channel, question) being regenerated or continued
         self._tasks: set[asyncio.Task[None]] = set()
 
-    def reply(self, sink: ReplySink, ref: AnswerRef, *, wrap: Wrap | None = None) -> LiveReply:
+    def reply(
+        self, sink: ReplySink, ref: AnswerRef, *, wrap: Wrap | None = None, about: int | None = None
+    ) -> LiveReply:
         """The live reply for an answer to ``ref``: Stop while it streams, Regenerate / Continue after;
-        its messages are noted in the store as the replies about the question."""
+        its messages are noted in the store as the replies about the question, and about ``about`` (the
+        message a context menu was used on), whose deletion then deletes them too."""
+        sources = list(dict.fromkeys((ref.question_id, about or ref.question_id)))
 
         async def posted(message_id: int) -> None:
-            await self.chat.note_replies(sink.channel_id, ref.question_id, [message_id])
+            for source in sources:
+                await self.chat.note_replies(sink.channel_id, source, [message_id])
 
         return LiveReply(
             sink,
@@ -139,7 +144,7 @@ class Steering:
             registry=self.live,
             stop=stop_button(ref.asker_id),
             controls=lambda answer: answer_buttons(ref, answer),
-            about=ref.question_id,
+            about=about or ref.question_id,
             on_posted=posted,
         )
 

@@ -20,13 +20,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from typing import TYPE_CHECKING
 
 from bot.replies.pacing import ChannelPacer
 from bot.replies.registry import LiveRegistry, Withdrawable
-
-if TYPE_CHECKING:
-    from bot.store import Store
+from bot.store import Replies, Store
 
 log = logging.getLogger(__name__)
 
@@ -72,35 +69,41 @@ class Withdrawal:
         except Exception:
             log.warning("Could not read which replies were about deleted messages %s", sorted(gone), exc_info=True)
             noted = []
-        replies: dict[tuple[int, int], set[int]] = {}
-        for source, (channel_id, ids) in shown.items():
-            replies.setdefault((source, channel_id), set()).update(ids)
-        for record in noted:
-            replies.setdefault((record.source_id, record.channel_id), set()).update(record.message_ids)
+        found = [Replies(source, channel_id, tuple(ids)) for source, (channel_id, ids) in shown.items()] + noted
+        merged: dict[tuple[int, int], tuple[set[int], set[int]]] = {}
+        for record in found:
+            ids, others = merged.setdefault((record.source_id, record.channel_id), (set(), set()))
+            ids.update(record.message_ids)
+            others.update(record.others)
         await asyncio.gather(
-            *(self._withdraw(source, channel_id, sorted(ids - gone), live.get(source))
-              for (source, channel_id), ids in replies.items())
+            *(self._withdraw(Replies(source, channel_id, tuple(sorted(ids - gone)), tuple(others)), live.get(source))
+              for (source, channel_id), (ids, others) in merged.items())
         )  # fmt: skip
 
-    async def _withdraw(self, source: int, channel_id: int, message_ids: list[int], reply: Withdrawable | None) -> None:
+    async def _withdraw(self, replies: Replies, reply: Withdrawable | None) -> None:
         """Memory first, so that once the replies are gone the exchange is too; a live reply's caller
-        may be storing the exchange just now, so once it is done the exchange is taken out again."""
-        log.info("Message %s was deleted; deleting the %d replies about it", source, len(message_ids))
-        await self._forget(channel_id, source)
-        await delete_paced(self._pacer(), self._delete, channel_id, message_ids)
+        may be storing the exchange just now, so once it is done the exchange is taken out again. The
+        exchange is the deleted message's, or that of another message the replies are about (a context
+        menu's answer is remembered under its interaction)."""
+        source, channel_id = replies.source_id, replies.channel_id
+        log.info("Message %s was deleted; deleting the %d replies about it", source, len(replies.message_ids))
+        questions = (source, *replies.others)
+        await self._forget(channel_id, questions)
+        await delete_paced(self._pacer(), self._delete, channel_id, replies.message_ids)
         if reply is not None:
             try:
                 await asyncio.wait_for(reply.ended(), ENDING_SECONDS)
             except TimeoutError:
                 log.warning("A reply about deleted message %s did not end in time", source)
-            await self._forget(channel_id, source)
+            await self._forget(channel_id, questions)
 
-    async def _forget(self, channel_id: int, source: int) -> None:
-        try:
-            removed = await self._store.remove_exchange(channel_id, source)
-        except Exception:
-            log.warning("Could not take deleted message %s out of channel %s's memory", source, channel_id,
-                        exc_info=True)
-            return
-        if removed:
-            log.info("Deleted message %s left the memory of channel %s (%d turns)", source, channel_id, removed)
+    async def _forget(self, channel_id: int, questions: Sequence[int]) -> None:
+        for question in questions:
+            try:
+                removed = await self._store.remove_exchange(channel_id, question)
+            except Exception:
+                log.warning("Could not take message %s out of channel %s's memory", question, channel_id,
+                            exc_info=True)
+                continue
+            if removed:
+                log.info("Message %s left the memory of channel %s (%d turns)", question, channel_id, removed)

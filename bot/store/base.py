@@ -196,14 +196,25 @@ class Replies:
     channel_id: int
     message_ids: tuple[int, ...]
     """In the order they were posted (snowflakes grow with time)."""
+    others: tuple[int, ...] = ()
+    """The other messages these replies are about (a context menu's answer is about the message it was
+    used on and about its interaction, which is its question in memory)."""
 
 
-def group_replies(rows: Iterable[tuple[int, int, int]]) -> list[Replies]:
-    """(source, channel, message) triples as one :class:`Replies` per source and channel."""
+def group_replies(rows: Iterable[tuple[int, int, int]], others: Iterable[tuple[int, int]] = ()) -> list[Replies]:
+    """(source, channel, message) triples as one :class:`Replies` per source and channel; ``others``:
+    (message, source) pairs naming the other messages a reply is about."""
     groups: dict[tuple[int, int], list[int]] = {}
     for source_id, channel_id, message_id in rows:
         groups.setdefault((source_id, channel_id), []).append(message_id)
-    return [Replies(source, channel, tuple(sorted(ids))) for (source, channel), ids in groups.items()]
+    also: dict[int, set[int]] = {}
+    for message_id, source_id in others:
+        also.setdefault(message_id, set()).add(source_id)
+
+    def others_of(source: int, ids: list[int]) -> tuple[int, ...]:
+        return tuple(sorted({other for i in ids for other in also.get(i, ())} - {source}))
+
+    return [Replies(src, channel, tuple(sorted(ids)), others_of(src, ids)) for (src, channel), ids in groups.items()]
 
 
 MeterLimit = tuple[str, int]
@@ -359,8 +370,8 @@ class Store(ABC):
     @abstractmethod
     async def add_replies(self, source_id: int, channel_id: int, message_ids: Iterable[int]) -> None:
         """Note that the bot's messages ``message_ids`` in ``channel_id`` are about message ``source_id``
-        (added to those already noted; noting one twice is a no-op). Kept as long as the turns
-        (``MEMORY_RETENTION_DAYS``), until :meth:`messages_deleted` takes them."""
+        (added to those already noted; noting one twice is a no-op; a message may be about several).
+        Kept as long as the turns (``MEMORY_RETENTION_DAYS``), until :meth:`messages_deleted` takes them."""
 
     @abstractmethod
     async def replies_about(self, source_id: int, channel_id: int) -> tuple[int, ...]:
@@ -370,7 +381,7 @@ class Store(ABC):
     async def messages_deleted(self, message_ids: Iterable[int]) -> list[Replies]:
         """Discord deleted ``message_ids``: take the replies about each of them off the record and
         return them, one record per source and channel (one atomic step: of several callers, one gets
-        them); and drop each deleted message that was itself a reply from its source's record."""
+        them); and drop each deleted message that was itself a reply from its sources' records."""
 
     # -- per-guild settings -------------------------------------------------------------------------
 

@@ -14,7 +14,7 @@ Keys (all under ``glimpse:``)::
     claim:{kind}:{key}  STRING "1" while claimed (SET NX with the claim's TTL)
     topic:{topic}       pub/sub channel of notifications between processes
     rate:, meters:, usage:         the spending counters (see bot/store/redis_spending.py)
-    replies:, replyof:             the bot's replies by the message they are about (redis_replies.py)
+    replies:, sourcesof:           the bot's replies by the message they are about (redis_replies.py)
 
 Every conversation write is one Lua script, so appends are atomic and ordered (in order of
 completion), a question and its answer are pushed together (adjacent), a redelivered message is

@@ -3,7 +3,7 @@
 Keys (under the store's prefix)::
 
     replies:{source}    HASH   bot message id -> its channel id: the bot's messages about that message
-    replyof:{message}   STRING the message a bot message is about
+    sourcesof:{message} SET    the messages a bot message is about
 
 Both expire after the retention (refreshed when replies are added). Taking a source's replies and
 unlinking deleted replies is one Lua script, so of several processes told of a deletion, one gets them.
@@ -18,25 +18,27 @@ import redis.asyncio as aioredis
 from bot.store.base import Replies, StoreOptions, group_replies
 
 # ARGV: prefix, then the deleted message ids. First each one's replies are taken (returned as flat
-# source, message, channel triples), then each deleted reply leaves its source's record.
+# source, message, channel, "other sources, comma-separated" quadruples), then each deleted reply
+# leaves its sources' records.
 _MESSAGES_DELETED = """
 local prefix, out = ARGV[1], {}
 for i = 2, #ARGV do
   local key = prefix .. 'replies:' .. ARGV[i]
   local found = redis.call('HGETALL', key)
   for j = 1, #found, 2 do
+    local of = prefix .. 'sourcesof:' .. found[j]
+    redis.call('SREM', of, ARGV[i])
     out[#out + 1] = ARGV[i]; out[#out + 1] = found[j]; out[#out + 1] = found[j + 1]
-    redis.call('DEL', prefix .. 'replyof:' .. found[j])
+    out[#out + 1] = table.concat(redis.call('SMEMBERS', of), ',')
   end
   redis.call('DEL', key)
 end
 for i = 2, #ARGV do
-  local of = prefix .. 'replyof:' .. ARGV[i]
-  local source = redis.call('GET', of)
-  if source then
+  local of = prefix .. 'sourcesof:' .. ARGV[i]
+  for _, source in ipairs(redis.call('SMEMBERS', of)) do
     redis.call('HDEL', prefix .. 'replies:' .. source, ARGV[i])
-    redis.call('DEL', of)
   end
+  redis.call('DEL', of)
 end
 return out
 """
@@ -65,7 +67,8 @@ class RedisReplies:
             pipe.hset(key, mapping={str(message_id): str(channel_id) for message_id in ids})
             pipe.expire(key, ttl)
             for message_id in ids:
-                pipe.set(self._key("replyof", message_id), str(source_id), ex=ttl)
+                pipe.sadd(self._key("sourcesof", message_id), str(source_id))
+                pipe.expire(self._key("sourcesof", message_id), ttl)
             await pipe.execute()
 
     async def replies_about(self, source_id: int, channel_id: int) -> tuple[int, ...]:
@@ -77,7 +80,8 @@ class RedisReplies:
         if not ids:
             return []
         flat = await self._messages_deleted(args=[self._prefix, *ids])
+        taken = list(zip(flat[::4], flat[1::4], flat[2::4], flat[3::4], strict=True))
         return group_replies(
-            (int(source), int(channel), int(message))
-            for source, message, channel in zip(flat[::3], flat[1::3], flat[2::3], strict=True)
+            ((int(source), int(channel), int(message)) for source, message, channel, _ in taken),
+            ((int(message), int(other)) for _, message, _, others in taken for other in others.split(b",") if other),
         )

@@ -188,6 +188,22 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX replies_by_source ON replies (source_id);
     CREATE INDEX replies_by_time ON replies (created_at);
     """,
+    # 8: a reply may be about several messages (a context menu's answer: its target and its interaction)
+    """
+    CREATE TABLE replies_v8 (
+        message_id INTEGER NOT NULL,
+        source_id  INTEGER NOT NULL,
+        channel_id INTEGER NOT NULL,
+        created_at REAL NOT NULL,
+        PRIMARY KEY (source_id, message_id)
+    );
+    INSERT INTO replies_v8 (message_id, source_id, channel_id, created_at)
+        SELECT message_id, source_id, channel_id, created_at FROM replies;
+    DROP TABLE replies;
+    ALTER TABLE replies_v8 RENAME TO replies;
+    CREATE INDEX replies_by_message ON replies (message_id);
+    CREATE INDEX replies_by_time ON replies (created_at);
+    """,
 )
 NOTIFY_POLL_SECONDS = 0.25
 NOTIFY_KEEP_SECONDS = 3600.0

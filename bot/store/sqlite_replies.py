@@ -1,5 +1,5 @@
 """The replies record of the SQLite store (see :class:`bot.store.base.Store`, "replies"): one row per
-bot message, naming the message it is about. Taking a source's replies is one ``DELETE ... RETURNING``,
+bot message and message it is about. Taking a source's replies is one ``DELETE ... RETURNING``,
 so two processes on one file cannot both get them; :meth:`Store.purge` drops rows past the retention.
 """
 
@@ -59,4 +59,9 @@ class SQLiteReplies:
                 (ids,),
             )
             await conn.execute("DELETE FROM replies WHERE message_id IN (SELECT value FROM json_each(?))", (ids,))
-        return group_replies((int(s), int(c), int(m)) for s, c, m in rows)
+            taken = [(int(s), int(c), int(m)) for s, c, m in rows]
+            others = await conn.execute_fetchall(
+                "SELECT message_id, source_id FROM replies WHERE message_id IN (SELECT value FROM json_each(?))",
+                (json.dumps([message for _, _, message in taken]),),
+            )
+        return group_replies(taken, ((int(m), int(s)) for m, s in others))

@@ -162,3 +162,42 @@ async def test_deleting_the_message_that_opened_a_conversation_thread_deletes_it
     assert emulator.bot_messages(thread) == [second]  # the follow-up's answer is about the follow-up
     turns = await remembered(glimpse, thread.id, at_most=2)
     assert [t.text for t in turns] == ["and how big are they?", "About 60 cm tall."]
+
+
+async def test_deleting_a_message_deletes_a_describe_image_answer_about_it(
+    glimpse: Glimpse, emulator: DiscordEmulator, vlm: VLMServer
+) -> None:
+    vlm.respond_with(lambda r: ALT_TEXT)
+    general = emulator.channel("general")  # not a describe channel: alice asks with the context menu
+    posted = await emulator.post_message(emulator.user("bob"), general, "", attachments=[("cat.png", picture(9))])
+    interaction = await emulator.use_message_command(emulator.user("alice"), posted, "Describe image")
+    answer = await emulator.wait_for(lambda: interaction.original)
+    await emulator.wait_for(lambda: "Regenerate" in buttons(answer.components), what="the final description")
+    assert answer.content == ALT_TEXT and len(await glimpse.store.history(general.id)) == 2
+
+    await emulator.delete_message(posted)
+    await emulator.wait_for(lambda: answer.deleted, what="the description deleted")
+
+    assert emulator.bot_messages(general) == []
+    await forgotten(glimpse, general.id)  # remembered under alice's interaction, it goes too
+
+
+async def test_deleting_a_message_deletes_the_text_extract_text_read_from_it(
+    glimpse: Glimpse, emulator: DiscordEmulator, vlm: VLMServer
+) -> None:
+    vlm.respond_with(lambda r: "FREE NITRO: scan the code")
+    general = emulator.channel("general")
+    posted = await emulator.post_message(
+        emulator.user("bob"), general, "", attachments=[("a.png", picture(11)), ("b.png", picture(12))]
+    )
+    interaction = await emulator.use_message_command(emulator.user("alice"), posted, "Extract text")
+
+    def read() -> list[Message]:  # one message per image, each final (its Stop button gone)
+        shown = [m for m in (interaction.original, *interaction.followups) if m is not None]
+        done = len(shown) == 2 and all("FREE NITRO" in m.content and not m.components for m in shown)
+        return shown if done else []
+
+    answer = await emulator.wait_for(read, what="both images read")
+    await emulator.delete_message(posted)
+    await emulator.wait_for(lambda: all(m.deleted for m in answer), what="the reading deleted")
+    assert emulator.bot_messages(general) == []

@@ -551,6 +551,17 @@ async def test_sqlite_a_version_1_database_upgrades_and_keeps_its_data(tmp_path:
         assert "phash" not in {row[1] for row in conn.execute("PRAGMA table_info(cache)")}
 
 
+async def test_sqlite_replies_noted_before_version_8_are_kept(tmp_path: Path) -> None:
+    path = tmp_path / "glimpse.db"
+    with sqlite3.connect(path) as conn:  # a reply could be about one message only
+        conn.executescript("; ".join(MIGRATIONS[:7]) + "; PRAGMA user_version = 7;")
+        conn.execute("INSERT INTO replies VALUES (5001, 1001, ?, ?)", (CHANNEL, time.time()))
+    async with await open_store(f"sqlite:///{path}") as store:
+        assert await store.replies_about(1001, CHANNEL) == (5001,)
+        await store.add_replies(9001, CHANNEL, [5001])
+        assert await store.replies_about(9001, CHANNEL) == (5001,)
+
+
 def disk_size(path: Path) -> int:
     return sum(p.stat().st_size for p in (path, Path(f"{path}-wal")) if p.exists())
 
@@ -803,6 +814,16 @@ async def test_a_deleted_reply_leaves_its_sources_record(store: Store) -> None:
     assert await store.replies_about(1001, CHANNEL) == (5001,)
     # A purge of the question and its reply at once still hands the reply over (the caller knows it is gone).
     assert await store.messages_deleted([5001, 1001]) == [Replies(1001, CHANNEL, (5001,))]
+
+
+async def test_a_reply_about_two_messages_goes_with_either(store: Store) -> None:
+    # a context menu's answer: about the message it was used on, and its own interaction
+    await store.add_replies(1001, CHANNEL, [5001, 5002])
+    await store.add_replies(9001, CHANNEL, [5001, 5002])
+    assert await store.messages_deleted([1001]) == [Replies(1001, CHANNEL, (5001, 5002), others=(9001,))]
+    assert await store.replies_about(9001, CHANNEL) == (5001, 5002)  # until their own deletion is told
+    assert await store.messages_deleted([5001, 5002]) == []
+    assert await store.replies_about(9001, CHANNEL) == ()
 
 
 async def test_a_deletion_told_to_two_processes_hands_the_replies_to_one(store_url: str) -> None:
