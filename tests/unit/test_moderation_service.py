@@ -101,8 +101,9 @@ async def test_model_lane_bounds_requests_and_copies_in_flight_share_one(
     await vlm.wait_for_requests(2)
     await vlm.release(1)
     results = await asyncio.gather(*tasks)
-    assert len(vlm.completions) == 2  # the two copies of picture 3 waited for the first one's verdict
-    assert [r.cached for r in results] == [False, False, True, True]
+    assert len(vlm.completions) == 2  # the copies of picture 3 waited for one verdict
+    threes = [results[0], results[2], results[3]]  # whichever copy was prepared first asked the model
+    assert sorted(r.cached for r in threes) == [False, True, True] and not results[1].cached
 
 
 async def test_provider_without_json_mode_is_asked_again_without_it(service: ModerationService, vlm: VLMServer) -> None:
