@@ -10,7 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from bot.conversation import ExchangeForgotten
-from bot.store.base import (
+from bot.store.base import Store
+from bot.store.records import (
     AuditGroup,
     AuditRecord,
     DuplicateAnswerError,
@@ -22,7 +23,6 @@ from bot.store.base import (
     Replies,
     SettingsChange,
     SettingsConflictError,
-    Store,
     StoreOptions,
     StoreStats,
     UsageRow,

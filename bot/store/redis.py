@@ -41,7 +41,8 @@ from dataclasses import replace
 import redis.asyncio as aioredis
 
 from bot.conversation import ExchangeForgotten, Turn
-from bot.store.base import (
+from bot.store.base import Store
+from bot.store.records import (
     SETTINGS_CHANGES_KEPT,
     AuditGroup,
     AuditRecord,
@@ -49,7 +50,6 @@ from bot.store.base import (
     ImageBlob,
     JSONDict,
     SettingsChange,
-    Store,
     StoreOptions,
     StoreStats,
     VersionedSettings,

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 
 import redis.asyncio as aioredis
 
-from bot.store.base import Replies, StoreOptions, group_replies
+from bot.store.records import Replies, StoreOptions, group_replies
 
 # ARGV: prefix, then the deleted message ids. First each one's replies are taken (returned as flat
 # source, message, channel, "other sources, comma-separated" quadruples), then each deleted reply

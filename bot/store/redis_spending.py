@@ -9,7 +9,7 @@ Keys (under the store's prefix)::
 An admission (check the meters, then count the rate), a reservation (check every meter, then reserve
 on all) and a settlement are each one Lua script (one round trip), so processes sharing the Redis
 cannot interleave inside them. Every key expires on its own: rate keys after their window, meters
-:data:`~bot.store.base.METER_KEEP_DAYS` and usage rows the usage retention after their day, as
+:data:`~bot.store.records.METER_KEEP_DAYS` and usage rows the usage retention after their day, as
 SQLite's purge keeps them.
 """
 
@@ -21,7 +21,7 @@ from collections.abc import Iterable, Sequence
 
 import redis.asyncio as aioredis
 
-from bot.store.base import (
+from bot.store.records import (
     MAX_USAGE_DAYS,
     METER_KEEP_DAYS,
     MeterLimit,

@@ -27,7 +27,8 @@ from typing import TypeVar
 import aiosqlite
 
 from bot.conversation import ExchangeForgotten, Turn
-from bot.store.base import (
+from bot.store.base import Store
+from bot.store.records import (
     METER_KEEP_DAYS,
     SETTINGS_CHANGES_KEPT,
     AuditGroup,
@@ -36,7 +37,6 @@ from bot.store.base import (
     ImageBlob,
     JSONDict,
     SettingsChange,
-    Store,
     StoreOptions,
     StoreStats,
     VersionedSettings,

@@ -12,7 +12,7 @@ from contextlib import AbstractAsyncContextManager
 
 import aiosqlite
 
-from bot.store.base import Replies, group_replies
+from bot.store.records import Replies, group_replies
 
 
 class SQLiteReplies:

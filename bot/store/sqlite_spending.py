@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 
 import aiosqlite
 
-from bot.store.base import MeterLimit, NotAdmitted, RateLimit, UsageRow
+from bot.store.records import MeterLimit, NotAdmitted, RateLimit, UsageRow
 
 RATE_EVENT_KEEP_SECONDS = 3600
 """Rate windows are a minute; :meth:`Store.purge` drops events older than this."""

@@ -33,7 +33,7 @@ from bot.store import (
     open_store,
     sqlite_path,
 )
-from bot.store.base import SETTINGS_CHANGES_KEPT, Replies
+from bot.store.records import SETTINGS_CHANGES_KEPT, Replies
 from bot.store.sqlite import MIGRATIONS, SchemaTooNewError
 
 CHANNEL = 111
