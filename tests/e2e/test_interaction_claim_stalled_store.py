@@ -9,36 +9,20 @@ the command is answered here, which is safe because Discord accepts one response
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Iterator
-from pathlib import Path
 
-import pytest
 import redis
 
 from bot.app import Glimpse
-from tests.e2e.conftest import bot_environment
+from tests.e2e.test_memory_outage import private_redis, settings_env  # noqa: F401  (fixtures: a private redis-server)
 from tests.fakes.discord import DiscordEmulator
-from tests.fakes.vlm import VLMServer
-from tests.store.conftest import redis_server
 
 PAUSE_MS = 5000  # longer than Discord's 3 seconds for the first response
 
 
-@pytest.fixture
-def private_redis(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    with redis_server(tmp_path) as server:
-        yield server
-
-
-@pytest.fixture
-def settings_env(
-    emulator: DiscordEmulator, vlm: VLMServer, private_redis: tuple[str, subprocess.Popen[bytes]]
-) -> dict[str, str]:
-    return bot_environment(emulator, vlm, private_redis[0])
-
-
 async def test_a_command_is_acknowledged_in_time_while_the_store_stalls(
-    glimpse: Glimpse, emulator: DiscordEmulator, private_redis: tuple[str, subprocess.Popen[bytes]]
+    glimpse: Glimpse,
+    emulator: DiscordEmulator,
+    private_redis: tuple[str, subprocess.Popen[bytes]],  # noqa: F811
 ) -> None:
     with redis.Redis.from_url(private_redis[0]) as admin:
         admin.execute_command("CLIENT", "PAUSE", PAUSE_MS, "WRITE")
