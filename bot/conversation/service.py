@@ -126,6 +126,16 @@ class ChatService:
         await self.store.cache_set(FORGOTTEN, str(channel_id), {"snowflake": snowflake}, ttl=horizon_seconds)
         return removed
 
+    async def channel_deleted(self, channel_id: int) -> None:
+        """A deleted channel or thread takes its memory (turns and images) with it. If the store is
+        unreachable now, the retention purge removes it later."""
+        try:
+            removed = await self.store.forget(channel_id)
+        except Exception:
+            log.warning("Could not clear the memory of deleted channel %s", channel_id, exc_info=True)
+            return
+        log.info("Channel %s was deleted: its memory (%d turns) went with it", channel_id, removed)
+
     @counts_as("chat")
     async def answer(
         self,

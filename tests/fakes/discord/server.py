@@ -268,6 +268,28 @@ class DiscordEmulator(Actions):
             self.gateway.dispatch("CHANNEL_UPDATE", data, guild_id=channel.guild_id, intent=GUILDS)
         )
 
+    async def delete_channel(self, channel: Channel) -> None:
+        """An admin deletes a channel or a thread: it and its messages are gone at once, announced by one
+        THREAD_DELETE (a thread) or CHANNEL_DELETE (any other channel; its threads go with it), with no
+        MESSAGE_DELETE for each message, as on Discord."""
+        assert not channel.is_dm, "a DM channel is not deleted"
+        if channel.is_thread:
+            event = "THREAD_DELETE"
+            data: dict[str, Any] = {
+                "id": str(channel.id), "guild_id": str(channel.guild_id),
+                "parent_id": str(channel.parent_id), "type": int(channel.type),
+            }
+        else:
+            event, data = "CHANNEL_DELETE", payloads.channel(channel, self.world)
+        gone = {channel.id} | {c.id for c in self.world.channels.values() if c.parent_id == channel.id}
+        for channel_id in gone:
+            del self.world.channels[channel_id]
+        for message in self.world.messages.values():
+            if message.channel_id in gone:
+                message.deleted = True
+        self.records.notifier.notify()
+        await self.gateway.dispatch(event, data, guild_id=channel.guild_id, intent=GUILDS)
+
     def set_command_permission(
         self,
         command: str,
