@@ -6,35 +6,19 @@ once, before the role update reaches the bot's cache."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import pytest
-
 from bot.app import Glimpse
 from bot.guild.policy import NEEDS_MANAGE_SERVER
-from tests.e2e.conftest import bot_environment
 from tests.e2e.helpers import (  # noqa: F401  (the fixtures: scaled Discord limits, bot paced to match)
     SettledRequests,
     emulator_config,
     paced_like_emulator,
 )
 from tests.e2e.server_settings import answer_of, run_settings, stored_version
+from tests.e2e.test_usage_command import settings_env  # noqa: F401  (fixture: a budget and prices)
 from tests.fakes.discord import DiscordEmulator, Interaction, Perm, Role
 from tests.fakes.vlm import VLMServer
 
 SERVER_SECTION = ("**This server**", "This month by feature", "Top members this month", "Estimated cost")
-
-
-@pytest.fixture
-def settings_env(emulator: DiscordEmulator, vlm: VLMServer, tmp_path: Path) -> dict[str, str]:
-    return bot_environment(
-        emulator,
-        vlm,
-        f"sqlite:///{tmp_path / 'glimpse.db'}",
-        BUDGET_USER_DAILY_TOKENS="50000",
-        PRICE_PROMPT_PER_MTOK="1000",
-        PRICE_COMPLETION_PER_MTOK="2000",
-    )
 
 
 def moderator_role(emulator: DiscordEmulator) -> Role:
