@@ -19,6 +19,7 @@ from bot.conversation import MEMORY_UNAVAILABLE, AnswerKind, AnswerRef, user_tur
 from bot.guard import Admission, MeteredVision, Purpose, Work
 from bot.guild import ChatMode, Feature
 from bot.images import AttachmentLike, gather_images, image_attachments, is_image
+from bot.interactions import acknowledge
 from bot.moderation.discord import withheld
 from bot.prompts import animation_note
 from bot.replies import (
@@ -159,7 +160,7 @@ class Chat(commands.Cog):
             )
             return
         assert interaction.channel_id is not None
-        await interaction.response.defer(ephemeral=True, thinking=True)  # the store may be slow: ack first
+        await acknowledge(interaction)  # the store may be slow
         removed = await self.bot.chat.forget(
             interaction.channel_id,
             snowflake=interaction.id,
@@ -174,7 +175,7 @@ class Chat(commands.Cog):
     @app_commands.command(name="context", description="Show what Glimpse currently remembers of this channel.")
     async def context_command(self, interaction: discord.Interaction) -> None:
         assert interaction.channel_id is not None
-        await interaction.response.defer(ephemeral=True, thinking=True)  # the store may be slow: ack first
+        await acknowledge(interaction)  # the store may be slow
         summary = await self.bot.chat.context(interaction.channel_id)
         limits = self.bot.chat.limits
         if not summary.turns:

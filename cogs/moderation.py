@@ -245,7 +245,7 @@ class Moderation(commands.Cog):
         if not _can_moderate(interaction.permissions):
             await interaction.response.send_message("Only moderators can see the moderation settings.", ephemeral=True)
             return
-        await interaction.response.defer(ephemeral=True, thinking=True)  # the store may be slow: ack first
+        await acknowledge(interaction)  # the store may be slow
         settings = await self.service.settings(interaction.guild.id)
         note = None if settings is not None else "Moderation is not set up yet: these are the defaults."
         embed = settings_embed(
@@ -260,7 +260,7 @@ class Moderation(commands.Cog):
             await interaction.response.send_message("Only moderators can see moderation statistics.", ephemeral=True)
             return
         # Deferred first: the store counts a busy server's month of audit before anything can be shown.
-        await interaction.response.defer(ephemeral=True, thinking=True)
+        await acknowledge(interaction)
         tallies = await self.service.stats(interaction.guild.id, WINDOWS_DAYS, time.time())
         await interaction.edit_original_response(embed=stats_embed(tallies), allowed_mentions=NO_MENTIONS)
 
@@ -274,7 +274,7 @@ class Moderation(commands.Cog):
             text = " ".join(["That message has no images.", *found.notes])
             await interaction.response.send_message(text, ephemeral=True)
             return
-        await interaction.response.defer(ephemeral=True, thinking=True)
+        await acknowledge(interaction)
         guild_id = interaction.guild.id
         settings = await self.service.settings(guild_id) or ModerationSettings()
         results = await self.service.check_attachments(guild_id, settings, found.sources)

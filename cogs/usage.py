@@ -13,6 +13,7 @@ from discord.ext import commands
 
 from bot.gate import actor_of
 from bot.guard import Prices, Purpose, usage_report
+from bot.interactions import acknowledge
 
 if TYPE_CHECKING:
     from bot.app import Glimpse
@@ -31,7 +32,7 @@ class Usage(commands.Cog):
 
     @app_commands.command(name="usage", description="Your token use today and this month (only you see it).")
     async def usage_command(self, interaction: discord.Interaction) -> None:
-        await interaction.response.defer(ephemeral=True, thinking=True)
+        await acknowledge(interaction)
         # Checked here from the member's permissions in this server, not only by who sees a button.
         manager = interaction.guild is not None and interaction.permissions.manage_guild
         actor = actor_of(interaction.user, interaction.guild, Purpose.CHAT)
