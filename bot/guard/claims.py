@@ -77,7 +77,7 @@ class Claims:
         try:
             taken = await asyncio.wait_for(self._store.claim(kind, str(key), self._ttl), wait)
         except TimeoutError:
-            log.warning("Store too slow for the %s claim on %s (%.1f s); handled in this process", kind, key, wait)
+            log.warning("Store too slow for the %s claim on %s (waited %s s); handled in this process", kind, key, wait)
             return True
         except Exception as error:
             log.warning("Store unavailable for the %s claim on %s (%s); handling it in this process", kind, key, error)
