@@ -5,17 +5,21 @@ and sends a MESSAGE_UPDATE whose embeds carry the outside ``url`` and a ``proxy_
 media proxy. Here a test registers what a link shows (:meth:`MediaProxy.link`); the emulator never
 fetches the outside URL, it serves the registered bytes at ``/external/...`` on its own origin.
 Stickers are served at ``/stickers/{id}.{ext}`` and custom emoji at ``/emojis/{id}.{ext}``, the
-paths discord.py builds from ``Asset.BASE`` (which ``point_discord_py`` points here).
+paths discord.py builds from ``Asset.BASE`` (which ``point_discord_py`` points here). A GIF sticker is
+the exception: Discord serves it only on its media proxy, and discord.py hard-codes that URL
+(``https://media.discordapp.net/stickers/{id}.gif``); :func:`gif_stickers_at` moves it here too.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import io
 import mimetypes
 import secrets
 import urllib.parse
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +32,35 @@ JSON = dict[str, Any]
 
 STICKER_PNG, STICKER_APNG, STICKER_LOTTIE, STICKER_GIF = 1, 2, 3, 4
 _STICKER_EXTENSIONS = {STICKER_PNG: "png", STICKER_APNG: "png", STICKER_LOTTIE: "json", STICKER_GIF: "gif"}
+DISCORD_MEDIA_PROXY = "https://media.discordapp.net"
+"""Where discord.py says GIF stickers are (``StickerItem.url``, ``Sticker.url``), whatever ``Asset.BASE`` is."""
+
+
+@contextlib.contextmanager
+def gif_stickers_at(base_url: str) -> Iterator[None]:
+    """While the block runs, the GIF stickers discord.py reads point at ``base_url`` instead of
+    Discord's media proxy: the URL it builds is rewritten right after, nothing else changes (restored
+    on exit)."""
+    import discord.sticker
+
+    def moved(build: Callable[..., None]) -> Callable[..., None]:
+        @functools.wraps(build)
+        def building(sticker: Any, *args: Any, **kwargs: Any) -> None:
+            build(sticker, *args, **kwargs)
+            if sticker.url.startswith(DISCORD_MEDIA_PROXY + "/stickers/"):
+                sticker.url = base_url + sticker.url.removeprefix(DISCORD_MEDIA_PROXY)
+
+        return building
+
+    builders = [(discord.sticker.StickerItem, "__init__"), (discord.sticker.Sticker, "_from_data")]
+    originals = [getattr(cls, name) for cls, name in builders]
+    for (cls, name), original in zip(builders, originals, strict=True):
+        setattr(cls, name, moved(original))
+    try:
+        yield
+    finally:
+        for (cls, name), original in zip(builders, originals, strict=True):
+            setattr(cls, name, original)
 
 
 @dataclass(frozen=True)

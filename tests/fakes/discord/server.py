@@ -24,7 +24,7 @@ from .actions import Actions
 from .cdn import Cdn
 from .gateway import GUILDS, Gateway, GatewayConfig
 from .interactions import InteractionConfig, Interactions
-from .media import MediaProxy
+from .media import MediaProxy, gif_stickers_at
 from .messages import Messages
 from .ratelimit import RateLimitConfig, RateLimiter
 from .records import MentionRecord, Recorder, RequestRecord
@@ -155,7 +155,7 @@ class DiscordEmulator(Actions):
 
     @contextlib.contextmanager
     def point_discord_py(self) -> Iterator[None]:
-        """Point this process's discord.py at the emulator (restored on exit)."""
+        """Point this process's discord.py at the emulator, its media proxy included (restored on exit)."""
         import discord.asset
         import discord.gateway
         import discord.http
@@ -165,7 +165,8 @@ class DiscordEmulator(Actions):
         discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = self.gateway_url
         discord.asset.Asset.BASE = self.base_url  # stickers and emoji are served by the emulator's media proxy
         try:
-            yield
+            with gif_stickers_at(self.base_url):
+                yield
         finally:
             discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY, discord.asset.Asset.BASE = old
 
