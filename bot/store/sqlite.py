@@ -1,12 +1,16 @@
 """The embedded store: one SQLite file (WAL), reached through aiosqlite.
 
-One connection per process; an asyncio lock makes each public call one transaction, so concurrent
-coroutines never interleave inside one. Other processes on the same file are serialized by SQLite
-itself (``BEGIN IMMEDIATE`` + ``busy_timeout``). Turn order is the row id (a question and its
-answer are inserted in one transaction, so they are adjacent); a UNIQUE constraint on
-(channel, role, Discord message id) turns a redelivered event into a no-op. Image bytes live once per
-content hash in ``images``; ``turn_images`` records who references them, and images nobody references
-any more are deleted when turns go (forget, purge, trimming).
+One connection per process on aiosqlite's thread; an asyncio lock makes each public call one
+transaction, so concurrent coroutines never interleave inside one. The guard's short steps (admit,
+reserve, settle: a request waits for each) run on the event loop instead, on a second connection,
+whenever the file's write lock is free at once (:meth:`SQLiteStore._at_once`). Other processes on
+the same file are serialized by SQLite itself (``BEGIN IMMEDIATE`` + ``busy_timeout``).
+
+Turn order is the row id (a question and its answer are inserted in one transaction, so they are
+adjacent); a UNIQUE constraint on (channel, role, Discord message id) turns a redelivered event into
+a no-op. Image bytes live once per content hash in ``images``; ``turn_images`` records who
+references them, and images nobody references any more are deleted when turns go (forget, purge,
+trimming).
 
 Over 400 lines on purpose: it is the whole store interface for one backend, its schema migrations
 included; split by table, the one-transaction-per-call discipline would be spread over files.
@@ -236,10 +240,13 @@ def _marks(count: int) -> str:
 
 
 class SQLiteStore(SQLiteSpending, SQLiteReplies, Store):
-    def __init__(self, conn: aiosqlite.Connection, options: StoreOptions) -> None:
+    def __init__(
+        self, conn: aiosqlite.Connection, options: StoreOptions, quick: sqlite3.Connection | None = None
+    ) -> None:
         self._conn = conn
         self._options = options
         self._lock = asyncio.Lock()
+        self._quick = quick  # the event loop's own connection (see _at_once); None for :memory:
 
     @classmethod
     async def open(cls, path: str, options: StoreOptions | None = None) -> SQLiteStore:
@@ -257,14 +264,17 @@ class SQLiteStore(SQLiteSpending, SQLiteReplies, Store):
             for pragma in ("foreign_keys = ON", "busy_timeout = 5000", "secure_delete = ON"):
                 await conn.execute(f"PRAGMA {pragma}")
             await _migrate(conn)
+            quick = None if path == ":memory:" else _quick_connection(path)
         except BaseException:
             await conn.close()
             raise
         log.info("SQLite store open at %s", path)
-        return cls(conn, options or StoreOptions())
+        return cls(conn, options or StoreOptions(), quick)
 
     async def close(self) -> None:
         async with self._lock:
+            if self._quick is not None:
+                self._quick.close()
             await self._conn.close()
 
     @asynccontextmanager
@@ -284,10 +294,15 @@ class SQLiteStore(SQLiteSpending, SQLiteReplies, Store):
             yield self._conn
 
     async def _at_once(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        """``work`` as one ``BEGIN IMMEDIATE`` transaction run whole on the connection's thread: one
-        hop there and back, where :meth:`_transaction` makes one per statement (the guard's steps,
-        which a request waits for). Through ``aiosqlite.Connection._execute``: aiosqlite's own way to
-        queue a call on its thread, which it has no public name for."""
+        """``work`` as one ``BEGIN IMMEDIATE`` transaction, run whole: the guard's steps, which a
+        request waits for. On the event loop when the write lock is free at once (the step's SQLite
+        work, about 0.1 ms, costs less than a hop to aiosqlite's thread and back, which also waits
+        for the GIL: measured in bench/README.md, "Budget check"); else on aiosqlite's thread, which
+        waits for the lock (``busy_timeout``) while the loop goes on. Through
+        ``aiosqlite.Connection._execute``: aiosqlite's own way to queue a call on its thread, which
+        it has no public name for."""
+        if self._quick is not None and _begin_at_once(self._quick):
+            return _finish(self._quick, work)
         async with self._lock:
             return await self._conn._execute(_immediate, self._conn, work)
 
@@ -603,10 +618,29 @@ class SQLiteStore(SQLiteSpending, SQLiteReplies, Store):
             await conn.execute("DELETE FROM claims WHERE kind = ? AND key = ?", (kind, key))
 
 
-def _immediate(conn: aiosqlite.Connection, work: Callable[[sqlite3.Connection], T]) -> T:
-    """On the connection's thread: ``work`` in one ``BEGIN IMMEDIATE`` transaction."""
-    db = conn._conn
-    db.execute("BEGIN IMMEDIATE")
+def _quick_connection(path: str) -> sqlite3.Connection:
+    """The event loop's connection for :meth:`SQLiteStore._at_once`: it never waits for the write
+    lock (a busy file sends the step to the thread instead) and never checkpoints (that writes the
+    WAL back into the file, too long for the loop; the thread's connection and ``purge`` do it)."""
+    db = sqlite3.connect(path, timeout=0, isolation_level=None)
+    for pragma in ("synchronous = NORMAL", "wal_autocheckpoint = 0", "foreign_keys = ON", "secure_delete = ON"):
+        db.execute(f"PRAGMA {pragma}")
+    return db
+
+
+def _begin_at_once(db: sqlite3.Connection) -> bool:
+    """Take the write lock without waiting: False when another connection holds it."""
+    try:
+        db.execute("BEGIN IMMEDIATE")
+    except sqlite3.OperationalError as error:
+        if error.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY:
+            return False
+        raise
+    return True
+
+
+def _finish(db: sqlite3.Connection, work: Callable[[sqlite3.Connection], T]) -> T:
+    """``work`` inside the transaction just begun, then its commit (or its rollback, on an error)."""
     try:
         result = work(db)
     except BaseException:
@@ -614,6 +648,12 @@ def _immediate(conn: aiosqlite.Connection, work: Callable[[sqlite3.Connection], 
         raise
     db.execute("COMMIT")
     return result
+
+
+def _immediate(conn: aiosqlite.Connection, work: Callable[[sqlite3.Connection], T]) -> T:
+    """On the connection's thread: ``work`` in one ``BEGIN IMMEDIATE`` transaction."""
+    conn._conn.execute("BEGIN IMMEDIATE")
+    return _finish(conn._conn, work)
 
 
 async def _migrate(conn: aiosqlite.Connection) -> None:

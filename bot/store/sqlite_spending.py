@@ -1,16 +1,12 @@
 """The spending counters of the SQLite store (see :class:`bot.store.base.Store`, "spending").
 
-Each step a request waits for is ONE round trip to aiosqlite's database thread (aiosqlite makes a
-hop there and back, two thread wake-ups, per statement, which is most of a short step's cost):
-
-- an admission (the meters read, then the rate counted) and a settlement with usage (two tables) are
-  each one ``BEGIN IMMEDIATE`` transaction run whole on that thread (``_at_once``);
-- a reservation is one statement that checks and writes (``INSERT ... SELECT ... WHERE``).
-
-Either way the check and the write cannot be split by another coroutine or another process on the
-same file: SQLite takes the write lock before anything is read (twenty requests racing for a budget
-that fits five let five through). Rate events older than their window are dropped by
-:meth:`Store.purge`.
+Each step a request waits for (an admission: the meters read, then the rate counted; a reservation:
+every meter checked, then all reserved; a settlement with usage: two tables) is ONE ``BEGIN
+IMMEDIATE`` transaction run whole (``_at_once``): on the event loop when the write lock is free, else
+in one hop to aiosqlite's thread. The check and the write cannot be split by another coroutine or
+another process on the same file: SQLite takes the write lock before anything is read (twenty
+requests racing for a budget that fits five let five through). Rate events older than their window
+are dropped by :meth:`Store.purge`.
 """
 
 from __future__ import annotations
@@ -99,18 +95,19 @@ class SQLiteSpending:
     async def reserve(self, day: str, meters: Sequence[MeterLimit], tokens: int) -> str | None:
         pairs = ", ".join("(?, ?)" for _ in meters)
         values = tuple(value for meter in meters for value in meter)
-        # One statement (no WITH: Python's sqlite3 reports no rowcount for a statement that starts so).
-        async with self._reading() as conn:  # every meter is checked, then all are reserved
-            cursor = await conn.execute(
-                f"INSERT INTO meters (day, key, reserved) SELECT ?, column1, ? FROM (VALUES {pairs})"
-                f" WHERE NOT EXISTS (SELECT 1 FROM (VALUES {pairs}) AS w"
-                "  LEFT JOIN meters AS m ON m.day = ? AND m.key = w.column1"
-                "  WHERE w.column2 > 0 AND COALESCE(m.spent + m.reserved, 0) + ? > w.column2)"
-                " ON CONFLICT (day, key) DO UPDATE SET reserved = reserved + excluded.reserved",
-                (day, tokens, *values, *values, day, tokens),
-            )
-            if cursor.rowcount:
-                return None
+        reserve_all = (  # one statement (no WITH: sqlite3 reports no rowcount for one that starts so)
+            f"INSERT INTO meters (day, key, reserved) SELECT ?, column1, ? FROM (VALUES {pairs})"
+            f" WHERE NOT EXISTS (SELECT 1 FROM (VALUES {pairs}) AS w"
+            "  LEFT JOIN meters AS m ON m.day = ? AND m.key = w.column1"
+            "  WHERE w.column2 > 0 AND COALESCE(m.spent + m.reserved, 0) + ? > w.column2)"
+            " ON CONFLICT (day, key) DO UPDATE SET reserved = reserved + excluded.reserved"
+        )
+
+        def reserve(db: sqlite3.Connection) -> bool:  # every meter is checked, then all are reserved
+            return db.execute(reserve_all, (day, tokens, *values, *values, day, tokens)).rowcount > 0
+
+        if await self._at_once(reserve):
+            return None
         levels = await self.meter_levels(day, [key for key, _ in meters])
         return next((key for key, limit in meters if limit and levels[key] + tokens > limit), meters[0][0])
 

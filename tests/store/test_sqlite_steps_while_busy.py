@@ -1,0 +1,66 @@
+"""The SQLite store's guard steps while another connection holds the file's write lock.
+
+A step runs on the event loop only when it can take the lock at once; otherwise it goes to
+aiosqlite's thread and waits there, so the loop keeps running and the step still counts, once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from bot.store import NotAdmitted, RateLimit, UsageRow, open_store
+
+DAY = "2026-12-01"
+NOON = 1_796_126_400.0  # 2026-12-01 12:00 UTC
+RATE = RateLimit("user:7", limit=2, window=60)
+METERS = [("member:1:7", 1000), ("guild:1", 5000)]
+
+
+async def _held_up(step: asyncio.Task[object]) -> None:
+    """While another connection holds the write lock, the loop runs on and ``step`` waits."""
+    for _ in range(10):
+        await asyncio.sleep(0.01)
+        assert not step.done(), "the step went ahead (or failed) while another connection held the write lock"
+
+
+async def test_each_step_waits_off_the_loop_for_another_connections_write_and_counts_once(tmp_path: Path) -> None:
+    path = tmp_path / "glimpse.db"
+    async with await open_store(f"sqlite:///{path}") as store:
+        other = sqlite3.connect(path, isolation_level=None)
+        try:
+            for step in (
+                lambda: store.admit(DAY, METERS, RATE, now=NOON),
+                lambda: store.reserve(DAY, METERS, 300),
+                lambda: store.settle(DAY, [key for key, _ in METERS], 300, UsageRow(DAY, 1, 7, "chat", 200, 50, 1)),
+            ):
+                other.execute("BEGIN IMMEDIATE")
+                running = asyncio.create_task(step())
+                await _held_up(running)
+                other.execute("COMMIT")
+                assert await running is None
+        finally:
+            other.close()
+        # The loop's own connection never waits for the lock (a wait there would hold up the loop):
+        assert store._quick is not None and store._quick.execute("PRAGMA busy_timeout").fetchone() == (0,)
+
+        assert await store.meter_levels(DAY, ["member:1:7", "guild:1"]) == {"member:1:7": 250, "guild:1": 250}
+        assert [row.tokens for row in await store.usage(1, DAY, DAY)] == [250]
+        assert await store.admit(DAY, METERS, RATE, now=NOON + 1) is None  # the first admission counted once
+        assert await store.admit(DAY, METERS, RATE, now=NOON + 2) == NotAdmitted(slot_frees_at=NOON + 60)
+
+
+async def test_a_step_that_fails_on_the_loop_leaves_no_transaction_behind(tmp_path: Path) -> None:
+    async with await open_store(f"sqlite:///{tmp_path / 'glimpse.db'}") as store:
+
+        def broken(db: sqlite3.Connection) -> None:
+            db.execute("INSERT INTO meters (day, key, reserved) VALUES (?, ?, ?)", (DAY, "guild:1", 5))
+            raise ValueError("a bug in a step")
+
+        with pytest.raises(ValueError):
+            await store._at_once(broken)
+        assert await store.reserve(DAY, METERS, 10) is None  # the lock was released, the write undone
+        assert await store.meter_levels(DAY, ["guild:1"]) == {"guild:1": 10}
