@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import itertools
 import logging
 import multiprocessing
 import os
@@ -50,7 +51,10 @@ from tests.fakes.vlm import VLMServer
 log = logging.getLogger(__name__)
 
 MESSAGES = [{"role": "user", "content": "What colour is the sky in this picture?"}]
-ACTOR = Actor(Purpose.CHAT, user_id=20, guild_id=10)
+MEMBERS = 50
+"""Requests come from this many members of one server in turns, so each member's rate window holds a
+few events (at most the six ``RATE_USER_PER_MINUTE`` allows, in the bot), not the whole run's."""
+ACTORS = itertools.cycle([Actor(Purpose.CHAT, user_id=20 + n, guild_id=10) for n in range(MEMBERS)])
 SQLITE_TARGET_MS, REDIS_TARGET_MS = 1.0, 2.0
 
 
@@ -122,7 +126,7 @@ def unlimited_guard(store: Store) -> Guard:
 
 
 async def admitted(guard: Guard) -> Admission:
-    admission = await guard.admit(ACTOR)
+    admission = await guard.admit(next(ACTORS))
     assert not isinstance(admission, Refusal), admission
     return admission
 
