@@ -221,6 +221,16 @@ class RateLimit:
 
 
 @dataclass(frozen=True, slots=True)
+class Lease:
+    """A reservation's name and the time it lapses (:meth:`Store.reserve`). A lapsed reservation is
+    released by the next admission or reservation of its day, so a process that dies between reserving
+    and settling holds its tokens at most that long; settling it after only adds what was spent."""
+
+    id: str
+    expires_at: float
+
+
+@dataclass(frozen=True, slots=True)
 class NotAdmitted:
     """Why :meth:`Store.admit` turned a request away: the ``meter`` (its key) that is used up, or
     else the rate, whose next slot frees at ``slot_frees_at``."""

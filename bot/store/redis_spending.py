@@ -4,11 +4,15 @@ Keys (under the store's prefix)::
 
     rate:{key}            ZSET   one member per counted event, scored by its time
     meters:{day}          HASH   "{meter}" -> tokens spent, "{meter}:r" -> tokens reserved
+    leases:{day}          ZSET   one member per reservation (its id), scored by when its lease lapses
+    leases:{day}:held     HASH   "{id}" -> JSON [tokens, meter, meter, ...]: what the reservation holds
     usage:{guild}:{day}   HASH   "{user}:{feature}:p|c|n" -> prompt tokens, completion tokens, requests
 
 An admission (check the meters, then count the rate), a reservation (check every meter, then reserve
-on all) and a settlement are each one Lua script (one round trip), so processes sharing the Redis
-cannot interleave inside them. Every key expires on its own: rate keys after their window, meters
+on all and record the lease) and a settlement are each one Lua script (one round trip), so processes
+sharing the Redis cannot interleave inside them. An admission and a reservation first release the
+day's reservations whose lease lapsed (a crashed process's), so no background job is needed. Every
+key expires on its own: rate keys after their window, a day's meters and leases
 :data:`~bot.store.records.METER_KEEP_DAYS` and usage rows the usage retention after their day, as
 SQLite's purge keeps them.
 """
@@ -24,6 +28,7 @@ import redis.asyncio as aioredis
 from bot.store.records import (
     MAX_USAGE_DAYS,
     METER_KEEP_DAYS,
+    Lease,
     MeterLimit,
     NotAdmitted,
     RateLimit,
@@ -31,10 +36,36 @@ from bot.store.records import (
     UsageRow,
 )
 
-# KEYS: the day's meters, then the rate key (only with a rate). ARGV: rate limit, window (s), now, a
-# unique member, then (meter, limit) pairs. Returns nil (admitted: the event counted), {'meter', key}
-# for the first used-up meter, or {'rate', time (as text) the oldest counted event leaves the window}.
-_ADMIT = """
+# Shared by the scripts below: end reservations (take their tokens off the day's meters).
+# A reservation is a member of the day's leases ZSET, scored by when its lease lapses, and a field of
+# the day's held HASH: its tokens, then the meters it holds them on, as JSON.
+_LEASES = """
+local function release(meters, held, id)
+  local lease = redis.call('HGET', held, id)
+  if not lease then return false end
+  local items = cjson.decode(lease)
+  for j = 2, #items do
+    if redis.call('HINCRBY', meters, items[j] .. ':r', 0 - items[1]) < 0 then
+      redis.call('HSET', meters, items[j] .. ':r', 0)
+    end
+  end
+  redis.call('HDEL', held, id)
+  return true
+end
+local function release_lapsed(meters, leases, held, now)
+  local lapsed = redis.call('ZRANGEBYSCORE', leases, '-inf', now)
+  if #lapsed == 0 then return end
+  for _, id in ipairs(lapsed) do release(meters, held, id) end
+  redis.call('ZREMRANGEBYSCORE', leases, '-inf', now)
+end
+"""
+
+# KEYS: the day's meters, leases and held, then the rate key (only with a rate). ARGV: rate limit,
+# window (s), now, a unique member, then (meter, limit) pairs. Returns nil (admitted: the event
+# counted), {'meter', key} for the first used-up meter, or {'rate', time (as text) the oldest counted
+# event leaves the window}.
+_ADMIT = _LEASES + """
+release_lapsed(KEYS[1], KEYS[2], KEYS[3], ARGV[3])
 for i = 5, #ARGV, 2 do
   local limit = tonumber(ARGV[i + 1])
   if limit > 0 then
@@ -43,54 +74,60 @@ for i = 5, #ARGV, 2 do
     if level >= limit then return {'meter', ARGV[i]} end
   end
 end
-if #KEYS < 2 then return false end
+if #KEYS < 4 then return false end
 local limit, window, now = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - window)
-if redis.call('ZCARD', KEYS[2]) >= limit then
-  local oldest = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
+redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', now - window)
+if redis.call('ZCARD', KEYS[4]) >= limit then
+  local oldest = redis.call('ZRANGE', KEYS[4], 0, 0, 'WITHSCORES')
   return {'rate', tostring(tonumber(oldest[2]) + window)}
 end
-redis.call('ZADD', KEYS[2], now, ARGV[4])
-redis.call('PEXPIRE', KEYS[2], math.ceil(window * 1000))
+redis.call('ZADD', KEYS[4], now, ARGV[4])
+redis.call('PEXPIRE', KEYS[4], math.ceil(window * 1000))
 return false
 """
 
-# KEYS: the day's meters. ARGV: tokens, expiry (Unix s), then (meter, limit) pairs. Returns '' when reserved on
-# every meter, else the first meter without room (and reserves nothing).
-_RESERVE = """
+# KEYS: the day's meters, leases and held. ARGV: tokens, the day's keys' expiry (Unix s), now, the
+# lease's id and when it lapses, then (meter, limit) pairs. Returns '' when reserved on every meter
+# (and the lease recorded), else the first meter without room (and reserves nothing).
+_RESERVE = _LEASES + """
+release_lapsed(KEYS[1], KEYS[2], KEYS[3], ARGV[3])
 local tokens = tonumber(ARGV[1])
-for i = 3, #ARGV, 2 do
+local held = {tokens}
+for i = 6, #ARGV, 2 do
   local limit = tonumber(ARGV[i + 1])
   if limit > 0 then
     local level = tonumber(redis.call('HGET', KEYS[1], ARGV[i]) or '0')
       + tonumber(redis.call('HGET', KEYS[1], ARGV[i] .. ':r') or '0')
     if level + tokens > limit then return ARGV[i] end
   end
+  held[#held + 1] = ARGV[i]
 end
-for i = 3, #ARGV, 2 do redis.call('HINCRBY', KEYS[1], ARGV[i] .. ':r', tokens) end
-redis.call('EXPIREAT', KEYS[1], ARGV[2])
+for j = 2, #held do redis.call('HINCRBY', KEYS[1], held[j] .. ':r', tokens) end
+redis.call('ZADD', KEYS[2], ARGV[5], ARGV[4])
+redis.call('HSET', KEYS[3], ARGV[4], cjson.encode(held))
+for k = 1, 3 do redis.call('EXPIREAT', KEYS[k], ARGV[2]) end
 return ''
 """
 
-# KEYS: the day's meters, the usage row's hash. ARGV: reserved, spent, usage field ('' for none),
-# prompt, completion, requests, the row's expiry (Unix s), then the meters.
-_SETTLE = """
-local reserved, spent = tonumber(ARGV[1]), tonumber(ARGV[2])
-for i = 8, #ARGV do
-  if reserved > 0 and redis.call('HINCRBY', KEYS[1], ARGV[i] .. ':r', 0 - reserved) < 0 then
-    redis.call('HSET', KEYS[1], ARGV[i] .. ':r', 0)
-  end
-  if spent > 0 then redis.call('HINCRBY', KEYS[1], ARGV[i], spent) end
+# KEYS: the day's meters, leases and held, the usage row's hash. ARGV: the lease's id ('' for none),
+# spent, usage field ('' for none), prompt, completion, requests, the row's expiry (Unix s), the
+# meters' expiry, then the meters. Returns 1 when the lease still held its tokens, else 0.
+_SETTLE = _LEASES + """
+local held = ARGV[1] ~= '' and release(KEYS[1], KEYS[3], ARGV[1])
+if held then redis.call('ZREM', KEYS[2], ARGV[1]) end
+local spent = tonumber(ARGV[2])
+if spent > 0 and #ARGV > 8 then
+  for i = 9, #ARGV do redis.call('HINCRBY', KEYS[1], ARGV[i], spent) end
+  redis.call('EXPIREAT', KEYS[1], ARGV[8])
 end
 if ARGV[3] ~= '' then
-  redis.call('HINCRBY', KEYS[2], ARGV[3] .. ':p', ARGV[4])
-  redis.call('HINCRBY', KEYS[2], ARGV[3] .. ':c', ARGV[5])
-  redis.call('HINCRBY', KEYS[2], ARGV[3] .. ':n', ARGV[6])
-  redis.call('EXPIREAT', KEYS[2], ARGV[7])
+  redis.call('HINCRBY', KEYS[4], ARGV[3] .. ':p', ARGV[4])
+  redis.call('HINCRBY', KEYS[4], ARGV[3] .. ':c', ARGV[5])
+  redis.call('HINCRBY', KEYS[4], ARGV[3] .. ':n', ARGV[6])
+  redis.call('EXPIREAT', KEYS[4], ARGV[7])
 end
-return 1
+return held and 1 or 0
 """
-
 
 
 def _expiry(day: str, keep_days: int) -> int:
@@ -113,10 +150,14 @@ class RedisSpending:
         self._reserve = self._redis.register_script(_RESERVE)
         self._settle = self._redis.register_script(_SETTLE)
 
+    def _day_keys(self, day: str) -> list[str]:
+        """The day's meters, its leases (ZSET) and what each lease holds (HASH)."""
+        return [self._key("meters", day), self._key("leases", day), self._key("leases", day, "held")]
+
     async def admit(
         self, day: str, meters: Sequence[MeterLimit], rate: RateLimit | None, *, now: float
     ) -> NotAdmitted | None:
-        keys = [self._key("meters", day)]
+        keys = self._day_keys(day)
         args: list[str | int | float] = [0, 0, now, ""]
         if rate is not None:
             keys.append(self._key("rate", rate.key))
@@ -135,27 +176,31 @@ class RedisSpending:
         values = await self._redis.hmget(self._key("meters", day), fields)
         return {key: int(values[2 * i] or 0) + int(values[2 * i + 1] or 0) for i, key in enumerate(wanted)}
 
-    async def reserve(self, day: str, meters: Sequence[MeterLimit], tokens: int) -> str | None:
-        args: list[str | int] = [tokens, _expiry(day, METER_KEEP_DAYS)]
+    async def reserve(
+        self, day: str, meters: Sequence[MeterLimit], tokens: int, lease: Lease, *, now: float
+    ) -> str | None:
+        args: list[str | int | float] = [tokens, _expiry(day, METER_KEEP_DAYS), now, lease.id, lease.expires_at]
         for key, limit in meters:
             args += [key, limit]
-        full = await self._reserve(keys=[self._key("meters", day)], args=args)
+        full = await self._reserve(keys=self._day_keys(day), args=args)
         return full.decode() if full else None
 
-    async def settle(self, day: str, keys: Sequence[str], reserved: int, usage: UsageRow | None) -> None:
+    async def settle(self, day: str, keys: Sequence[str], lease: str | None, usage: UsageRow | None) -> bool:
         row_key = self._key("usage", usage.guild_id, usage.day) if usage else self._key("usage", "-")
         counts = (usage.prompt_tokens, usage.completion_tokens, usage.requests) if usage else (0, 0, 0)
-        await self._settle(
-            keys=[self._key("meters", day), row_key],
+        held = await self._settle(
+            keys=[*self._day_keys(day), row_key],
             args=[
-                reserved,
+                lease or "",
                 usage.tokens if usage else 0,
                 f"{usage.user_id}:{usage.feature}" if usage else "",
                 *counts,
                 _expiry(usage.day if usage else day, self._options.usage_retention_days),
+                _expiry(day, METER_KEEP_DAYS),
                 *keys,
             ],
         )
+        return bool(held)
 
     async def usage(
         self, guild_id: int, since_day: str, until_day: str, *, user_id: int | None = None

@@ -208,6 +208,19 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX replies_by_message ON replies (message_id);
     CREATE INDEX replies_by_time ON replies (created_at);
     """,
+    # 9: every reservation is a lease (bot/guard): one row per meter it holds tokens on, released when
+    # settled or, once its lease lapsed, by the day's next admission or reservation
+    """
+    CREATE TABLE reservations (
+        id         TEXT NOT NULL,
+        day        TEXT NOT NULL,
+        key        TEXT NOT NULL,
+        tokens     INTEGER NOT NULL,
+        expires_at REAL NOT NULL,
+        PRIMARY KEY (id, key)
+    );
+    CREATE INDEX reservations_by_expiry ON reservations (day, expires_at);
+    """,
 )
 NOTIFY_POLL_SECONDS = 0.25
 NOTIFY_KEEP_SECONDS = 3600.0
@@ -438,7 +451,8 @@ class SQLiteStore(SQLiteSpending, SQLiteReplies, Store):
             await conn.execute(
                 "DELETE FROM audit WHERE created_at < ?", (now - self._options.audit_retention_seconds,)
             )
-            await conn.execute("DELETE FROM meters WHERE day < ?", (day_before(now, METER_KEEP_DAYS),))
+            for table in ("meters", "reservations"):  # a day's meters go with the reservations on them
+                await conn.execute(f"DELETE FROM {table} WHERE day < ?", (day_before(now, METER_KEEP_DAYS),))
             await conn.execute(
                 "DELETE FROM usage WHERE day < ?", (day_before(now, self._options.usage_retention_days),)
             )

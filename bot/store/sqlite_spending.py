@@ -1,12 +1,17 @@
 """The spending counters of the SQLite store (see :class:`bot.store.base.Store`, "spending").
 
 Each step a request waits for (an admission: the meters read, then the rate counted; a reservation:
-every meter checked, then all reserved; a settlement with usage: two tables) is ONE ``BEGIN
-IMMEDIATE`` transaction run whole (``_at_once``): on the event loop when the write lock is free, else
-in one hop to aiosqlite's thread. The check and the write cannot be split by another coroutine or
-another process on the same file: SQLite takes the write lock before anything is read (twenty
-requests racing for a budget that fits five let five through). Rate events older than their window
-are dropped by :meth:`Store.purge`.
+every meter checked, then all reserved and the lease recorded; a settlement: the lease ended, the
+spend and the usage row counted) is ONE ``BEGIN IMMEDIATE`` transaction run whole (``_at_once``): on
+the event loop when the write lock is free, else in one hop to aiosqlite's thread.
+
+The check and the write cannot be split by another coroutine or another process on the same file:
+SQLite takes the write lock before anything is read (twenty requests racing for a budget that fits
+five let five through). ``meters.reserved`` is the sum of the day's rows in ``reservations`` (one
+per lease and meter); an admission or reservation first deletes the rows of its day whose lease
+lapsed and takes their tokens off the meters (an indexed look-up that finds nothing, normally), so
+a crashed process's reservations come back without a background job. Rate events older than their
+window, and the meters and reservations of past days, are dropped by :meth:`Store.purge`.
 """
 
 from __future__ import annotations
@@ -20,15 +25,30 @@ from typing import Any, TypeVar
 
 import aiosqlite
 
-from bot.store.records import MeterLimit, NotAdmitted, RateLimit, UsageRow
+from bot.store.records import Lease, MeterLimit, NotAdmitted, RateLimit, UsageRow
 
 RATE_EVENT_KEEP_SECONDS = 3600
 """Rate windows are a minute; :meth:`Store.purge` drops events older than this."""
 _USAGE_COLUMNS = "day, guild_id, user_id, feature, prompt_tokens, completion_tokens, requests"
 _SPEND = (  # a meter nobody reserved on yet (usage counted elsewhere, carried in) is created
     "INSERT INTO meters (day, key, spent) VALUES {rows}"
-    " ON CONFLICT (day, key) DO UPDATE SET reserved = MAX(reserved - ?, 0), spent = spent + excluded.spent"
+    " ON CONFLICT (day, key) DO UPDATE SET spent = spent + excluded.spent"
 )
+# Every meter is checked, then all are reserved: one statement (no WITH: Python's sqlite3 reports no
+# rowcount for a statement that starts so).
+_RESERVE = (
+    "INSERT INTO meters (day, key, reserved) SELECT ?, column1, ? FROM (VALUES {pairs})"
+    " WHERE NOT EXISTS (SELECT 1 FROM (VALUES {pairs}) AS w"
+    "  LEFT JOIN meters AS m ON m.day = ? AND m.key = w.column1"
+    "  WHERE w.column2 > 0 AND COALESCE(m.spent + m.reserved, 0) + ? > w.column2)"
+    " ON CONFLICT (day, key) DO UPDATE SET reserved = reserved + excluded.reserved"
+)
+_HOLD = (  # the lease, on every meter of the reservation: one row each
+    "INSERT INTO reservations (id, day, key, tokens, expires_at) SELECT ?, ?, column1, ?, ? FROM (VALUES {keys})"
+    " WHERE true ON CONFLICT (id, key) DO UPDATE SET tokens = tokens + excluded.tokens"
+)
+_END = "DELETE FROM reservations WHERE id = ? RETURNING day, key, tokens"
+_RELEASE = "UPDATE meters SET reserved = MAX(reserved - ?, 0) WHERE day = ? AND key = ?"
 _ADD_USAGE = (
     f"INSERT INTO usage ({_USAGE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)"
     " ON CONFLICT (guild_id, day, user_id, feature) DO UPDATE SET"
@@ -48,6 +68,30 @@ def _marks(count: int) -> str:
     return ",".join("?" * count)
 
 
+def _levels_query(count: int) -> str:
+    return f"SELECT key, spent + reserved FROM meters WHERE day = ? AND key IN ({_marks(count)})"
+
+
+def _levels(db: sqlite3.Connection, day: str, keys: Sequence[str]) -> dict[str, int]:
+    return dict(db.execute(_levels_query(len(keys)), (day, *keys)).fetchall())
+
+
+def _release(db: sqlite3.Connection, held: Sequence[tuple[str, str, int]]) -> None:
+    """Take (day, meter, tokens) rows of ended reservations off their meters."""
+    if held:
+        db.executemany(_RELEASE, [(tokens, day, key) for day, key, tokens in held])
+
+
+def _release_lapsed(db: sqlite3.Connection, day: str, now: float) -> None:
+    """End the reservations of ``day`` whose lease lapsed by ``now`` (their process never settled)."""
+    _release(
+        db,
+        db.execute(
+            "DELETE FROM reservations WHERE day = ? AND expires_at <= ? RETURNING day, key, tokens", (day, now)
+        ).fetchall(),
+    )
+
+
 class SQLiteSpending:
     """Rate events, meters and usage rows; mixed into :class:`bot.store.sqlite.SQLiteStore`, which
     provides the connection's one-transaction-per-call context managers."""
@@ -62,13 +106,9 @@ class SQLiteSpending:
         limited = [(key, limit) for key, limit in meters if limit > 0]
 
         def admit(db: sqlite3.Connection) -> NotAdmitted | None:
+            _release_lapsed(db, day, now)
             if limited:
-                levels = dict(
-                    db.execute(
-                        f"SELECT key, spent + reserved FROM meters WHERE day = ? AND key IN ({_marks(len(limited))})",
-                        (day, *(key for key, _ in limited)),
-                    ).fetchall()
-                )
+                levels = _levels(db, day, [key for key, _ in limited])
                 for key, limit in limited:
                     if levels.get(key, 0) >= limit:
                         return NotAdmitted(meter=key)
@@ -86,42 +126,39 @@ class SQLiteSpending:
     async def meter_levels(self, day: str, keys: Iterable[str]) -> dict[str, int]:
         wanted = list(keys)
         async with self._reading() as conn:
-            rows = await conn.execute_fetchall(
-                f"SELECT key, spent + reserved FROM meters WHERE day = ? AND key IN ({_marks(len(wanted))})",
-                (day, *wanted),
-            )
+            rows = await conn.execute_fetchall(_levels_query(len(wanted)), (day, *wanted))
         return {key: 0 for key in wanted} | {key: int(level) for key, level in rows}
 
-    async def reserve(self, day: str, meters: Sequence[MeterLimit], tokens: int) -> str | None:
-        pairs = ", ".join("(?, ?)" for _ in meters)
+    async def reserve(
+        self, day: str, meters: Sequence[MeterLimit], tokens: int, lease: Lease, *, now: float
+    ) -> str | None:
+        reserve = _RESERVE.format(pairs=", ".join("(?, ?)" for _ in meters))
+        hold = _HOLD.format(keys=", ".join("(?)" for _ in meters))
         values = tuple(value for meter in meters for value in meter)
-        reserve_all = (  # one statement (no WITH: sqlite3 reports no rowcount for one that starts so)
-            f"INSERT INTO meters (day, key, reserved) SELECT ?, column1, ? FROM (VALUES {pairs})"
-            f" WHERE NOT EXISTS (SELECT 1 FROM (VALUES {pairs}) AS w"
-            "  LEFT JOIN meters AS m ON m.day = ? AND m.key = w.column1"
-            "  WHERE w.column2 > 0 AND COALESCE(m.spent + m.reserved, 0) + ? > w.column2)"
-            " ON CONFLICT (day, key) DO UPDATE SET reserved = reserved + excluded.reserved"
-        )
 
-        def reserve(db: sqlite3.Connection) -> bool:  # every meter is checked, then all are reserved
-            return db.execute(reserve_all, (day, tokens, *values, *values, day, tokens)).rowcount > 0
+        def reserve_on_all(db: sqlite3.Connection) -> str | None:
+            _release_lapsed(db, day, now)
+            if db.execute(reserve, (day, tokens, *values, *values, day, tokens)).rowcount:
+                db.execute(hold, (lease.id, day, tokens, lease.expires_at, *(key for key, _ in meters)))
+                return None
+            levels = _levels(db, day, [key for key, _ in meters])
+            return next((key for key, limit in meters if limit and levels.get(key, 0) + tokens > limit), meters[0][0])
 
-        if await self._at_once(reserve):
-            return None
-        levels = await self.meter_levels(day, [key for key, _ in meters])
-        return next((key for key, limit in meters if limit and levels[key] + tokens > limit), meters[0][0])
+        return await self._at_once(reserve_on_all)
 
-    async def settle(self, day: str, keys: Sequence[str], reserved: int, usage: UsageRow | None) -> None:
-        spent = usage.tokens if usage else 0
+    async def settle(self, day: str, keys: Sequence[str], lease: str | None, usage: UsageRow | None) -> bool:
         spend = _SPEND.format(rows=", ".join("(?, ?, ?)" for _ in keys))
 
-        def settle(db: sqlite3.Connection) -> None:
-            if keys:
-                db.execute(spend, (*(value for key in keys for value in (day, key, spent)), reserved))
+        def settle(db: sqlite3.Connection) -> bool:
+            held = [] if lease is None else db.execute(_END, (lease,)).fetchall()
+            _release(db, held)
             if usage is not None:
+                if keys:
+                    db.execute(spend, tuple(value for key in keys for value in (day, key, usage.tokens)))
                 db.execute(_ADD_USAGE, astuple(usage))
+            return bool(held)
 
-        await self._at_once(settle)
+        return await self._at_once(settle)
 
     async def usage(
         self, guild_id: int, since_day: str, until_day: str, *, user_id: int | None = None

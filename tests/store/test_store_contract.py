@@ -6,7 +6,9 @@ import asyncio
 import dataclasses
 import hashlib
 import json
+import signal
 import sqlite3
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -22,6 +24,7 @@ from bot.store import (
     AuditRecord,
     DuplicateAnswerError,
     ExchangeForgotten,
+    Lease,
     NotAdmitted,
     RateLimit,
     SettingsChange,
@@ -562,6 +565,19 @@ async def test_sqlite_replies_noted_before_version_8_are_kept(tmp_path: Path) ->
         assert await store.replies_about(9001, CHANNEL) == (5001,)
 
 
+async def test_sqlite_meters_of_version_8_keep_their_reservations_and_new_ones_are_leases(tmp_path: Path) -> None:
+    path = tmp_path / "glimpse.db"
+    with sqlite3.connect(path) as conn:  # reservations were a bare count: an old process may still settle it
+        conn.executescript("; ".join(MIGRATIONS[:8]) + "; PRAGMA user_version = 8;")
+        conn.execute("INSERT INTO meters (day, key, spent, reserved) VALUES (?, 'member:1:7', 100, 300)", (DAY,))
+    async with await open_store(f"sqlite:///{path}") as store:
+        meter = [("member:1:7", 1000)]
+        assert await store.meter_levels(DAY, ["member:1:7"]) == {"member:1:7": 400}
+        assert await store.reserve(DAY, meter, 600, lease("new"), now=NOON) is None
+        assert await store.admit(DAY, meter, None, now=NOON + LEASE) is None  # only the new one lapses
+        assert await store.meter_levels(DAY, ["member:1:7"]) == {"member:1:7": 400}
+
+
 def disk_size(path: Path) -> int:
     return sum(p.stat().st_size for p in (path, Path(f"{path}-wal")) if p.exists())
 
@@ -669,6 +685,12 @@ async def test_an_exchange_asked_before_a_forget_marker_is_not_stored(store: Sto
 
 DAY = "2026-12-01"
 NOON = 1_796_126_400.0  # 2026-12-01 12:00 UTC
+LEASE = 600.0
+
+
+def lease(name: str, at: float = NOON) -> Lease:
+    """A reservation named ``name``, made at ``at``, whose lease lapses :data:`LEASE` seconds later."""
+    return Lease(name, at + LEASE)
 
 
 async def test_an_admission_counts_the_rate_within_its_window(store: Store) -> None:
@@ -689,15 +711,15 @@ async def test_an_admission_counts_the_rate_within_its_window(store: Store) -> N
 async def test_an_admission_is_refused_by_a_used_up_meter_and_then_counts_no_rate(store: Store) -> None:
     meters = [("member:1:7", 1000), ("guild:1", 5000), ("mod:1", 0)]
     rate = RateLimit("user:7", limit=1, window=60)
-    assert await store.reserve(DAY, [("member:1:7", 1000)], 999) is None
-    assert await store.reserve(DAY, [("mod:1", 0)], 10**9) is None  # 0: counted, never refused
+    assert await store.reserve(DAY, [("member:1:7", 1000)], 999, lease("a"), now=NOON) is None
+    assert await store.reserve(DAY, [("mod:1", 0)], 10**9, lease("b"), now=NOON) is None  # 0: never refused
     assert await store.admit(DAY, meters, None, now=NOON) is None  # 1 token left: admitted
-    assert await store.reserve(DAY, [("member:1:7", 1000), ("guild:1", 5000)], 1) is None
+    assert await store.reserve(DAY, [("member:1:7", 1000), ("guild:1", 5000)], 1, lease("c"), now=NOON) is None
     assert await store.admit(DAY, meters, rate, now=NOON) == NotAdmitted(meter="member:1:7")
     assert await store.admit("2026-12-02", meters, None, now=NOON + 86400) is None  # a new day, a new budget
     assert await store.meter_levels(DAY, ["member:1:7", "guild:1"]) == {"member:1:7": 1000, "guild:1": 1}
 
-    await store.settle(DAY, ["member:1:7", "guild:1"], 1000, None)  # released: room again on the first day
+    assert await store.settle(DAY, ["member:1:7"], "a", None)  # released: room again on the first day
     assert await store.admit(DAY, meters, rate, now=NOON + 1) is None  # its rate slot was not taken before
     assert await store.admit(DAY, [("mod:1", 10**9)], rate, now=NOON + 2) == NotAdmitted(meter="mod:1")  # at it
     assert await store.admit(DAY, meters, rate, now=NOON + 2) == NotAdmitted(slot_frees_at=NOON + 61)
@@ -705,20 +727,24 @@ async def test_an_admission_is_refused_by_a_used_up_meter_and_then_counts_no_rat
 
 async def test_a_reservation_is_all_or_nothing_and_settles_into_spent_and_usage(store: Store) -> None:
     meters = [("member:1:7", 1000), ("guild:1", 5000)]
-    assert await store.reserve(DAY, meters, 600) is None
+    keys = ["member:1:7", "guild:1"]
+    assert await store.reserve(DAY, meters, 600, lease("a"), now=NOON) is None
     levels = await store.meter_levels(DAY, ["member:1:7", "guild:1", "guild:2"])
     assert levels == {"member:1:7": 600, "guild:1": 600, "guild:2": 0}
-    assert await store.reserve(DAY, meters, 500) == "member:1:7"  # 1,100 > 1,000: nothing reserved
-    assert await store.meter_levels(DAY, ["member:1:7", "guild:1"]) == {"member:1:7": 600, "guild:1": 600}
+    assert await store.reserve(DAY, meters, 500, lease("b"), now=NOON) == "member:1:7"  # 1,100 > 1,000
+    assert await store.meter_levels(DAY, keys) == {"member:1:7": 600, "guild:1": 600}  # nothing reserved
+    assert not await store.settle(DAY, keys, "b", None)  # the refused one holds nothing
+    assert await store.meter_levels(DAY, keys) == {"member:1:7": 600, "guild:1": 600}
     usage = UsageRow(DAY, 1, 7, "chat", prompt_tokens=120, completion_tokens=30, requests=1)
-    await store.settle(DAY, ["member:1:7", "guild:1"], 600, usage)
-    assert await store.meter_levels(DAY, ["member:1:7", "guild:1"]) == {"member:1:7": 150, "guild:1": 150}
-    assert await store.reserve(DAY, meters, 850) is None  # exactly to the limit
-    await store.settle(DAY, ["member:1:7", "guild:1"], 850, None)  # released: the request failed
+    assert await store.settle(DAY, keys, "a", usage)
+    assert await store.meter_levels(DAY, keys) == {"member:1:7": 150, "guild:1": 150}
+    assert await store.reserve(DAY, meters, 850, lease("c"), now=NOON) is None  # exactly to the limit
+    assert await store.settle(DAY, keys, "c", None)  # released: the request failed
+    assert not await store.settle(DAY, keys, "c", None)  # settled once: a second time releases nothing
     assert await store.meter_levels(DAY, ["member:1:7"]) == {"member:1:7": 150}
-    assert await store.reserve(DAY, [("mod:1", 0)], 10**9) is None  # 0: counted, never refused
+    assert await store.reserve(DAY, [("mod:1", 0)], 10**9, lease("d"), now=NOON) is None  # 0: never refused
     assert await store.usage(1, DAY, DAY) == [usage]
-    await store.settle(DAY, ["member:1:7", "guild:1"], 0, usage)
+    await store.settle(DAY, keys, None, usage)
     assert await store.usage(1, DAY, DAY, user_id=7) == [
         UsageRow(DAY, 1, 7, "chat", prompt_tokens=240, completion_tokens=60, requests=2)
     ]
@@ -728,30 +754,100 @@ async def test_a_reservation_is_all_or_nothing_and_settles_into_spent_and_usage(
 async def test_a_settlement_counts_on_meters_nobody_reserved_on(store: Store) -> None:
     """What the guard carries into the store after an outage: usage counted in the process meanwhile."""
     usage = UsageRow(DAY, 1, 9, "chat", prompt_tokens=100, completion_tokens=50, requests=1)
-    await store.settle(DAY, ["member:1:9", "guild:1"], 0, usage)
+    assert not await store.settle(DAY, ["member:1:9", "guild:1"], None, usage)
     assert await store.meter_levels(DAY, ["member:1:9", "guild:1"]) == {"member:1:9": 150, "guild:1": 150}
-    assert await store.reserve(DAY, [("member:1:9", 1000)], 851) == "member:1:9"  # 150 + 851 > 1,000
+    assert await store.reserve(DAY, [("member:1:9", 1000)], 851, lease("a"), now=NOON) == "member:1:9"  # 150 + 851
     assert await store.usage(1, DAY, DAY) == [usage]
-    await store.settle(DAY, ["member:1:10"], 0, None)  # a release of nothing changes nothing
+    await store.settle(DAY, ["member:1:10"], None, None)  # a release of nothing changes nothing
     assert await store.meter_levels(DAY, ["member:1:10"]) == {"member:1:10": 0}
 
 
 async def test_meters_are_per_day_and_usage_is_read_by_range(store: Store) -> None:
-    assert await store.reserve(DAY, [("guild:1", 100)], 100) is None
-    assert await store.reserve(DAY, [("guild:1", 100)], 1) == "guild:1"
-    assert await store.reserve("2026-12-02", [("guild:1", 100)], 100) is None  # a new day, a new budget
+    assert await store.reserve(DAY, [("guild:1", 100)], 100, lease("a"), now=NOON) is None
+    assert await store.reserve(DAY, [("guild:1", 100)], 1, lease("b"), now=NOON) == "guild:1"
+    tomorrow = lease("c", NOON + 86400)
+    assert await store.reserve("2026-12-02", [("guild:1", 100)], 100, tomorrow, now=NOON + 86400) is None
     for day, feature in (("2026-11-30", "ocr"), (DAY, "chat"), ("2026-12-02", "describe")):
-        await store.settle(day, ["guild:1"], 0, UsageRow(day, 1, 0, feature, 10, 5, 1))
+        await store.settle(day, ["guild:1"], None, UsageRow(day, 1, 0, feature, 10, 5, 1))
     assert [row.feature for row in await store.usage(1, DAY, "2026-12-02")] == ["chat", "describe"]
     assert [row.day for row in await store.usage(1, "2026-11-01", "2026-12-31")] == ["2026-11-30", DAY, "2026-12-02"]
     assert await store.usage(2, "2026-11-01", "2026-12-31") == []
+
+
+async def test_a_reservation_whose_lease_lapsed_is_released_by_the_next_admission_or_reservation(
+    store: Store,
+) -> None:
+    member, server = [("member:1:7", 1000)], [("guild:1", 1000)]
+    assert await store.reserve(DAY, member, 1000, lease("crashed"), now=NOON) is None  # never settled
+    assert await store.reserve(DAY, server, 1000, lease("also-crashed"), now=NOON) is None
+    before = NOON + LEASE - 1
+    assert await store.admit(DAY, member, None, now=before) == NotAdmitted(meter="member:1:7")
+    assert await store.reserve(DAY, server, 1, lease("early", before), now=before) == "guild:1"
+    assert await store.meter_levels(DAY, ["member:1:7", "guild:1"]) == {"member:1:7": 1000, "guild:1": 1000}
+
+    assert await store.admit(DAY, member, None, now=NOON + LEASE) is None  # lapsed: its tokens are back
+    assert await store.meter_levels(DAY, ["member:1:7", "guild:1"]) == {"member:1:7": 0, "guild:1": 0}
+    after = NOON + LEASE + 1
+    assert await store.reserve(DAY, server, 1000, lease("next", after), now=after) is None  # room for a whole one
+    # The day's leases are swept whoever asks: the server's lapsed one went with the member's admission.
+    assert await store.meter_levels(DAY, ["guild:1"]) == {"guild:1": 1000}
+
+
+async def test_a_reservation_settled_after_its_lease_lapsed_counts_the_spend_once(store: Store) -> None:
+    meters, keys = [("member:1:7", 1000), ("guild:1", 5000)], ["member:1:7", "guild:1"]
+    assert await store.reserve(DAY, meters, 800, lease("slow"), now=NOON) is None
+    after = NOON + LEASE
+    assert await store.reserve(DAY, meters, 900, lease("next", after), now=after) is None  # "slow" lapsed
+    usage = UsageRow(DAY, 1, 7, "chat", prompt_tokens=200, completion_tokens=100, requests=1)
+    assert not await store.settle(DAY, keys, "slow", usage)  # it held nothing any more: spend only
+    assert await store.meter_levels(DAY, keys) == {"member:1:7": 1200, "guild:1": 1200}  # 900 held + 300
+    assert await store.settle(DAY, keys, "next", None)
+    assert await store.meter_levels(DAY, keys) == {"member:1:7": 300, "guild:1": 300}  # never below the spend
+    assert await store.usage(1, DAY, DAY) == [usage]
+
+
+async def test_a_reservation_settled_in_time_is_not_released_again_when_its_lease_ends(store: Store) -> None:
+    meters, keys = [("member:1:7", 1000)], ["member:1:7"]
+    assert await store.reserve(DAY, meters, 600, lease("a"), now=NOON) is None
+    assert await store.reserve(DAY, meters, 400, lease("b", NOON + 1), now=NOON + 1) is None
+    assert await store.settle(DAY, keys, "a", UsageRow(DAY, 1, 7, "chat", 100, 50, 1))
+    assert await store.admit(DAY, meters, None, now=NOON + LEASE + 0.5) is None  # "a"'s lease time: no effect
+    assert await store.meter_levels(DAY, keys) == {"member:1:7": 550}  # 150 spent + "b"'s 400
+    assert await store.admit(DAY, meters, None, now=NOON + 1 + LEASE) is None  # "b" lapses
+    assert await store.meter_levels(DAY, keys) == {"member:1:7": 150}
+
+
+_RESERVE_AND_DIE = """
+import asyncio, os, signal, sys
+from bot.store import Lease, open_store
+
+async def main(url: str, day: str, now: float, lease: float) -> None:
+    store = await open_store(url)
+    assert await store.reserve(day, [("member:1:7", 1000)], 1000, Lease("crashed", now + lease), now=now) is None
+    os.kill(os.getpid(), signal.SIGKILL)  # mid-request: never settled, never closed
+
+asyncio.run(main(sys.argv[1], sys.argv[2], float(sys.argv[3]), float(sys.argv[4])))
+"""
+
+
+async def test_a_crashed_process_s_reservation_is_released_for_the_others_after_its_lease(store_url: str) -> None:
+    async with await open_store(store_url) as survivor:
+        crashed = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", _RESERVE_AND_DIE, store_url, DAY, str(NOON), str(LEASE), cwd=PROJECT_DIR
+        )
+        assert await crashed.wait() == -signal.SIGKILL
+        meter = [("member:1:7", 1000)]
+        assert await survivor.admit(DAY, meter, None, now=NOON + 1) == NotAdmitted(meter="member:1:7")
+        assert await survivor.reserve(DAY, meter, 1, lease("mine", NOON + 1), now=NOON + 1) == "member:1:7"
+        assert await survivor.admit(DAY, meter, None, now=NOON + LEASE) is None
+        assert await survivor.reserve(DAY, meter, 1000, lease("whole", NOON + LEASE), now=NOON + LEASE) is None
 
 
 async def test_usage_rows_are_kept_for_their_retention(store: Store) -> None:
     old = UsageRow("2020-01-01", 1, 7, "chat", 10, 5, 1)
     recent = UsageRow(time.strftime("%Y-%m-%d", time.gmtime()), 1, 7, "chat", 10, 5, 1)
     for row in (old, recent):
-        await store.settle(row.day, [], 0, row)
+        await store.settle(row.day, [], None, row)
     await store.purge(time.time() - 86400)
     assert await store.usage(1, "2019-12-01", "2020-02-01") == []
     assert await store.usage(1, recent.day, recent.day) == [recent]
@@ -763,7 +859,7 @@ async def test_twenty_concurrent_reservations_for_a_budget_of_five_let_five_thro
     try:
         meters = [("member:1:7", 5 * 1000 + 999), ("guild:1", 0)]
         results = await asyncio.gather(
-            *((first if n % 2 else second).reserve(DAY, meters, 1000) for n in range(20))
+            *((first if n % 2 else second).reserve(DAY, meters, 1000, lease(f"r{n}"), now=NOON) for n in range(20))
         )
         assert results.count(None) == 5
         assert set(results) == {None, "member:1:7"}
