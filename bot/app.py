@@ -157,6 +157,7 @@ class Glimpse(commands.AutoShardedBot):
             Limits.from_settings(settings),
             max_tokens=feature_max_tokens(settings),
             server_limits=self.server_settings.limits,  # a server's own numbers, from /settings limits
+            lease=settings.reservation_lease_seconds,  # a crashed process's reservations lapse after it
         )
         self.gate = Gate(
             self.guard,

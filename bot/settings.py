@@ -106,6 +106,10 @@ class Settings:
     budget_guild_daily_tokens: int = 1_000_000
     budget_dm_daily_tokens: int = 20_000
     budget_moderation_daily_tokens: int = 200_000
+    # How long a reservation holds its tokens unsettled: more than the longest request (4 attempts of
+    # a 60 s first-token wait with their backoff, then the answer streamed), so that only a crashed
+    # process's reservations lapse.
+    reservation_lease_seconds: float = 600.0
     price_prompt_per_mtok: float | None = None
     price_completion_per_mtok: float | None = None
 
@@ -159,6 +163,7 @@ class Settings:
             budget_moderation_daily_tokens=reader.integer(
                 "BUDGET_MODERATION_DAILY_TOKENS", 200_000, low=0, high=10**12
             ),
+            reservation_lease_seconds=reader.number("RESERVATION_LEASE_SECONDS", 600.0, low=60.0, high=86_400.0),
             price_prompt_per_mtok=reader.price("PRICE_PROMPT_PER_MTOK"),
             price_completion_per_mtok=reader.price("PRICE_COMPLETION_PER_MTOK"),
         )

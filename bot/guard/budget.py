@@ -7,7 +7,8 @@ Every model request goes through one :class:`Guard` in three steps:
 2. :meth:`Admission.reserve` just before the request is sent: its estimate (prompt + ``max_tokens``)
    is reserved on every meter in one atomic store step, or the request is refused and sends nothing.
 3. :meth:`Reservation.settle` when the stream ends: the provider's ``usage`` becomes spent (and a
-   usage row); a request that failed before any text is released instead.
+   usage row); a request that failed before any text is released instead. A reservation is a lease
+   (:attr:`Guard.lease` seconds): one its process never settles (it crashed) is released by the store.
 
 :class:`~bot.guard.metered.MeteredVision` does steps 2 and 3 around each stream, so a feature only
 admits and then talks to the model it is given. The clock is injectable (``Guard.clock``), so the
@@ -22,6 +23,7 @@ import asyncio
 import logging
 import math
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
@@ -29,7 +31,7 @@ from typing import Protocol, TypeVar
 from bot.guard.fallback import MemorySpending
 from bot.guard.limits import Actor, Charges, Limits, Purpose, Scope, ServerLimits, charges, next_midnight
 from bot.guard.limits import utc_day as day_of
-from bot.store import MeterLimit, NotAdmitted, RateLimit, Store, UsageRow
+from bot.store import Lease, MeterLimit, NotAdmitted, RateLimit, Store, UsageRow
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +40,9 @@ ADMIT_WAIT_SECONDS = 0.75
 """The longest an admission waits for the store before it counts in this process instead: a command
 admits before its first response, which Discord wants within 3 s, even while the store is slow."""
 ONCE_A_DAY = 86400.0
+RESERVATION_LEASE_SECONDS = 600.0
+"""How long a reservation holds its tokens unsettled (``RESERVATION_LEASE_SECONDS``): then the store
+releases it, so a process that died mid-request does not hold a budget until midnight."""
 
 ServerLimitsSource = Callable[[int], Awaitable[ServerLimits | None]]
 T = TypeVar("T")
@@ -50,8 +55,10 @@ class Spending(Protocol):
         self, day: str, meters: Sequence[MeterLimit], rate: RateLimit | None, *, now: float
     ) -> NotAdmitted | None: ...
     async def meter_levels(self, day: str, keys: Iterable[str]) -> dict[str, int]: ...
-    async def reserve(self, day: str, meters: Sequence[MeterLimit], tokens: int) -> str | None: ...
-    async def settle(self, day: str, keys: Sequence[str], reserved: int, usage: UsageRow | None) -> None: ...
+    async def reserve(
+        self, day: str, meters: Sequence[MeterLimit], tokens: int, lease: Lease, *, now: float
+    ) -> str | None: ...
+    async def settle(self, day: str, keys: Sequence[str], lease: str | None, usage: UsageRow | None) -> bool: ...
     async def claim(self, kind: str, key: str, ttl: float) -> bool: ...
 
 
@@ -111,12 +118,14 @@ class Guard:
         max_tokens: Mapping[Purpose, int],
         server_limits: ServerLimitsSource = _no_server_limits,
         clock: Callable[[], float] = time.time,
+        lease: float = RESERVATION_LEASE_SECONDS,
     ) -> None:
         self.store = store
         self.limits = limits
         self.max_tokens = dict(max_tokens)
         self.server_limits = server_limits
         self.clock = clock
+        self.lease = lease
         self.fallback = MemorySpending()  # counts while the store cannot be reached
         self.carrying: asyncio.Task[None] | None = None  # the fallback's usage on its way to the store
 
@@ -144,7 +153,7 @@ class Guard:
             unsaved = self.fallback.take_unsaved()
             for done, (day, keys, row) in enumerate(unsaved):
                 try:
-                    await self.store.settle(day, keys, 0, row)
+                    await self.store.settle(day, keys, None, row)
                 except Exception as error:
                     self.fallback.put_back(unsaved[done:])
                     log.warning("Could not yet carry usage counted during a store outage (%r)", error)
@@ -206,21 +215,25 @@ class Admission:
         now = guard.clock()
         day = day_of(now)
         meters = [(m.key, m.limit) for m in self.plan.meters]
-        full_key, counters = await guard.spending(lambda counters: counters.reserve(day, meters, tokens))
+        lease = Lease(uuid.uuid4().hex, now + guard.lease)
+        full_key, counters = await guard.spending(
+            lambda counters: counters.reserve(day, meters, tokens, lease, now=now)
+        )
         if full_key is not None:
             meter = self.plan.meter(full_key)
             level = (await counters.meter_levels(day, [full_key])).get(full_key, 0)
             return Refusal(meter.scope, meter.limit, next_midnight(now), left=max(meter.limit - level, 0))
-        return Reservation(self, day, tokens, counters)
+        return Reservation(self, day, tokens, counters, lease.id)
 
 
 class Reservation:
     """Tokens held on the meters until :meth:`settle` (idempotent: only the first call counts)."""
 
-    def __init__(self, admission: Admission, day: str, tokens: int, counters: Spending) -> None:
+    def __init__(self, admission: Admission, day: str, tokens: int, counters: Spending, lease: str) -> None:
         self.admission = admission
         self.day = day
         self.tokens = tokens
+        self.lease = lease  # its id in the store
         self._counters = counters  # where it was reserved: the store, or this process's stand-in
         self._ending: asyncio.Task[None] | None = None
 
@@ -252,10 +265,18 @@ class Reservation:
                 requests=1,
             )
         try:
-            await self._counters.settle(self.day, self.admission.plan.keys, self.tokens, usage)
+            held = await self._counters.settle(self.day, self.admission.plan.keys, self.lease, usage)
         except Exception:
-            # The answer is already on screen; a lost settlement only leaves today's meter high.
+            # The answer is already on screen; a lost settlement only leaves the meters high until
+            # the reservation's lease lapses.
             log.exception("Could not settle a reservation of %d tokens", self.tokens)
+            return
+        if not held:  # its tokens were already released: the request outlived the lease
+            log.warning(
+                "A request settled after its reservation's lease lapsed (%.0f s): RESERVATION_LEASE_SECONDS"
+                " is shorter than the longest request",
+                self.admission.guard.lease,
+            )
 
 
 _RUNNING: set[asyncio.Task[None]] = set()

@@ -4,7 +4,8 @@ The bot keeps answering through a store outage (a Redis restart, a locked file),
 without limit meanwhile: the guard then counts in here, so every limit still holds within this
 process (each process of a sharded bot counts on its own until the store is back). What was spent
 meanwhile is kept here (:meth:`MemorySpending.take_unsaved`) until the guard carries it into the
-store once the store answers again, so ``/usage`` and the store's meters show it.
+store once the store answers again, so ``/usage`` and the store's meters show it. Its reservations
+take the store's lease ids but need no lease: they live and die with this process.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from collections import defaultdict, deque
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 
-from bot.store import MeterLimit, NotAdmitted, RateLimit, UsageRow
+from bot.store import Lease, MeterLimit, NotAdmitted, RateLimit, UsageRow
 
 _DAYS_KEPT = 3
 Unsaved = tuple[str, tuple[str, ...], UsageRow]
@@ -27,6 +28,7 @@ class MemorySpending:
         self._events: dict[str, deque[float]] = defaultdict(deque)
         self._levels: dict[str, dict[str, int]] = {}  # day -> meter -> spent + reserved
         self._claims: set[tuple[str, str]] = set()
+        self._held: dict[str, tuple[str, tuple[str, ...], int]] = {}  # lease id -> (day, meters, tokens)
         self._unsaved: dict[tuple[str, tuple[str, ...], int, int, str], UsageRow] = {}
 
     async def admit(
@@ -50,22 +52,31 @@ class MemorySpending:
         levels = self._levels.get(day, {})
         return {key: levels.get(key, 0) for key in keys}
 
-    async def reserve(self, day: str, meters: Sequence[MeterLimit], tokens: int) -> str | None:
+    async def reserve(
+        self, day: str, meters: Sequence[MeterLimit], tokens: int, lease: Lease, *, now: float
+    ) -> str | None:
         levels = self._day(day)
         for key, limit in meters:
             if limit and levels.get(key, 0) + tokens > limit:
                 return key
         for key, _ in meters:
             levels[key] = levels.get(key, 0) + tokens
+        self._held[lease.id] = (day, tuple(key for key, _ in meters), tokens)
         return None
 
-    async def settle(self, day: str, keys: Sequence[str], reserved: int, usage: UsageRow | None) -> None:
-        levels = self._day(day)
-        spent = usage.tokens if usage is not None else 0
-        for key in keys:
-            levels[key] = max(levels.get(key, 0) - reserved, 0) + spent
+    async def settle(self, day: str, keys: Sequence[str], lease: str | None, usage: UsageRow | None) -> bool:
+        held = self._held.pop(lease, None) if lease is not None else None
+        if held is not None:
+            held_day, held_keys, tokens = held
+            levels = self._day(held_day)
+            for key in held_keys:
+                levels[key] = max(levels.get(key, 0) - tokens, 0)
         if usage is not None:
+            levels = self._day(day)
+            for key in keys:
+                levels[key] = levels.get(key, 0) + usage.tokens
             self.put_back([(day, tuple(keys), usage)])
+        return held is not None
 
     @property
     def unsaved(self) -> bool:

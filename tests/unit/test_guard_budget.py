@@ -87,6 +87,26 @@ async def test_a_used_up_budget_refuses_until_the_utc_day_ends(store: Store) -> 
     await admitted(g)  # a new day, a new budget
 
 
+async def test_a_reservation_its_process_never_settled_is_released_after_the_lease(
+    store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    clock = Clock(LATE - 3600)
+    g = Guard(store, Limits(user_daily=1000), max_tokens=MAX_TOKENS, clock=clock, lease=300)
+    stuck = await (await admitted(g)).reserve(1000)  # its stream hangs (or its process died)
+    assert not isinstance(stuck, Refusal)
+    clock.now += 299
+    assert isinstance(await g.admit(MEMBER), Refusal)
+    clock.now += 1
+    late = await (await admitted(g)).reserve(900)  # the lease lapsed: the budget is free again
+    assert not isinstance(late, Refusal)
+
+    await stuck.settle(Spent(60, 40))  # it ends after all: its spend counts, its lapsed hold is not taken twice
+    assert await store.meter_levels("2026-12-01", [f"member:{GUILD}:{USER}"]) == {f"member:{GUILD}:{USER}": 1000}
+    assert "settled after its reservation's lease lapsed (300 s)" in caplog.text
+    await late.settle(None)
+    assert await store.meter_levels("2026-12-01", [f"member:{GUILD}:{USER}"]) == {f"member:{GUILD}:{USER}": 100}
+
+
 async def test_the_rate_limit_counts_requests_per_minute_across_features(store: Store) -> None:
     clock = Clock(LATE - 3600)
     g = guard(store, clock, rate_user_per_minute=2)
