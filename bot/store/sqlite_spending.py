@@ -8,10 +8,11 @@ the event loop when the write lock is free, else in one hop to aiosqlite's threa
 The check and the write cannot be split by another coroutine or another process on the same file:
 SQLite takes the write lock before anything is read (twenty requests racing for a budget that fits
 five let five through). ``meters.reserved`` is the sum of the day's rows in ``reservations`` (one
-per lease and meter); an admission or reservation first deletes the rows of its day whose lease
-lapsed and takes their tokens off the meters (an indexed look-up that finds nothing, normally), so
-a crashed process's reservations come back without a background job. Rate events older than their
-window, and the meters and reservations of past days, are dropped by :meth:`Store.purge`.
+per lease and meter; a count left from before schema 9 is kept as it is). An admission or a
+reservation first deletes the rows of its day whose lease lapsed and takes their tokens off the
+meters (an indexed look-up that finds nothing, normally), so a crashed process's reservations come
+back without a background job. Rate events older than their window, and the meters and
+reservations of past days, are dropped by :meth:`Store.purge`.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ _HOLD = (  # the lease, on every meter of the reservation: one row each
     "INSERT INTO reservations (id, day, key, tokens, expires_at) SELECT ?, ?, column1, ?, ? FROM (VALUES {keys})"
     " WHERE true ON CONFLICT (id, key) DO UPDATE SET tokens = tokens + excluded.tokens"
 )
+_LAPSED = "DELETE FROM reservations WHERE day = ? AND expires_at <= ? RETURNING day, key, tokens"
 _END = "DELETE FROM reservations WHERE id = ? RETURNING day, key, tokens"
 _RELEASE = "UPDATE meters SET reserved = MAX(reserved - ?, 0) WHERE day = ? AND key = ?"
 _ADD_USAGE = (
@@ -84,12 +86,7 @@ def _release(db: sqlite3.Connection, held: Sequence[tuple[str, str, int]]) -> No
 
 def _release_lapsed(db: sqlite3.Connection, day: str, now: float) -> None:
     """End the reservations of ``day`` whose lease lapsed by ``now`` (their process never settled)."""
-    _release(
-        db,
-        db.execute(
-            "DELETE FROM reservations WHERE day = ? AND expires_at <= ? RETURNING day, key, tokens", (day, now)
-        ).fetchall(),
-    )
+    _release(db, db.execute(_LAPSED, (day, now)).fetchall())
 
 
 class SQLiteSpending:
