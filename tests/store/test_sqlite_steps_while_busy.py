@@ -12,12 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from bot.store import NotAdmitted, RateLimit, UsageRow, open_store
+from bot.store import Lease, NotAdmitted, RateLimit, UsageRow, open_store
 
 DAY = "2026-12-01"
 NOON = 1_796_126_400.0  # 2026-12-01 12:00 UTC
 RATE = RateLimit("user:7", limit=2, window=60)
 METERS = [("member:1:7", 1000), ("guild:1", 5000)]
+KEYS = [key for key, _ in METERS]
+LEASE = Lease("a", NOON + 600)
 
 
 async def _held_up(step: asyncio.Task[object]) -> None:
@@ -32,16 +34,16 @@ async def test_each_step_waits_off_the_loop_for_another_connections_write_and_co
     async with await open_store(f"sqlite:///{path}") as store:
         other = sqlite3.connect(path, isolation_level=None)
         try:
-            for step in (
-                lambda: store.admit(DAY, METERS, RATE, now=NOON),
-                lambda: store.reserve(DAY, METERS, 300),
-                lambda: store.settle(DAY, [key for key, _ in METERS], 300, UsageRow(DAY, 1, 7, "chat", 200, 50, 1)),
+            for step, result in (
+                (lambda: store.admit(DAY, METERS, RATE, now=NOON), None),
+                (lambda: store.reserve(DAY, METERS, 300, LEASE, now=NOON), None),
+                (lambda: store.settle(DAY, KEYS, "a", UsageRow(DAY, 1, 7, "chat", 200, 50, 1)), True),
             ):
                 other.execute("BEGIN IMMEDIATE")
                 running = asyncio.create_task(step())
                 await _held_up(running)
                 other.execute("COMMIT")
-                assert await running is None
+                assert await running is result
         finally:
             other.close()
         # The loop's own connection never waits for the lock (a wait there would hold up the loop):
@@ -62,5 +64,5 @@ async def test_a_step_that_fails_on_the_loop_leaves_no_transaction_behind(tmp_pa
 
         with pytest.raises(ValueError):
             await store._at_once(broken)
-        assert await store.reserve(DAY, METERS, 10) is None  # the lock was released, the write undone
+        assert await store.reserve(DAY, METERS, 10, LEASE, now=NOON) is None  # the lock was released, the write undone
         assert await store.meter_levels(DAY, ["guild:1"]) == {"guild:1": 10}
