@@ -53,6 +53,14 @@ def _extensions() -> tuple[str, ...]:
 EXTENSIONS = _extensions()
 PURGE_EVERY_SECONDS = 3600
 SHUTDOWN_GRACE_SECONDS = 10.0
+WITHOUT_MESSAGE_CONTENT = (
+    "Running without the Message Content intent: Discord empties every server message that does not mention "
+    "the bot (its text, attachments, link previews and forwarded messages). Slash commands, context menus "
+    "(Describe image, Check image), DMs and mentions work; automatic descriptions in describe channels and "
+    "the moderation of watched channels see only stickers, free-response channels answer only mentions, and "
+    "a question cannot see \"the image above\". Enable the intent in the Developer Portal "
+    "(Bot > Privileged Gateway Intents)."
+)
 
 
 class Glimpse(commands.AutoShardedBot):
@@ -191,10 +199,7 @@ class Glimpse(commands.AutoShardedBot):
         for extension in EXTENSIONS:
             await self.load_extension(extension)
         if not self.intents.message_content:
-            log.warning(
-                "Running without the Message Content intent: slash commands, context menus, DMs and "
-                "mentions work; automatic descriptions in DESCRIBE_CHANNEL_IDS need the intent."
-            )
+            log.warning(WITHOUT_MESSAGE_CONTENT)
         log.info("Services ready; connecting %s", self.shard_names)
         if self.sync_commands:
             synced = await self.tree.sync()

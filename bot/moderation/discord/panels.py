@@ -15,6 +15,12 @@ from bot.moderation.stats import format_summary, summarize
 from bot.moderation.verdict import format_verdict
 from bot.store import AuditGroup
 
+NO_MESSAGE_CONTENT = (
+    "I run without the Message Content intent, so I cannot see images in messages that don't mention me: "
+    "attachments, link previews and forwarded messages in watched channels are not checked (stickers are). "
+    "**Check image** (Apps menu on a message) still checks one on request."
+)
+
 
 def settings_embed(guild: discord.Guild, settings: ModerationSettings, *, message_content: bool) -> discord.Embed:
     """The settings, with a "Check" field naming what keeps them from working (``message_content``:
@@ -73,7 +79,7 @@ def settings_warnings(guild: discord.Guild, settings: ModerationSettings, *, mes
     if Action.DELETE_TIMEOUT in acts and me is not None and not me.guild_permissions.moderate_members:
         warnings.append("Automatic timeouts need the Timeout Members permission.")
     if not message_content:
-        warnings.append("Without the Message Content intent I cannot see posted images.")
+        warnings.append(NO_MESSAGE_CONTENT)
     return warnings
 
 

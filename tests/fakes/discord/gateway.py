@@ -290,14 +290,14 @@ class Gateway:
 
         ``intent`` is the intent a session needs to receive it; when ``content_exempt`` is false, a
         session without the Message Content intent gets the message with content, attachments, embeds
-        and components emptied, as Discord does.
+        and components emptied, its forwarded snapshots' too, as Discord does.
         """
         for session in list(self.sessions.values()):
             if (intent and not session.has(intent)) or not session.sees_guild(guild_id):
                 continue
             body = data
             if not content_exempt and not session.has(MESSAGE_CONTENT):
-                body = {**data, "content": "", "attachments": [], "embeds": [], "components": []}
+                body = payloads.without_content(data)
             await self._send(session, event, body)
         self.recorder.notifier.notify()
 

@@ -305,15 +305,20 @@ class Messages:
             self.recorder.notifier.notify()
             return
         channel = self.world.channels[message.channel_id]
-        exempt = (
-            channel.is_dm
-            or message.author.id == self.world.bot.id
-            or self.world.bot.id in message.mention_user_ids
-        )
         await self.gateway.dispatch(
             event,
             self.payload(message),
             guild_id=channel.guild_id,
             intent=self._intent(channel),
-            content_exempt=exempt,
+            content_exempt=self.content_exempt(message),
+        )
+
+    def content_exempt(self, message: Message) -> bool:
+        """Whether a bot without the Message Content intent still gets ``message`` in full: in a DM,
+        its own messages and messages that mention it."""
+        bot_id = self.world.bot.id
+        return (
+            self.world.channels[message.channel_id].is_dm
+            or message.author.id == bot_id
+            or bot_id in message.mention_user_ids
         )

@@ -228,6 +228,19 @@ def snapshot(m: Message, world: World, attachment_url: Any) -> JSON:
     return {"message": {key: full[key] for key in keys}}
 
 
+def without_content(data: JSON) -> JSON:
+    """``data`` as a bot without the Message Content intent gets it: content, attachments, embeds and
+    components emptied and no poll, in the message and in each forwarded snapshot's message (a subset
+    of the message object, so the same rule; stickers stay, as Discord keeps them)."""
+    emptied: JSON = {key: value for key, value in data.items() if key != "poll"}
+    emptied |= {"content": "", "attachments": [], "embeds": [], "components": []}
+    if "message_snapshots" in data:
+        emptied["message_snapshots"] = [
+            {**snap, "message": without_content(snap["message"])} for snap in data["message_snapshots"]
+        ]
+    return emptied
+
+
 def _mentioned_user(u: User, guild: Guild | None) -> JSON:
     data = user(u)
     if guild is not None and u.id in guild.members:

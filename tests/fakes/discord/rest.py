@@ -280,11 +280,8 @@ class RestApi:
     def _message_json(self, message: Message) -> JSON:
         """A message as REST returns it: without the Message Content grant, others' content is empty."""
         data = self.messages.payload(message)
-        channel = self.world.channels[message.channel_id]
-        bot_id = self.world.bot.id
-        exempt = channel.is_dm or message.author.id == bot_id or bot_id in message.mention_user_ids
-        if not exempt and not self._content_granted():
-            data |= {"content": "", "attachments": [], "embeds": [], "components": []}
+        if not self.messages.content_exempt(message) and not self._content_granted():
+            return payloads.without_content(data)
         return data
 
     # ---- gateway, users, application ------------------------------------------------------
