@@ -20,7 +20,7 @@ from bot.guard import Admission, MeteredVision, Purpose, Work
 from bot.guild import ChatMode, Feature
 from bot.images import AttachmentLike, gather_images, image_attachments, is_image
 from bot.interactions import acknowledge
-from bot.moderation.discord import withheld
+from bot.moderation.discord import flagged_earlier, withheld
 from bot.prompts import animation_note
 from bot.replies import (
     MessageSink,
@@ -80,10 +80,17 @@ class Chat(commands.Cog):
         if admission is None:
             return
         # Its images, then those of the message it replies to ("what does this say?" on someone's image).
-        found = await self.bot.media.images(message, replied=True, emoji=True, wait=True)
+        found = await self.bot.media.images(message, emoji=True, wait=True)
         if found.sources and await withheld(message, self.bot.moderation):
             log.info("Message %s was flagged by moderation: not answered", message.id)
             return
+        earlier = await self.bot.media.replied_to(message)
+        if earlier is not None:
+            theirs = self.bot.media.found(earlier, emoji=True)
+            if theirs.sources and await flagged_earlier(earlier, theirs.sources, self.bot.moderation):
+                log.info("Message %s replies to images flagged by moderation: not answered", message.id)
+                return
+            found.extend(theirs)
         attachments = [a for a in message.attachments if not is_image(a)] + found.sources
         text = self._question_text(message)
         channel: discord.abc.Messageable = message.channel
@@ -256,6 +263,9 @@ class Chat(commands.Cog):
             async for earlier in channel.history(limit=HISTORY_LOOKBACK, after=after, oldest_first=False):
                 found = self.bot.media.found(earlier).sources
                 if found and earlier.author != self.bot.user:
+                    if await flagged_earlier(earlier, found, self.bot.moderation):
+                        log.info("The image above (message %s) was flagged by moderation: not used", earlier.id)
+                        return [], []
                     name = escape_markdown(earlier.author.display_name)
                     return found, [f"Looking at the image {name} posted above."]
         except discord.HTTPException:

@@ -65,20 +65,13 @@ class MessageMedia:
                 found.add(ProxiedImage.at(url, self.fetcher, name=f"{name}.{'gif' if animated else 'png'}"), url)
         return found
 
-    async def images(
-        self, message: discord.Message, *, replied: bool = False, emoji: bool = False, wait: bool = False
-    ) -> MessageImages:
-        """The images ``message`` shows; ``replied``: then those of the message it replies to (a
-        question about someone's image); ``wait``: a message with links but nothing to look at yet
+    async def images(self, message: discord.Message, *, emoji: bool = False, wait: bool = False) -> MessageImages:
+        """The images ``message`` shows; ``wait``: a message with links but nothing to look at yet
         waits up to ``embed_wait`` seconds for Discord's preview."""
         found = self.found(message, emoji=emoji)
         if wait and found.waiting_for_preview:
             message = await self.after_preview(message)
             found = self.found(message, emoji=emoji)
-        if replied:
-            earlier = await self._replied_to(message)
-            if earlier is not None:
-                found.extend(self.found(earlier, emoji=emoji))
         return found
 
     async def after_preview(self, message: discord.Message) -> discord.Message:
@@ -96,7 +89,9 @@ class MessageMedia:
             return message
         return update.message
 
-    async def _replied_to(self, message: discord.Message) -> discord.Message | None:
+    async def replied_to(self, message: discord.Message) -> discord.Message | None:
+        """The message ``message`` replies to, whose images a question is about ("what does this
+        say?" on someone's image); ``None`` for a forward, a deleted message or the bot's own answer."""
         reference = message.reference
         if reference is None or reference.message_id is None:
             return None

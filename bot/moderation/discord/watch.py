@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import discord
 
 from bot.guard import Refusal
-from bot.images import AttachmentLike, Detail
+from bot.images import CONVERSATION_DETAIL, AttachmentLike, Detail
 from bot.moderation.action_ids import ActionRef, ButtonAction
 from bot.moderation.config import ModerationSettings
 from bot.moderation.discord.buttons import entry_view
@@ -123,6 +123,25 @@ async def withheld(message: discord.Message, service: ModerationService) -> bool
     if settings is None or not settings.watches(message.channel.id, parent_id) or is_exempt(message, settings):
         return False
     return await service.gate.flagged(message.id)
+
+
+async def flagged_earlier(
+    earlier: discord.Message, images: Sequence[AttachmentLike], service: ModerationService
+) -> bool:
+    """Whether the images of ``earlier``, which a question brings in (the message it replies to, "the
+    image above"), are flagged. In a watched channel they are checked as when they were posted: the
+    verdict cache answers for an image already checked, a check still waiting for the model is
+    shared, an image never checked is checked now. Nothing is recorded or done about them: the one
+    asking did not post them."""
+    guild = earlier.guild
+    if guild is None:
+        return False
+    settings = await service.settings(guild.id)
+    parent_id = getattr(earlier.channel, "parent_id", None)
+    if settings is None or not settings.watches(earlier.channel.id, parent_id) or is_exempt(earlier, settings):
+        return False
+    results = await service.check_attachments(guild.id, settings, images, expect=CONVERSATION_DETAIL)
+    return any(result.verdict.flagged for result in results)
 
 
 def outage_notice(message: discord.Message, result: CheckResult) -> str:
