@@ -58,7 +58,7 @@ class Spending(Protocol):
     async def reserve(
         self, day: str, meters: Sequence[MeterLimit], tokens: int, lease: Lease, *, now: float
     ) -> str | None: ...
-    async def settle(self, day: str, keys: Sequence[str], lease: str | None, usage: UsageRow | None) -> bool: ...
+    async def settle(self, day: str, keys: Sequence[str], lease: Lease | None, usage: UsageRow | None) -> bool: ...
     async def claim(self, kind: str, key: str, ttl: float) -> bool: ...
 
 
@@ -223,17 +223,17 @@ class Admission:
             meter = self.plan.meter(full_key)
             level = (await counters.meter_levels(day, [full_key])).get(full_key, 0)
             return Refusal(meter.scope, meter.limit, next_midnight(now), left=max(meter.limit - level, 0))
-        return Reservation(self, day, tokens, counters, lease.id)
+        return Reservation(self, day, tokens, counters, lease)
 
 
 class Reservation:
     """Tokens held on the meters until :meth:`settle` (idempotent: only the first call counts)."""
 
-    def __init__(self, admission: Admission, day: str, tokens: int, counters: Spending, lease: str) -> None:
+    def __init__(self, admission: Admission, day: str, tokens: int, counters: Spending, lease: Lease) -> None:
         self.admission = admission
         self.day = day
         self.tokens = tokens
-        self.lease = lease  # its id in the store
+        self.lease = lease  # its name and expiry in the store
         self._counters = counters  # where it was reserved: the store, or this process's stand-in
         self._ending: asyncio.Task[None] | None = None
 

@@ -5,7 +5,7 @@ without limit meanwhile: the guard then counts in here, so every limit still hol
 process (each process of a sharded bot counts on its own until the store is back). What was spent
 meanwhile is kept here (:meth:`MemorySpending.take_unsaved`) until the guard carries it into the
 store once the store answers again, so ``/usage`` and the store's meters show it. Its reservations
-take the store's lease ids but need no lease: they live and die with this process.
+take the store's leases but need no expiry: they live and die with this process.
 """
 
 from __future__ import annotations
@@ -64,8 +64,8 @@ class MemorySpending:
         self._held[lease.id] = (day, tuple(key for key, _ in meters), tokens)
         return None
 
-    async def settle(self, day: str, keys: Sequence[str], lease: str | None, usage: UsageRow | None) -> bool:
-        held = self._held.pop(lease, None) if lease is not None else None
+    async def settle(self, day: str, keys: Sequence[str], lease: Lease | None, usage: UsageRow | None) -> bool:
+        held = self._held.pop(lease.id, None) if lease is not None else None
         if held is not None:
             held_day, held_keys, tokens = held
             levels = self._day(held_day)

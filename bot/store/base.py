@@ -259,26 +259,29 @@ class Store(ABC):
     ) -> NotAdmitted | None:
         """Admit a request when none of ``meters`` is used up on ``day`` (spent plus reserved at its
         limit) and, with ``rate``, fewer than its limit were counted in the window before ``now``; an
-        admitted request counts one event under the rate's key. One atomic step (one round trip), which
-        first releases the reservations of ``day`` whose lease lapsed by ``now``: ``None`` when admitted,
-        else the first used-up meter (in order; no event counted), else the rate."""
+        admitted request counts one event under the rate's key. One atomic step (one round trip), in
+        which a meter that looks used up is checked again once the reservations of ``day`` whose lease
+        lapsed by ``now`` are released: ``None`` when admitted, else the first used-up meter (in order;
+        no event counted), else the rate."""
 
     @abstractmethod
     async def meter_levels(self, day: str, keys: Iterable[str]) -> dict[str, int]:
-        """Tokens spent plus reserved on each of the meters ``keys`` that ``day`` (0 for a new one)."""
+        """Tokens spent plus reserved on each of the meters ``keys`` that ``day`` (0 for a new one).
+        Reserved includes leases that lapsed but were not yet released (that happens when they
+        would refuse a request)."""
 
     @abstractmethod
     async def reserve(
         self, day: str, meters: Sequence[MeterLimit], tokens: int, lease: Lease, *, now: float
     ) -> str | None:
-        """Reserve ``tokens`` on every meter if each stays within its limit, as one atomic step (one
-        round trip) that first releases the reservations of ``day`` whose lease lapsed by ``now``, and
-        records this one under ``lease``: ``None`` when reserved, else the key of the first meter that
-        has no room (nothing reserved)."""
+        """Reserve ``tokens`` on every meter if each stays within its limit, and record the reservation
+        under ``lease``, as one atomic step (one round trip); when a meter has no room, the
+        reservations of ``day`` whose lease lapsed by ``now`` are released and it is checked again.
+        ``None`` when reserved, else the key of the first meter that has no room (nothing reserved)."""
 
     @abstractmethod
-    async def settle(self, day: str, keys: Sequence[str], lease: str | None, usage: UsageRow | None) -> bool:
-        """End the reservation ``lease`` (an id given to :meth:`reserve`) and, with ``usage``, count
+    async def settle(self, day: str, keys: Sequence[str], lease: Lease | None, usage: UsageRow | None) -> bool:
+        """End the reservation ``lease`` (as given to :meth:`reserve`) and, with ``usage``, count
         its tokens as spent on the meters ``keys`` of ``day`` and add them to the usage rows, as one
         atomic step. The reservation's tokens are released if it still holds them (it holds them
         once: a second settlement, or one after its lease lapsed, releases nothing); ``lease`` None

@@ -10,11 +10,11 @@ Keys (under the store's prefix)::
 
 An admission (check the meters, then count the rate), a reservation (check every meter, then reserve
 on all and record the lease) and a settlement are each one Lua script (one round trip), so processes
-sharing the Redis cannot interleave inside them. An admission and a reservation first release the
-day's reservations whose lease lapsed (a crashed process's), so no background job is needed. Every
-key expires on its own: rate keys after their window, a day's meters and leases
-:data:`~bot.store.records.METER_KEEP_DAYS` and usage rows the usage retention after their day, as
-SQLite's purge keeps them.
+sharing the Redis cannot interleave inside them. When a meter would refuse, an admission or a
+reservation first releases the day's reservations whose lease lapsed (a crashed process's) and
+checks again, so no background job is needed. Every key expires on its own: rate keys after their
+window, a day's meters and leases :data:`~bot.store.records.METER_KEEP_DAYS` and usage rows the
+usage retention after their day, as SQLite's purge keeps them.
 """
 
 from __future__ import annotations
@@ -36,7 +36,8 @@ from bot.store.records import (
     UsageRow,
 )
 
-# Shared by the scripts below: end reservations (take their tokens off the day's meters).
+# Shared by the scripts below: end reservations (take their tokens off the day's meters), and find a
+# meter without room, looking again once the day's lapsed reservations are released.
 # A reservation is a member of the day's leases ZSET, scored by when its lease lapses, and a field of
 # the day's held HASH: its tokens, then the meters it holds them on, as JSON.
 _LEASES = """
@@ -54,9 +55,33 @@ local function release(meters, held, id)
 end
 local function release_lapsed(meters, leases, held, now)
   local lapsed = redis.call('ZRANGEBYSCORE', leases, '-inf', now)
-  if #lapsed == 0 then return end
+  if #lapsed == 0 then return false end
   for _, id in ipairs(lapsed) do release(meters, held, id) end
   redis.call('ZREMRANGEBYSCORE', leases, '-inf', now)
+  return true
+end
+local function no_room(i, tokens)
+  -- Whether the meter of ARGV's pair at i has no room: tokens more would pass its limit (nil: it is
+  -- at its limit already). A limit of 0 counts without refusing.
+  local limit = tonumber(ARGV[i + 1])
+  if limit <= 0 then return false end
+  local level = tonumber(redis.call('HGET', KEYS[1], ARGV[i]) or '0')
+    + tonumber(redis.call('HGET', KEYS[1], ARGV[i] .. ':r') or '0')
+  if tokens then return level + tokens > limit end
+  return level >= limit
+end
+local function first_full(first, tokens, now)
+  -- The first meter of ARGV's (meter, limit) pairs from first on with no room; when there is one,
+  -- the day's lapsed leases (KEYS 1 to 3) are released and the meters checked again.
+  local function scan()
+    for i = first, #ARGV, 2 do
+      if no_room(i, tokens) then return ARGV[i] end
+    end
+    return nil
+  end
+  local found = scan()
+  if found and release_lapsed(KEYS[1], KEYS[2], KEYS[3], now) then found = scan() end
+  return found
 end
 """
 
@@ -65,15 +90,8 @@ end
 # counted), {'meter', key} for the first used-up meter, or {'rate', time (as text) the oldest counted
 # event leaves the window}.
 _ADMIT = _LEASES + """
-release_lapsed(KEYS[1], KEYS[2], KEYS[3], ARGV[3])
-for i = 5, #ARGV, 2 do
-  local limit = tonumber(ARGV[i + 1])
-  if limit > 0 then
-    local level = tonumber(redis.call('HGET', KEYS[1], ARGV[i]) or '0')
-      + tonumber(redis.call('HGET', KEYS[1], ARGV[i] .. ':r') or '0')
-    if level >= limit then return {'meter', ARGV[i]} end
-  end
-end
+local used_up = first_full(5, nil, ARGV[3])
+if used_up then return {'meter', used_up} end
 if #KEYS < 4 then return false end
 local limit, window, now = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', now - window)
@@ -90,18 +108,11 @@ return false
 # lease's id and when it lapses, then (meter, limit) pairs. Returns '' when reserved on every meter
 # (and the lease recorded), else the first meter without room (and reserves nothing).
 _RESERVE = _LEASES + """
-release_lapsed(KEYS[1], KEYS[2], KEYS[3], ARGV[3])
 local tokens = tonumber(ARGV[1])
+local full = first_full(6, tokens, ARGV[3])
+if full then return full end
 local held = {tokens}
-for i = 6, #ARGV, 2 do
-  local limit = tonumber(ARGV[i + 1])
-  if limit > 0 then
-    local level = tonumber(redis.call('HGET', KEYS[1], ARGV[i]) or '0')
-      + tonumber(redis.call('HGET', KEYS[1], ARGV[i] .. ':r') or '0')
-    if level + tokens > limit then return ARGV[i] end
-  end
-  held[#held + 1] = ARGV[i]
-end
+for i = 6, #ARGV, 2 do held[#held + 1] = ARGV[i] end
 for j = 2, #held do redis.call('HINCRBY', KEYS[1], held[j] .. ':r', tokens) end
 redis.call('ZADD', KEYS[2], ARGV[5], ARGV[4])
 redis.call('HSET', KEYS[3], ARGV[4], cjson.encode(held))
@@ -185,13 +196,13 @@ class RedisSpending:
         full = await self._reserve(keys=self._day_keys(day), args=args)
         return full.decode() if full else None
 
-    async def settle(self, day: str, keys: Sequence[str], lease: str | None, usage: UsageRow | None) -> bool:
+    async def settle(self, day: str, keys: Sequence[str], lease: Lease | None, usage: UsageRow | None) -> bool:
         row_key = self._key("usage", usage.guild_id, usage.day) if usage else self._key("usage", "-")
         counts = (usage.prompt_tokens, usage.completion_tokens, usage.requests) if usage else (0, 0, 0)
         held = await self._settle(
             keys=[*self._day_keys(day), row_key],
             args=[
-                lease or "",
+                lease.id if lease else "",
                 usage.tokens if usage else 0,
                 f"{usage.user_id}:{usage.feature}" if usage else "",
                 *counts,

@@ -221,6 +221,22 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX reservations_by_expiry ON reservations (day, expires_at);
     """,
+    # 10: one row per reservation in one B-tree (a reservation and its settlement each write one page
+    # there, not three): keyed by day and expiry for the sweep, and by the lease's id and expiry,
+    # which the settlement is given, for the settlement
+    """
+    CREATE TABLE leases (
+        day        TEXT NOT NULL,
+        expires_at REAL NOT NULL,
+        id         TEXT NOT NULL,
+        tokens     INTEGER NOT NULL,
+        keys       TEXT NOT NULL,
+        PRIMARY KEY (day, expires_at, id)
+    ) WITHOUT ROWID;
+    INSERT INTO leases (day, expires_at, id, tokens, keys)
+        SELECT day, MAX(expires_at), id, MAX(tokens), json_group_array(key) FROM reservations GROUP BY day, id;
+    DROP TABLE reservations;
+    """,
 )
 NOTIFY_POLL_SECONDS = 0.25
 NOTIFY_KEEP_SECONDS = 3600.0
@@ -451,7 +467,7 @@ class SQLiteStore(SQLiteSpending, SQLiteReplies, Store):
             await conn.execute(
                 "DELETE FROM audit WHERE created_at < ?", (now - self._options.audit_retention_seconds,)
             )
-            for table in ("meters", "reservations"):  # a day's meters go with the reservations on them
+            for table in ("meters", "leases"):  # a day's meters go with the reservations on them
                 await conn.execute(f"DELETE FROM {table} WHERE day < ?", (day_before(now, METER_KEEP_DAYS),))
             await conn.execute(
                 "DELETE FROM usage WHERE day < ?", (day_before(now, self._options.usage_retention_days),)

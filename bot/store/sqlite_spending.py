@@ -7,17 +7,19 @@ the event loop when the write lock is free, else in one hop to aiosqlite's threa
 
 The check and the write cannot be split by another coroutine or another process on the same file:
 SQLite takes the write lock before anything is read (twenty requests racing for a budget that fits
-five let five through). ``meters.reserved`` is the sum of the day's rows in ``reservations`` (one
-per lease and meter; a count left from before schema 9 is kept as it is). An admission or a
-reservation first deletes the rows of its day whose lease lapsed and takes their tokens off the
-meters (an indexed look-up that finds nothing, normally), so a crashed process's reservations come
-back without a background job. Rate events older than their window, and the meters and
-reservations of past days, are dropped by :meth:`Store.purge`.
+five let five through). ``meters.reserved`` is the sum of the day's rows in ``leases`` (one per
+reservation, with its meters; a count left from before schema 9 is kept as it is). An admission or
+a reservation that a meter would refuse first deletes the rows of its day whose lease lapsed, takes
+their tokens off the meters and checks again, in the same transaction (a step that goes ahead
+sweeps nothing: leases cost one row written by the reservation and deleted by its settlement), so
+a crashed process's reservations come back without a background job. Rate events older than their
+window, and the meters and leases of past days, are dropped by :meth:`Store.purge`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import sqlite3
 from collections.abc import Callable, Coroutine, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
@@ -33,7 +35,7 @@ RATE_EVENT_KEEP_SECONDS = 3600
 _USAGE_COLUMNS = "day, guild_id, user_id, feature, prompt_tokens, completion_tokens, requests"
 _SPEND = (  # a meter nobody reserved on yet (usage counted elsewhere, carried in) is created
     "INSERT INTO meters (day, key, spent) VALUES {rows}"
-    " ON CONFLICT (day, key) DO UPDATE SET spent = spent + excluded.spent"
+    " ON CONFLICT (day, key) DO UPDATE SET reserved = MAX(reserved - ?, 0), spent = spent + excluded.spent"
 )
 # Every meter is checked, then all are reserved: one statement (no WITH: Python's sqlite3 reports no
 # rowcount for a statement that starts so).
@@ -44,13 +46,14 @@ _RESERVE = (
     "  WHERE w.column2 > 0 AND COALESCE(m.spent + m.reserved, 0) + ? > w.column2)"
     " ON CONFLICT (day, key) DO UPDATE SET reserved = reserved + excluded.reserved"
 )
-_HOLD = (  # the lease, on every meter of the reservation: one row each
-    "INSERT INTO reservations (id, day, key, tokens, expires_at) SELECT ?, ?, column1, ?, ? FROM (VALUES {keys})"
-    " WHERE true ON CONFLICT (id, key) DO UPDATE SET tokens = tokens + excluded.tokens"
+# One row per reservation, keyed so that both the sweep (the day's leases that lapsed by now) and the
+# settlement (its day, expiry and id) are ranges of the one B-tree (table leases, schema 10).
+_HOLD = "INSERT INTO leases (day, expires_at, id, tokens, keys) VALUES (?, ?, ?, ?, ?)"
+_LAPSED = "DELETE FROM leases WHERE day = ? AND expires_at <= ? RETURNING tokens, keys"
+_END = "DELETE FROM leases WHERE day = ? AND expires_at = ? AND id = ? RETURNING tokens, keys"
+_RELEASE = (  # the meters (a JSON list) of an ended reservation
+    "UPDATE meters SET reserved = MAX(reserved - ?, 0) WHERE day = ? AND key IN (SELECT value FROM json_each(?))"
 )
-_LAPSED = "DELETE FROM reservations WHERE day = ? AND expires_at <= ? RETURNING day, key, tokens"
-_END = "DELETE FROM reservations WHERE id = ? RETURNING day, key, tokens"
-_RELEASE = "UPDATE meters SET reserved = MAX(reserved - ?, 0) WHERE day = ? AND key = ?"
 _ADD_USAGE = (
     f"INSERT INTO usage ({_USAGE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)"
     " ON CONFLICT (guild_id, day, user_id, feature) DO UPDATE SET"
@@ -78,15 +81,13 @@ def _levels(db: sqlite3.Connection, day: str, keys: Sequence[str]) -> dict[str, 
     return dict(db.execute(_levels_query(len(keys)), (day, *keys)).fetchall())
 
 
-def _release(db: sqlite3.Connection, held: Sequence[tuple[str, str, int]]) -> None:
-    """Take (day, meter, tokens) rows of ended reservations off their meters."""
-    if held:
-        db.executemany(_RELEASE, [(tokens, day, key) for day, key, tokens in held])
-
-
-def _release_lapsed(db: sqlite3.Connection, day: str, now: float) -> None:
-    """End the reservations of ``day`` whose lease lapsed by ``now`` (their process never settled)."""
-    _release(db, db.execute(_LAPSED, (day, now)).fetchall())
+def _release_lapsed(db: sqlite3.Connection, day: str, now: float) -> bool:
+    """End the reservations of ``day`` whose lease lapsed by ``now`` (their process never settled);
+    whether there were any."""
+    lapsed = db.execute(_LAPSED, (day, now)).fetchall()
+    for tokens, keys in lapsed:
+        db.execute(_RELEASE, (tokens, day, keys))
+    return bool(lapsed)
 
 
 class SQLiteSpending:
@@ -102,13 +103,17 @@ class SQLiteSpending:
     ) -> NotAdmitted | None:
         limited = [(key, limit) for key, limit in meters if limit > 0]
 
+        def used_up(db: sqlite3.Connection) -> str | None:
+            levels = _levels(db, day, [key for key, _ in limited])
+            return next((key for key, limit in limited if levels.get(key, 0) >= limit), None)
+
         def admit(db: sqlite3.Connection) -> NotAdmitted | None:
-            _release_lapsed(db, day, now)
             if limited:
-                levels = _levels(db, day, [key for key, _ in limited])
-                for key, limit in limited:
-                    if levels.get(key, 0) >= limit:
-                        return NotAdmitted(meter=key)
+                meter = used_up(db)
+                if meter is not None and _release_lapsed(db, day, now):
+                    meter = used_up(db)  # with the lapsed reservations' tokens back
+                if meter is not None:
+                    return NotAdmitted(meter=meter)
             if rate is not None:
                 count, oldest = db.execute(
                     "SELECT COUNT(*), MIN(at) FROM rate_events WHERE key = ? AND at > ?", (rate.key, now - rate.window)
@@ -130,28 +135,35 @@ class SQLiteSpending:
         self, day: str, meters: Sequence[MeterLimit], tokens: int, lease: Lease, *, now: float
     ) -> str | None:
         reserve = _RESERVE.format(pairs=", ".join("(?, ?)" for _ in meters))
-        hold = _HOLD.format(keys=", ".join("(?)" for _ in meters))
         values = tuple(value for meter in meters for value in meter)
+        keys = json.dumps([key for key, _ in meters])
 
         def reserve_on_all(db: sqlite3.Connection) -> str | None:
-            _release_lapsed(db, day, now)
-            if db.execute(reserve, (day, tokens, *values, *values, day, tokens)).rowcount:
-                db.execute(hold, (lease.id, day, tokens, lease.expires_at, *(key for key, _ in meters)))
+            arguments = (day, tokens, *values, *values, day, tokens)
+            if db.execute(reserve, arguments).rowcount or (
+                _release_lapsed(db, day, now) and db.execute(reserve, arguments).rowcount
+            ):
+                db.execute(_HOLD, (day, lease.expires_at, lease.id, tokens, keys))
                 return None
             levels = _levels(db, day, [key for key, _ in meters])
             return next((key for key, limit in meters if limit and levels.get(key, 0) + tokens > limit), meters[0][0])
 
         return await self._at_once(reserve_on_all)
 
-    async def settle(self, day: str, keys: Sequence[str], lease: str | None, usage: UsageRow | None) -> bool:
+    async def settle(self, day: str, keys: Sequence[str], lease: Lease | None, usage: UsageRow | None) -> bool:
         spend = _SPEND.format(rows=", ".join("(?, ?, ?)" for _ in keys))
 
         def settle(db: sqlite3.Connection) -> bool:
-            held = [] if lease is None else db.execute(_END, (lease,)).fetchall()
-            _release(db, held)
+            held = [] if lease is None else db.execute(_END, (day, lease.expires_at, lease.id)).fetchall()
+            released = 0  # taken off the meters with the spend, when it goes on the same ones
+            for tokens, held_keys in held:
+                if usage is not None and json.loads(held_keys) == list(keys):
+                    released = tokens
+                else:
+                    db.execute(_RELEASE, (tokens, day, held_keys))
             if usage is not None:
                 if keys:
-                    db.execute(spend, tuple(value for key in keys for value in (day, key, usage.tokens)))
+                    db.execute(spend, (*(value for key in keys for value in (day, key, usage.tokens)), released))
                 db.execute(_ADD_USAGE, astuple(usage))
             return bool(held)
 

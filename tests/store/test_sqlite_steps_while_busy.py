@@ -37,7 +37,7 @@ async def test_each_step_waits_off_the_loop_for_another_connections_write_and_co
             for step, result in (
                 (lambda: store.admit(DAY, METERS, RATE, now=NOON), None),
                 (lambda: store.reserve(DAY, METERS, 300, LEASE, now=NOON), None),
-                (lambda: store.settle(DAY, KEYS, "a", UsageRow(DAY, 1, 7, "chat", 200, 50, 1)), True),
+                (lambda: store.settle(DAY, KEYS, LEASE, UsageRow(DAY, 1, 7, "chat", 200, 50, 1)), True),
             ):
                 other.execute("BEGIN IMMEDIATE")
                 running = asyncio.create_task(step())

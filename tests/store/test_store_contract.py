@@ -578,6 +578,22 @@ async def test_sqlite_meters_of_version_8_keep_their_reservations_and_new_ones_a
         assert await store.meter_levels(DAY, ["member:1:7"]) == {"member:1:7": 400}
 
 
+async def test_sqlite_reservations_of_version_9_are_leases_still(tmp_path: Path) -> None:
+    path = tmp_path / "glimpse.db"
+    with sqlite3.connect(path) as conn:  # one row per reservation and meter
+        conn.executescript("; ".join(MIGRATIONS[:9]) + "; PRAGMA user_version = 9;")
+        for key in ("member:1:7", "guild:1"):
+            conn.execute("INSERT INTO meters (day, key, reserved) VALUES (?, ?, 900)", (DAY, key))
+            conn.execute("INSERT INTO reservations VALUES ('crashed', ?, ?, 500, ?)", (DAY, key, NOON + LEASE))
+            conn.execute("INSERT INTO reservations VALUES ('running', ?, ?, 400, ?)", (DAY, key, NOON + 2 * LEASE))
+    async with await open_store(f"sqlite:///{path}") as store:
+        keys = ["member:1:7", "guild:1"]
+        assert await store.admit(DAY, [("member:1:7", 900)], None, now=NOON + LEASE) is None  # "crashed" lapsed
+        assert await store.meter_levels(DAY, keys) == {"member:1:7": 400, "guild:1": 400}
+        assert await store.settle(DAY, keys, Lease("running", NOON + 2 * LEASE), None)
+        assert await store.meter_levels(DAY, keys) == {"member:1:7": 0, "guild:1": 0}
+
+
 def disk_size(path: Path) -> int:
     return sum(p.stat().st_size for p in (path, Path(f"{path}-wal")) if p.exists())
 
@@ -719,7 +735,7 @@ async def test_an_admission_is_refused_by_a_used_up_meter_and_then_counts_no_rat
     assert await store.admit("2026-12-02", meters, None, now=NOON + 86400) is None  # a new day, a new budget
     assert await store.meter_levels(DAY, ["member:1:7", "guild:1"]) == {"member:1:7": 1000, "guild:1": 1}
 
-    assert await store.settle(DAY, ["member:1:7"], "a", None)  # released: room again on the first day
+    assert await store.settle(DAY, ["member:1:7"], lease("a"), None)  # released: room again on the first day
     assert await store.admit(DAY, meters, rate, now=NOON + 1) is None  # its rate slot was not taken before
     assert await store.admit(DAY, [("mod:1", 10**9)], rate, now=NOON + 2) == NotAdmitted(meter="mod:1")  # at it
     assert await store.admit(DAY, meters, rate, now=NOON + 2) == NotAdmitted(slot_frees_at=NOON + 61)
@@ -733,14 +749,14 @@ async def test_a_reservation_is_all_or_nothing_and_settles_into_spent_and_usage(
     assert levels == {"member:1:7": 600, "guild:1": 600, "guild:2": 0}
     assert await store.reserve(DAY, meters, 500, lease("b"), now=NOON) == "member:1:7"  # 1,100 > 1,000
     assert await store.meter_levels(DAY, keys) == {"member:1:7": 600, "guild:1": 600}  # nothing reserved
-    assert not await store.settle(DAY, keys, "b", None)  # the refused one holds nothing
+    assert not await store.settle(DAY, keys, lease("b"), None)  # the refused one holds nothing
     assert await store.meter_levels(DAY, keys) == {"member:1:7": 600, "guild:1": 600}
     usage = UsageRow(DAY, 1, 7, "chat", prompt_tokens=120, completion_tokens=30, requests=1)
-    assert await store.settle(DAY, keys, "a", usage)
+    assert await store.settle(DAY, keys, lease("a"), usage)
     assert await store.meter_levels(DAY, keys) == {"member:1:7": 150, "guild:1": 150}
     assert await store.reserve(DAY, meters, 850, lease("c"), now=NOON) is None  # exactly to the limit
-    assert await store.settle(DAY, keys, "c", None)  # released: the request failed
-    assert not await store.settle(DAY, keys, "c", None)  # settled once: a second time releases nothing
+    assert await store.settle(DAY, keys, lease("c"), None)  # released: the request failed
+    assert not await store.settle(DAY, keys, lease("c"), None)  # settled once: a second time releases nothing
     assert await store.meter_levels(DAY, ["member:1:7"]) == {"member:1:7": 150}
     assert await store.reserve(DAY, [("mod:1", 0)], 10**9, lease("d"), now=NOON) is None  # 0: never refused
     assert await store.usage(1, DAY, DAY) == [usage]
@@ -799,9 +815,9 @@ async def test_a_reservation_settled_after_its_lease_lapsed_counts_the_spend_onc
     after = NOON + LEASE
     assert await store.reserve(DAY, meters, 900, lease("next", after), now=after) is None  # "slow" lapsed
     usage = UsageRow(DAY, 1, 7, "chat", prompt_tokens=200, completion_tokens=100, requests=1)
-    assert not await store.settle(DAY, keys, "slow", usage)  # it held nothing any more: spend only
+    assert not await store.settle(DAY, keys, lease("slow"), usage)  # it held nothing any more: spend only
     assert await store.meter_levels(DAY, keys) == {"member:1:7": 1200, "guild:1": 1200}  # 900 held + 300
-    assert await store.settle(DAY, keys, "next", None)
+    assert await store.settle(DAY, keys, lease("next", after), None)
     assert await store.meter_levels(DAY, keys) == {"member:1:7": 300, "guild:1": 300}  # never below the spend
     assert await store.usage(1, DAY, DAY) == [usage]
 
@@ -810,11 +826,13 @@ async def test_a_reservation_settled_in_time_is_not_released_again_when_its_leas
     meters, keys = [("member:1:7", 1000)], ["member:1:7"]
     assert await store.reserve(DAY, meters, 600, lease("a"), now=NOON) is None
     assert await store.reserve(DAY, meters, 400, lease("b", NOON + 1), now=NOON + 1) is None
-    assert await store.settle(DAY, keys, "a", UsageRow(DAY, 1, 7, "chat", 100, 50, 1))
-    assert await store.admit(DAY, meters, None, now=NOON + LEASE + 0.5) is None  # "a"'s lease time: no effect
-    assert await store.meter_levels(DAY, keys) == {"member:1:7": 550}  # 150 spent + "b"'s 400
-    assert await store.admit(DAY, meters, None, now=NOON + 1 + LEASE) is None  # "b" lapses
-    assert await store.meter_levels(DAY, keys) == {"member:1:7": 150}
+    assert await store.settle(DAY, keys, lease("a"), UsageRow(DAY, 1, 7, "chat", 100, 50, 1))
+    at_a_s_end = NOON + LEASE + 0.5
+    assert await store.reserve(DAY, meters, 451, lease("c", at_a_s_end), now=at_a_s_end) == "member:1:7"  # 150 + 400
+    assert await store.meter_levels(DAY, keys) == {"member:1:7": 550}
+    at_b_s_end = NOON + 1 + LEASE
+    assert await store.reserve(DAY, meters, 850, lease("d", at_b_s_end), now=at_b_s_end) is None  # "b" lapsed
+    assert await store.meter_levels(DAY, keys) == {"member:1:7": 1000}  # 150 spent + "d"'s 850, nothing less
 
 
 _RESERVE_AND_DIE = """
