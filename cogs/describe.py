@@ -16,7 +16,7 @@ from bot.conversation import AnswerKind, AnswerRef, user_turn
 from bot.guard import Admission, MeteredVision, Purpose, Work
 from bot.guild import Feature
 from bot.images import AttachmentLike, Detail, gather_images, image_attachments
-from bot.moderation.discord import withheld
+from bot.moderation.discord import FLAGGED_IMAGE, flagged_earlier, withheld
 from bot.prompts import ALT_TEXT_SYSTEM, describe_request
 from bot.replies import (
     MessageSink,
@@ -130,6 +130,9 @@ class Describe(commands.Cog):
         if admission is None:
             return
         await interaction.response.defer(thinking=True)
+        if await flagged_earlier(message, found.sources, self.bot.moderation):  # after the defer: it may ask the model
+            await interaction.edit_original_response(content=FLAGGED_IMAGE)
+            return
         await self.describe(
             self.bot.reply_sink(interaction), admission, found.sources, asker=interaction.user,
             message_id=interaction.id, style=await self._style_for(interaction), notes=found.notes, about=message.id,

@@ -13,6 +13,7 @@ from discord.ext import commands
 from bot.access import permit
 from bot.guard import Admission, MeteredVision, Purpose
 from bot.guild import Feature
+from bot.moderation.discord import FLAGGED_IMAGE, flagged_earlier
 from bot.ocr import LocalOcrEngine
 from bot.ocr.transcribe import OcrOptions, OcrServices, OfflineReader, transcribe_attachments
 
@@ -93,6 +94,9 @@ class Ocr(commands.Cog):
         if admission is None:
             return
         await interaction.response.defer(thinking=True)
+        if await flagged_earlier(message, found.sources, self.bot.moderation):  # after the defer: it may ask the model
+            await interaction.edit_original_response(content=FLAGGED_IMAGE)
+            return
         options = OcrOptions(asker_id=interaction.user.id, about=message.id)
         await transcribe_attachments(self.bot.reply_sink(interaction), found.sources, options, self.services(admission))
 

@@ -108,15 +108,20 @@ async def test_a_flood_of_large_attachments_keeps_downloads_within_the_budget_an
 
     # Seven downloads: describe (two posts in #images), moderation (bob's two in #general), chat
     # (carol's question in #images: not watched, so it need not wait for a verdict) and OCR (bob's
-    # two, once more). At the peak all seven stand at the gate: two admitted, five waiting.
+    # two again, as alice's copy in #mod-log: not watched either, so it too goes straight to the gate;
+    # on the flagged pair itself it would answer that moderation flagged it). At the peak all seven
+    # stand at the gate: two admitted, five waiting.
     described = [
         await emulator.post_message(alice, channel, "", attachments=[(f"d{i}.png", images[i])]) for i in range(2)
     ]
-    pair = await emulator.post_message(bob, general, "", attachments=[("p2.png", images[2]), ("p3.png", images[3])])
+    await emulator.post_message(bob, general, "", attachments=[("p2.png", images[2]), ("p3.png", images[3])])
     question = await emulator.post_message(
         carol, channel, f"<@{emulator.bot_user.id}> what is this?", attachments=[("q.png", images[4])]
     )
-    ocr = await emulator.use_message_command(alice, pair, "Extract text")
+    again = await emulator.post_message(
+        alice, emulator.channel("mod-log"), "", attachments=[("p2.png", images[2]), ("p3.png", images[3])]
+    )
+    ocr = await emulator.use_message_command(alice, again, "Extract text")
     await emulator.wait_for(lambda: gate.holders == 2 and gate.waiting == 5, timeout=10, what="the flood at the gate")
     await emulator.wait_for(lambda: len(emulator.cdn.downloads) >= 2, timeout=10)
     assert len(emulator.cdn.downloads) == 2  # only what was admitted has been fetched

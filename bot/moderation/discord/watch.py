@@ -125,14 +125,18 @@ async def withheld(message: discord.Message, service: ModerationService) -> bool
     return await service.gate.flagged(message.id)
 
 
+FLAGGED_IMAGE = "Moderation flagged the image in that message, so I leave it alone."
+"""The answer to **Describe image** or **Extract text** on a flagged message (nothing of it repeated)."""
+
+
 async def flagged_earlier(
     earlier: discord.Message, images: Sequence[AttachmentLike], service: ModerationService
 ) -> bool:
     """Whether the images of ``earlier``, which a question brings in (the message it replies to, "the
-    image above"), are flagged. In a watched channel they are checked as when they were posted: the
-    verdict cache answers for an image already checked, a check still waiting for the model is
-    shared, an image never checked is checked now. Nothing is recorded or done about them: the one
-    asking did not post them."""
+    image above") or a context menu is used on, are flagged. In a watched channel they are checked as
+    when they were posted: the verdict cache answers for an image already checked, a check still
+    waiting for the model is shared, an image never checked is checked now. Nothing is recorded or
+    done about them: the one asking did not post them."""
     guild = earlier.guild
     if guild is None:
         return False
