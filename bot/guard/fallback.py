@@ -48,7 +48,7 @@ class MemorySpending:
         events.append(now)
         return None
 
-    async def meter_levels(self, day: str, keys: Iterable[str]) -> dict[str, int]:
+    async def meter_levels(self, day: str, keys: Iterable[str], *, now: float | None = None) -> dict[str, int]:
         levels = self._levels.get(day, {})
         return {key: levels.get(key, 0) for key in keys}
 

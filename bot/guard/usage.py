@@ -123,7 +123,7 @@ async def usage_report(
     meters = list((await guard.charges(actor)).meters)
     if manager and actor.guild_id is not None:
         meters += charges(Actor(Purpose.MODERATION, guild_id=actor.guild_id), guard.limits).meters
-    levels = await guard.store.meter_levels(today, [meter.key for meter in meters])
+    levels = await guard.store.meter_levels(today, [meter.key for meter in meters], now=now)  # lapsed: left
     where = "in this server" if actor.guild_id is not None else "in direct messages"
     lines = member_report(mine, today=today, month=month, where=where)
     lines += [Allowance(_ALLOWANCE_LABELS[m.scope], levels[m.key], m.limit).line() for m in meters]

@@ -265,10 +265,10 @@ class Store(ABC):
         no event counted), else the rate."""
 
     @abstractmethod
-    async def meter_levels(self, day: str, keys: Iterable[str]) -> dict[str, int]:
-        """Tokens spent plus reserved on each of the meters ``keys`` that ``day`` (0 for a new one).
-        Reserved includes leases that lapsed but were not yet released (that happens when they
-        would refuse a request)."""
+    async def meter_levels(self, day: str, keys: Iterable[str], *, now: float | None = None) -> dict[str, int]:
+        """Tokens spent plus reserved on each of the meters ``keys`` that ``day`` (0 for a new one);
+        with ``now``, without the reservations whose lease lapsed by then (released only when they
+        would refuse a request, they are still on the meters until then)."""
 
     @abstractmethod
     async def reserve(

@@ -140,6 +140,27 @@ end
 return held and 1 or 0
 """
 
+# KEYS: the day's meters, leases and held. ARGV: now ('+inf': count every reservation), then the
+# meters. Returns each meter's spent plus reserved, without the reservations lapsed by now.
+_LEVELS = """
+local lapsed = {}
+if ARGV[1] ~= '+inf' then
+  for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[1])) do
+    local lease = redis.call('HGET', KEYS[3], id)
+    if lease then
+      local items = cjson.decode(lease)
+      for j = 2, #items do lapsed[items[j]] = (lapsed[items[j]] or 0) + items[1] end
+    end
+  end
+end
+local levels = {}
+for i = 2, #ARGV do
+  local reserved = tonumber(redis.call('HGET', KEYS[1], ARGV[i] .. ':r') or '0') - (lapsed[ARGV[i]] or 0)
+  levels[#levels + 1] = tonumber(redis.call('HGET', KEYS[1], ARGV[i]) or '0') + math.max(reserved, 0)
+end
+return levels
+"""
+
 
 def _expiry(day: str, keep_days: int) -> int:
     """When a key of ``day`` expires: ``keep_days`` after that day ends (as :meth:`Store.purge` keeps them)."""
@@ -160,6 +181,7 @@ class RedisSpending:
         self._admit = self._redis.register_script(_ADMIT)
         self._reserve = self._redis.register_script(_RESERVE)
         self._settle = self._redis.register_script(_SETTLE)
+        self._levels = self._redis.register_script(_LEVELS)
 
     def _day_keys(self, day: str) -> list[str]:
         """The day's meters, its leases (ZSET) and what each lease holds (HASH)."""
@@ -181,11 +203,10 @@ class RedisSpending:
         kind, value = (item.decode() for item in result)
         return NotAdmitted(meter=value) if kind == "meter" else NotAdmitted(slot_frees_at=float(value))
 
-    async def meter_levels(self, day: str, keys: Iterable[str]) -> dict[str, int]:
+    async def meter_levels(self, day: str, keys: Iterable[str], *, now: float | None = None) -> dict[str, int]:
         wanted = list(keys)
-        fields = [name for key in wanted for name in (key, f"{key}:r")]
-        values = await self._redis.hmget(self._key("meters", day), fields)
-        return {key: int(values[2 * i] or 0) + int(values[2 * i + 1] or 0) for i, key in enumerate(wanted)}
+        levels = await self._levels(keys=self._day_keys(day), args=["+inf" if now is None else now, *wanted])
+        return {key: int(level) for key, level in zip(wanted, levels, strict=True)}
 
     async def reserve(
         self, day: str, meters: Sequence[MeterLimit], tokens: int, lease: Lease, *, now: float

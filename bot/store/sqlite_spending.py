@@ -77,6 +77,13 @@ def _levels_query(count: int) -> str:
     return f"SELECT key, spent + reserved FROM meters WHERE day = ? AND key IN ({_marks(count)})"
 
 
+_LEVELS_AT = (  # as _levels_query, without the reservations whose lease lapsed by then
+    "SELECT m.key, m.spent + MAX(m.reserved - COALESCE((SELECT SUM(l.tokens) FROM leases AS l, json_each(l.keys) AS k"
+    "  WHERE l.day = m.day AND l.expires_at <= ? AND k.value = m.key), 0), 0)"
+    " FROM meters AS m WHERE m.day = ? AND m.key IN ({marks})"
+)
+
+
 def _levels(db: sqlite3.Connection, day: str, keys: Sequence[str]) -> dict[str, int]:
     return dict(db.execute(_levels_query(len(keys)), (day, *keys)).fetchall())
 
@@ -125,10 +132,14 @@ class SQLiteSpending:
 
         return await self._at_once(admit)
 
-    async def meter_levels(self, day: str, keys: Iterable[str]) -> dict[str, int]:
+    async def meter_levels(self, day: str, keys: Iterable[str], *, now: float | None = None) -> dict[str, int]:
         wanted = list(keys)
+        if now is None:
+            query, params = _levels_query(len(wanted)), (day, *wanted)
+        else:
+            query, params = _LEVELS_AT.format(marks=_marks(len(wanted))), (now, day, *wanted)
         async with self._reading() as conn:
-            rows = await conn.execute_fetchall(_levels_query(len(wanted)), (day, *wanted))
+            rows = await conn.execute_fetchall(query, params)
         return {key: 0 for key in wanted} | {key: int(level) for key, level in rows}
 
     async def reserve(

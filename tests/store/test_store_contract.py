@@ -800,6 +800,9 @@ async def test_a_reservation_whose_lease_lapsed_is_released_by_the_next_admissio
     assert await store.admit(DAY, member, None, now=before) == NotAdmitted(meter="member:1:7")
     assert await store.reserve(DAY, server, 1, lease("early", before), now=before) == "guild:1"
     assert await store.meter_levels(DAY, ["member:1:7", "guild:1"]) == {"member:1:7": 1000, "guild:1": 1000}
+    # What is left, as /usage shows it, already leaves out a lapsed lease (still on the meter until it would refuse):
+    assert await store.meter_levels(DAY, ["member:1:7", "guild:1"], now=before) == {"member:1:7": 1000, "guild:1": 1000}
+    assert await store.meter_levels(DAY, ["member:1:7", "guild:1"], now=NOON + LEASE) == {"member:1:7": 0, "guild:1": 0}
 
     assert await store.admit(DAY, member, None, now=NOON + LEASE) is None  # lapsed: its tokens are back
     assert await store.meter_levels(DAY, ["member:1:7", "guild:1"]) == {"member:1:7": 0, "guild:1": 0}
