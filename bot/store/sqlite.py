@@ -268,6 +268,11 @@ def _marks(count: int) -> str:
     return ",".join("?" * count)
 
 
+QUICK_COMMITS_PER_CHECKPOINT = 250
+"""After this many commits on the loop's connection (a few WAL pages each), the thread's connection
+checkpoints (:meth:`SQLiteStore._checkpoint`), so the WAL stays a few MB whatever else the bot writes."""
+
+
 class SQLiteStore(SQLiteSpending, SQLiteReplies, Store):
     def __init__(
         self, conn: aiosqlite.Connection, options: StoreOptions, quick: sqlite3.Connection | None = None
@@ -276,6 +281,8 @@ class SQLiteStore(SQLiteSpending, SQLiteReplies, Store):
         self._options = options
         self._lock = asyncio.Lock()
         self._quick = quick  # the event loop's own connection (see _at_once); None for :memory:
+        self._quick_commits = 0  # since the last checkpoint
+        self._checkpointing: asyncio.Task[None] | None = None
 
     @classmethod
     async def open(cls, path: str, options: StoreOptions | None = None) -> SQLiteStore:
@@ -301,6 +308,8 @@ class SQLiteStore(SQLiteSpending, SQLiteReplies, Store):
         return cls(conn, options or StoreOptions(), quick)
 
     async def close(self) -> None:
+        if self._checkpointing is not None:
+            await self._checkpointing
         async with self._lock:
             if self._quick is not None:
                 self._quick.close()
@@ -327,13 +336,30 @@ class SQLiteStore(SQLiteSpending, SQLiteReplies, Store):
         request waits for. On the event loop when the write lock is free at once (the step's SQLite
         work, about 0.1 ms, costs less than a hop to aiosqlite's thread and back, which also waits
         for the GIL: measured in bench/README.md, "Budget check"); else on aiosqlite's thread, which
-        waits for the lock (``busy_timeout``) while the loop goes on. Through
+        waits for the lock (``busy_timeout``) while the loop goes on, and behind a checkpoint in
+        progress (:meth:`_checkpoint`: steps taking the lock on the loop would starve it). Through
         ``aiosqlite.Connection._execute``: aiosqlite's own way to queue a call on its thread, which
         it has no public name for."""
-        if self._quick is not None and _begin_at_once(self._quick):
-            return _finish(self._quick, work)
+        if self._quick is not None and self._checkpointing is None and _begin_at_once(self._quick):
+            result = _finish(self._quick, work)
+            self._quick_commits += 1
+            if self._quick_commits >= QUICK_COMMITS_PER_CHECKPOINT and self._checkpointing is None:
+                self._quick_commits = 0
+                self._checkpointing = asyncio.create_task(self._checkpoint(), name="sqlite-checkpoint")
+            return result
         async with self._lock:
             return await self._conn._execute(_immediate, self._conn, work)
+
+    async def _checkpoint(self) -> None:
+        """Write the WAL back into the file from aiosqlite's thread, for the loop's connection, which
+        never does; RESTART: every frame, after which the WAL is written again from its start."""
+        try:
+            async with self._lock:
+                await self._conn.execute_fetchall("PRAGMA wal_checkpoint(RESTART)")
+        except Exception as error:
+            log.warning("SQLite WAL checkpoint failed (%r); the next one will retry", error)
+        finally:
+            self._checkpointing = None
 
     # -- conversation -------------------------------------------------------------------------------
 
@@ -651,7 +677,8 @@ class SQLiteStore(SQLiteSpending, SQLiteReplies, Store):
 def _quick_connection(path: str) -> sqlite3.Connection:
     """The event loop's connection for :meth:`SQLiteStore._at_once`: it never waits for the write
     lock (a busy file sends the step to the thread instead) and never checkpoints (that writes the
-    WAL back into the file, too long for the loop; the thread's connection and ``purge`` do it)."""
+    WAL back into the file, too long for the loop; the thread's connection does it, see
+    :data:`QUICK_COMMITS_PER_CHECKPOINT`)."""
     db = sqlite3.connect(path, timeout=0, isolation_level=None)
     for pragma in ("synchronous = NORMAL", "wal_autocheckpoint = 0", "foreign_keys = ON", "secure_delete = ON"):
         db.execute(f"PRAGMA {pragma}")
