@@ -78,6 +78,9 @@ class MemorySpending:
             self.put_back([(day, tuple(keys), usage)])
         return held is not None
 
+    async def extend_lease(self, day: str, lease: Lease, expires_at: float) -> bool:
+        return lease.id in self._held and expires_at > lease.expires_at  # held here until settled
+
     @property
     def unsaved(self) -> bool:
         """Whether usage counted here is waiting to be carried into the store."""

@@ -289,6 +289,14 @@ class Store(ABC):
         was still held."""
 
     @abstractmethod
+    async def extend_lease(self, day: str, lease: Lease, expires_at: float) -> bool:
+        """Move the expiry of the reservation ``lease`` (as given to :meth:`reserve`, or as last
+        extended) of ``day`` to ``expires_at``, in one atomic step, so a request that streams for long
+        keeps its tokens. True when the reservation was still held and now lapses at ``expires_at``;
+        False, changing nothing, when it was settled or released (its lease lapsed and a step swept
+        it) or already lapses no earlier. Its tokens and every other reservation stay as they were."""
+
+    @abstractmethod
     async def usage(
         self, guild_id: int, since_day: str, until_day: str, *, user_id: int | None = None
     ) -> list[UsageRow]:

@@ -9,12 +9,13 @@ Keys (under the store's prefix)::
     usage:{guild}:{day}   HASH   "{user}:{feature}:p|c|n" -> prompt tokens, completion tokens, requests
 
 An admission (check the meters, then count the rate), a reservation (check every meter, then reserve
-on all and record the lease) and a settlement are each one Lua script (one round trip), so processes
-sharing the Redis cannot interleave inside them. When a meter would refuse, an admission or a
-reservation first releases the day's reservations whose lease lapsed (a crashed process's) and
-checks again, so no background job is needed. Every key expires on its own: rate keys after their
-window, a day's meters and leases :data:`~bot.store.records.METER_KEEP_DAYS` and usage rows the
-usage retention after their day, as SQLite's purge keeps them.
+on all and record the lease) and a settlement are each one Lua script (one round trip), and a lease's
+extension one ``ZADD XX GT``, so processes sharing the Redis cannot interleave inside them. When a
+meter would refuse, an admission or a reservation first releases the day's reservations whose lease
+lapsed (a crashed process's) and checks again, so no background job is needed. Every key expires on
+its own: rate keys after their window, a day's meters and leases
+:data:`~bot.store.records.METER_KEEP_DAYS` and usage rows the usage retention after their day, as
+SQLite's purge keeps them.
 """
 
 from __future__ import annotations
@@ -233,6 +234,12 @@ class RedisSpending:
             ],
         )
         return bool(held)
+
+    async def extend_lease(self, day: str, lease: Lease, expires_at: float) -> bool:
+        # One command: XX only moves a member the day's leases still hold (settled or swept, it is
+        # gone; its held field goes with it), GT only later, and CH counts the member it moved.
+        leases = self._day_keys(day)[1]
+        return bool(await self._redis.zadd(leases, {lease.id: expires_at}, xx=True, gt=True, ch=True))
 
     async def usage(
         self, guild_id: int, since_day: str, until_day: str, *, user_id: int | None = None

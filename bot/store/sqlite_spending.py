@@ -11,9 +11,10 @@ five let five through). ``meters.reserved`` is the sum of the day's rows in ``le
 reservation, with its meters; a count left from before schema 9 is kept as it is). An admission or
 a reservation that a meter would refuse first deletes the rows of its day whose lease lapsed, takes
 their tokens off the meters and checks again, in the same transaction (a step that goes ahead
-sweeps nothing: leases cost one row written by the reservation and deleted by its settlement), so
-a crashed process's reservations come back without a background job. Rate events older than their
-window, and the meters and leases of past days, are dropped by :meth:`Store.purge`.
+sweeps nothing: leases cost one row written by the reservation and deleted by its settlement, and
+a long request moves its row's expiry on), so a crashed process's reservations come back without a
+background job. Rate events older than their window, and the meters and leases of past days, are
+dropped by :meth:`Store.purge`.
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ _RESERVE = (
 _HOLD = "INSERT INTO leases (day, expires_at, id, tokens, keys) VALUES (?, ?, ?, ?, ?)"
 _LAPSED = "DELETE FROM leases WHERE day = ? AND expires_at <= ? RETURNING tokens, keys"
 _END = "DELETE FROM leases WHERE day = ? AND expires_at = ? AND id = ? RETURNING tokens, keys"
+_EXTEND = "UPDATE leases SET expires_at = ? WHERE day = ? AND expires_at = ? AND id = ? AND expires_at < ?"
 _RELEASE = (  # the meters (a JSON list) of an ended reservation
     "UPDATE meters SET reserved = MAX(reserved - ?, 0) WHERE day = ? AND key IN (SELECT value FROM json_each(?))"
 )
@@ -179,6 +181,10 @@ class SQLiteSpending:
             return bool(held)
 
         return await self._at_once(settle)
+
+    async def extend_lease(self, day: str, lease: Lease, expires_at: float) -> bool:
+        arguments = (expires_at, day, lease.expires_at, lease.id, expires_at)
+        return bool(await self._at_once(lambda db: db.execute(_EXTEND, arguments).rowcount))
 
     async def usage(
         self, guild_id: int, since_day: str, until_day: str, *, user_id: int | None = None

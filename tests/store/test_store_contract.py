@@ -838,6 +838,54 @@ async def test_a_reservation_settled_in_time_is_not_released_again_when_its_leas
     assert await store.meter_levels(DAY, keys) == {"member:1:7": 1000}  # 150 spent + "d"'s 850, nothing less
 
 
+async def test_an_extended_lease_lapses_at_its_new_expiry_not_its_old_one(store: Store) -> None:
+    meters, keys = [("member:1:7", 1000), ("guild:1", 5000)], ["member:1:7", "guild:1"]
+    assert await store.reserve(DAY, meters, 800, lease("long"), now=NOON) is None  # a slow answer
+    assert await store.reserve(DAY, meters, 100, lease("short"), now=NOON) is None  # one whose process died
+    halfway = NOON + LEASE / 2
+    assert await store.extend_lease(DAY, lease("long"), halfway + LEASE)
+    assert await store.meter_levels(DAY, keys) == {"member:1:7": 900, "guild:1": 900}  # its tokens, no more
+
+    at_old_end = NOON + LEASE
+    assert await store.meter_levels(DAY, keys, now=at_old_end) == {"member:1:7": 800, "guild:1": 800}
+    # The sweep this refusal makes releases the unextended one only: 800 held + 201 > 1,000.
+    assert await store.reserve(DAY, meters, 201, lease("next", at_old_end), now=at_old_end) == "member:1:7"
+    assert await store.meter_levels(DAY, keys) == {"member:1:7": 800, "guild:1": 800}
+    assert not await store.settle(DAY, keys, lease("short"), None)  # swept: nothing left to release
+
+    at_new_end = halfway + LEASE
+    assert await store.reserve(DAY, meters, 201, lease("next", at_new_end - 1), now=at_new_end - 1) == "member:1:7"
+    assert await store.reserve(DAY, meters, 1000, lease("whole", at_new_end), now=at_new_end) is None  # now it lapsed
+    assert not await store.settle(DAY, keys, Lease("long", at_new_end), None)
+    assert await store.meter_levels(DAY, keys) == {"member:1:7": 1000, "guild:1": 1000}
+
+
+async def test_extending_a_settled_or_released_lease_changes_nothing(store: Store) -> None:
+    meters, keys = [("member:1:7", 1000)], ["member:1:7"]
+    other = [("member:1:8", 1000), ("guild:1", 5000)]
+    assert await store.reserve(DAY, meters, 100, lease("settled"), now=NOON) is None
+    assert await store.reserve(DAY, meters, 200, lease("lapsed"), now=NOON) is None
+    assert await store.reserve(DAY, other, 300, lease("other", NOON + 1), now=NOON + 1) is None
+    assert await store.settle(DAY, keys, lease("settled"), UsageRow(DAY, 1, 7, "chat", 40, 10, 1))
+    assert not await store.extend_lease(DAY, lease("settled"), NOON + 2 * LEASE)
+    assert not await store.extend_lease(DAY, lease("never-reserved"), NOON + 2 * LEASE)
+
+    at_end = NOON + LEASE
+    assert await store.reserve(DAY, meters, 950, lease("next", at_end), now=at_end) is None  # "lapsed" released
+    assert not await store.extend_lease(DAY, lease("lapsed"), at_end + LEASE)
+    levels = {"member:1:7": 1000, "member:1:8": 300, "guild:1": 300}
+    assert await store.meter_levels(DAY, list(levels)) == levels  # 50 spent + 950; the other's 300
+    assert not await store.settle(DAY, keys, Lease("lapsed", at_end + LEASE), None)  # not brought back
+    assert not await store.settle(DAY, keys, lease("lapsed"), None)
+
+    # An expiry no later than the one held changes nothing either; the other reservation kept its lease.
+    assert not await store.extend_lease(DAY, lease("other", NOON + 1), NOON + 1 + LEASE)
+    assert not await store.extend_lease(DAY, lease("other", NOON + 1), NOON + LEASE)
+    assert await store.meter_levels(DAY, list(levels), now=NOON + 1 + LEASE) == levels | {"member:1:8": 0, "guild:1": 0}
+    assert await store.settle(DAY, ["member:1:8", "guild:1"], lease("other", NOON + 1), None)
+    assert await store.meter_levels(DAY, list(levels)) == levels | {"member:1:8": 0, "guild:1": 0}
+
+
 _RESERVE_AND_DIE = """
 import asyncio, os, signal, sys
 from bot.store import Lease, open_store
