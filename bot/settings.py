@@ -106,9 +106,9 @@ class Settings:
     budget_guild_daily_tokens: int = 1_000_000
     budget_dm_daily_tokens: int = 20_000
     budget_moderation_daily_tokens: int = 200_000
-    # How long a reservation holds its tokens unsettled: more than the longest request (4 attempts of
-    # a 60 s first-token wait with their backoff, then the answer streamed), so that only a crashed
-    # process's reservations lapse.
+    # How long a reservation holds its tokens unsettled. A stream extends it on its first text after
+    # half a lease, so it must exceed twice the wait for the first word (4 attempts of a 60 s
+    # first-token wait with their backoff): then only a crashed process's reservations lapse.
     reservation_lease_seconds: float = 600.0
     price_prompt_per_mtok: float | None = None
     price_completion_per_mtok: float | None = None

@@ -8,7 +8,8 @@ Every model request goes through one :class:`Guard` in three steps:
    is reserved on every meter in one atomic store step, or the request is refused and sends nothing.
 3. :meth:`Reservation.settle` when the stream ends: the provider's ``usage`` becomes spent (and a
    usage row); a request that failed before any text is released instead. A reservation is a lease
-   (:attr:`Guard.lease` seconds): one its process never settles (it crashed) is released by the store.
+   (:attr:`Guard.lease` seconds): one its process never settles (it crashed) is released by the store,
+   and a request still streaming extends it every half lease (:meth:`Reservation.extend`).
 
 :class:`~bot.guard.metered.MeteredVision` does steps 2 and 3 around each stream, so a feature only
 admits and then talks to the model it is given. The clock is injectable (``Guard.clock``), so the
@@ -20,6 +21,7 @@ carried into the store when the store answers again (:meth:`Guard.carry_over`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import time
@@ -42,7 +44,12 @@ admits before its first response, which Discord wants within 3 s, even while the
 ONCE_A_DAY = 86400.0
 RESERVATION_LEASE_SECONDS = 600.0
 """How long a reservation holds its tokens unsettled (``RESERVATION_LEASE_SECONDS``): then the store
-releases it, so a process that died mid-request does not hold a budget until midnight."""
+releases it, so a process that died mid-request does not hold a budget until midnight. A request
+still streaming extends it to a whole lease from then once half of it has passed."""
+EXTEND_RETRY_LEASES = 0.25
+"""An extension the store failed is tried again this many leases later (still before the lease lapses)."""
+EXTEND_WAIT_SECONDS = ADMIT_WAIT_SECONDS
+"""The longest a stream's next text waits for its lease's extension: a slow store's goes on meanwhile."""
 
 ServerLimitsSource = Callable[[int], Awaitable[ServerLimits | None]]
 T = TypeVar("T")
@@ -59,6 +66,7 @@ class Spending(Protocol):
         self, day: str, meters: Sequence[MeterLimit], tokens: int, lease: Lease, *, now: float
     ) -> str | None: ...
     async def settle(self, day: str, keys: Sequence[str], lease: Lease | None, usage: UsageRow | None) -> bool: ...
+    async def extend_lease(self, day: str, lease: Lease, expires_at: float) -> bool: ...
     async def claim(self, kind: str, key: str, ttl: float) -> bool: ...
 
 
@@ -236,6 +244,47 @@ class Reservation:
         self.lease = lease  # its name and expiry in the store
         self._counters = counters  # where it was reserved: the store, or this process's stand-in
         self._ending: asyncio.Task[None] | None = None
+        self._extending: asyncio.Task[None] | None = None
+        self._extend_at = lease.expires_at - admission.guard.lease / 2  # half a lease after it was granted
+        self._lapsed = False  # found lapsed by an extension (and warned about)
+
+    def extension_due(self) -> bool:
+        """Whether half a lease has passed since it was granted or last extended: one clock read."""
+        return not self._lapsed and self.admission.guard.clock() >= self._extend_at
+
+    async def extend(self) -> None:
+        """Hold the tokens a whole lease (:attr:`Guard.lease`) from now, so a request that streams for
+        long keeps them. Never raises: a store that fails is logged and asked again
+        :data:`EXTEND_RETRY_LEASES` later; a lease that already lapsed is warned about once (the
+        settlement then counts the spend alone). Waits at most :data:`EXTEND_WAIT_SECONDS`, and
+        cancelling it stops only the wait: the extension goes on in a task of its own (one at a
+        time), which the settlement waits for (it settles the lease as extended)."""
+        if self._extending is not None and not self._extending.done():
+            return
+        self._extending = _keep(asyncio.create_task(self._extend(), name="guard-extend"))
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(EXTEND_WAIT_SECONDS):
+                await asyncio.shield(self._extending)
+
+    async def _extend(self) -> None:
+        guard = self.admission.guard
+        now = guard.clock()
+        lease = Lease(self.lease.id, now + guard.lease)
+        try:
+            held = await self._counters.extend_lease(self.day, self.lease, lease.expires_at)
+        except Exception as error:
+            self._extend_at = now + guard.lease * EXTEND_RETRY_LEASES
+            log.warning("Could not extend a reservation's lease (%r); the answer goes on, and it is tried again", error)
+            return
+        if held:
+            self.lease, self._extend_at = lease, now + guard.lease / 2
+            return
+        self._lapsed = True
+        log.warning(
+            "A request outlived its reservation's lease (%.0f s) before extending it: its tokens were released"
+            " early (RESERVATION_LEASE_SECONDS is shorter than twice the longest wait for the model's text)",
+            guard.lease,
+        )
 
     async def settle(self, spent: Spent | None) -> None:
         """Count ``spent`` (None: release the reservation) and wait until it is counted. Shielded: a
@@ -246,9 +295,7 @@ class Reservation:
         """Start counting ``spent`` (None: releasing) in a task of its own, without waiting for it
         (await the task, shielded, to wait); every later call returns the first call's task."""
         if self._ending is None:
-            self._ending = asyncio.create_task(self._count(spent), name="guard-settle")
-            _RUNNING.add(self._ending)  # the event loop holds tasks only weakly
-            self._ending.add_done_callback(_RUNNING.discard)
+            self._ending = _keep(asyncio.create_task(self._count(spent), name="guard-settle"))
         return self._ending
 
     async def _count(self, spent: Spent | None) -> None:
@@ -264,6 +311,8 @@ class Reservation:
                 completion_tokens=spent.completion_tokens,
                 requests=1,
             )
+        if self._extending is not None:
+            await asyncio.wait([self._extending])  # the lease to settle is the one it leaves
         try:
             held = await self._counters.settle(self.day, self.admission.plan.keys, self.lease, usage)
         except Exception:
@@ -271,12 +320,19 @@ class Reservation:
             # the reservation's lease lapses.
             log.exception("Could not settle a reservation of %d tokens", self.tokens)
             return
-        if not held:  # its tokens were already released: the request outlived the lease
+        if not held and not self._lapsed:  # its tokens were already released: the request outlived the lease
             log.warning(
                 "A request settled after its reservation's lease lapsed (%.0f s): RESERVATION_LEASE_SECONDS"
-                " is shorter than the longest request",
+                " is shorter than twice the wait for the model's first word",
                 self.admission.guard.lease,
             )
 
 
 _RUNNING: set[asyncio.Task[None]] = set()
+
+
+def _keep(task: asyncio.Task[None]) -> asyncio.Task[None]:
+    """``task``, held until it is done (the event loop holds tasks only weakly)."""
+    _RUNNING.add(task)
+    task.add_done_callback(_RUNNING.discard)
+    return task

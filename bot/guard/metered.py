@@ -4,7 +4,8 @@ and settles with the provider's ``usage`` when it ends.
 :class:`MeteredVision` has the shape of :class:`~bot.vlm.VisionClient` (``stream``, ``complete``), so
 the features' code stays the same; a request that does not fit raises :class:`LimitReached` (a
 :class:`~bot.vlm.VisionError`, shown like any other failure) on its first iteration, and nothing is
-sent. Every request goes out with the feature's ``max_tokens``.
+sent. Every request goes out with the feature's ``max_tokens``. A stream still going after half a
+lease extends its reservation (checked on each chunk), so a slow provider does not outlive it.
 """
 
 from __future__ import annotations
@@ -151,7 +152,10 @@ class MeteredStream(ClosingStream):
                 raise LimitReached(outcome)
             self._reservation = outcome
         try:
-            return await self._inner.__anext__()
+            delta = await self._inner.__anext__()
+            if self._reservation.extension_due():  # a long answer keeps its tokens (a clock read otherwise)
+                await self._reservation.extend()
+            return delta
         except StopAsyncIteration:
             # The answer is complete: let its reader show it at once and count the cost meanwhile
             # (aclose waits for it); an inline store write here would hold back the final edit.

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -15,6 +17,7 @@ from bot.guard import (
     Guard,
     LimitReached,
     Limits,
+    MeteredStream,
     MeteredVision,
     Purpose,
     Refusal,
@@ -24,7 +27,7 @@ from bot.guard import (
 )
 from bot.store import Store, UsageRow, open_store
 from bot.vlm import VisionClient, VisionError
-from tests.fakes.vlm import Script, VLMServer
+from tests.fakes.vlm import RecordedRequest, Script, VLMServer
 
 GUILD, USER = 10, 20
 MEMBER = Actor(Purpose.CHAT, user_id=USER, guild_id=GUILD)
@@ -257,3 +260,124 @@ async def test_an_admission_does_not_wait_long_for_a_slow_store(store: Store) ->
     await admitted(g)  # counted in this process instead
     refusal = await g.admit(MEMBER)
     assert isinstance(refusal, Refusal) and refusal.scope is Scope.RATE
+
+
+@dataclass
+class LongAnswer:
+    """A guarded stream of four gated chunks from the fake VLM server, reserving 900 of a member's
+    1,000 tokens on a lease of 300 s, whose first text came."""
+
+    clock: Clock
+    guard: Guard
+    stream: MeteredStream
+    request: RecordedRequest
+    vlm: VLMServer
+
+    @classmethod
+    async def start(cls, store: Store, vlm: VLMServer, vision: VisionClient) -> LongAnswer:
+        clock = Clock(LATE - 3600)
+        g = Guard(store, Limits(user_daily=1000), max_tokens=MAX_TOKENS, clock=clock, lease=300)
+        vlm.script(Script(chunks=("A cat ", "on a ", "mat, ", "asleep."), gated=True))
+        stream = MeteredVision(await admitted(g), vision).stream(MESSAGES, estimate=800)
+        reading = asyncio.create_task(anext(stream))
+        [request] = await vlm.wait_for_requests(1)
+        await vlm.release(1)
+        assert await reading == "A cat "
+        return cls(clock, g, stream, request, vlm)
+
+    async def next(self) -> str:
+        """The stream's next text, once the server lets the next gated chunk out."""
+        reading = asyncio.create_task(anext(self.stream))
+        await self.vlm.release(1)
+        return await reading
+
+    async def rest(self) -> str:
+        """The rest of the text (its end starts the settlement)."""
+        reading = asyncio.create_task(collect(self.stream))
+        while self.request.outcome == "pending":
+            await self.vlm.release(1)
+        return await reading
+
+    async def close(self) -> int:
+        """Close the stream, as every reader does (its settlement is done then); the tokens it spent."""
+        await self.stream.aclose()
+        assert self.request.usage is not None
+        return self.request.usage.prompt_tokens + self.request.usage.completion_tokens
+
+
+async def test_a_stream_longer_than_half_a_lease_extends_it_and_keeps_its_tokens(
+    store: Store, vlm: VLMServer, vision: VisionClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    answer = await LongAnswer.start(store, vlm, vision)
+    answer.clock.now += 149
+    assert await answer.next() == "on a "  # not half a lease yet
+    answer.clock.now += 1
+    assert await answer.next() == "mat, "  # half a lease: extended to 300 s from now
+    answer.clock.now += 150  # where the lease it was granted ends
+    # The sweep this reservation makes (it would not fit beside the stream's 900) frees nothing.
+    refusal = await (await admitted(answer.guard)).reserve(101)
+    assert isinstance(refusal, Refusal) and refusal.left == 100
+
+    assert await answer.rest() == "asleep."
+    spent = await answer.close()
+    assert await store.meter_levels("2026-12-01", ["member:10:20"]) == {"member:10:20": spent}
+    assert "lease" not in caplog.text  # settled while its lease still held its tokens
+
+
+async def test_a_lease_the_store_could_not_extend_is_tried_again_and_the_answer_goes_on(
+    store: Store, vlm: VLMServer, vision: VisionClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    outage = Outage(store)
+    answer = await LongAnswer.start(outage, vlm, vision)  # type: ignore[arg-type]
+    outage.down = True
+    answer.clock.now += 150
+    assert await answer.next() == "on a "  # the extension failed: logged, and the text goes on
+    assert "Could not extend a reservation's lease (ConnectionError('store down'))" in caplog.text
+    outage.down = False
+    answer.clock.now += 75  # a quarter lease later, still within the first lease: extended now
+    assert await answer.next() == "mat, "
+    answer.clock.now += 75
+    assert isinstance(await (await admitted(answer.guard)).reserve(101), Refusal)  # held past the first lease's end
+    assert await answer.rest() == "asleep."
+    await answer.close()
+    assert "settled after its reservation's lease lapsed" not in caplog.text
+
+
+async def test_a_stream_that_outlived_its_lease_warns_once_and_counts_its_spend_once(
+    store: Store, vlm: VLMServer, vision: VisionClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    answer = await LongAnswer.start(store, vlm, vision)
+    answer.clock.now += 300  # no chunk for a whole lease (a stalled loop): another request's sweep frees it
+    other = await (await admitted(answer.guard)).reserve(500)
+    assert not isinstance(other, Refusal)
+    assert await answer.next() == "on a "  # too late to extend
+    assert await answer.rest() == "mat, asleep."
+    spent = await answer.close()
+    assert await store.meter_levels("2026-12-01", ["member:10:20"]) == {"member:10:20": 500 + spent}
+    warnings = [r.getMessage() for r in caplog.records if "lease" in r.getMessage()]
+    assert len(warnings) == 1 and "outlived its reservation's lease (300 s)" in warnings[0]
+
+
+async def test_a_slow_extension_does_not_hold_back_the_answer_and_is_settled_as_extended(
+    store: Store, vlm: VLMServer, vision: VisionClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    answered = asyncio.Event()
+
+    class Slow:
+        def __getattr__(self, name: str) -> object:
+            return getattr(store, name)
+
+        async def extend_lease(self, *args: Any) -> bool:
+            await answered.wait()  # the store takes its time
+            return await store.extend_lease(*args)
+
+    answer = await LongAnswer.start(Slow(), vlm, vision)  # type: ignore[arg-type]
+    answer.clock.now += 150
+    async with asyncio.timeout(10):  # a guard against a hang: the text comes without the store's answer
+        assert await answer.next() == "on a "
+    assert await answer.next() == "mat, "  # one extension at a time: this one waits for none
+    assert await answer.rest() == "asleep."  # the settlement starts: it waits for the extension...
+    answered.set()
+    spent = await answer.close()  # ...and settles the lease the extension left
+    assert await store.meter_levels("2026-12-01", ["member:10:20"]) == {"member:10:20": spent}
+    assert "lease" not in caplog.text
