@@ -21,10 +21,10 @@ from collections.abc import Callable
 import discord
 
 from bot.guard import Actor, Admission, Guard, Purpose, Refusal, Scope
+from bot.replies import reply_briefly
 
 log = logging.getLogger(__name__)
 
-NO_MENTIONS = discord.AllowedMentions.none()
 _NOTICES_KEPT = 4096
 
 
@@ -55,10 +55,7 @@ class Gate:
         if isinstance(origin, discord.Interaction):
             await refuse_interaction(origin, outcome)
         elif self._first_notice(user.id, outcome):
-            try:
-                await origin.reply(outcome.line(), mention_author=False, allowed_mentions=NO_MENTIONS)
-            except discord.HTTPException:
-                log.warning("Could not tell user %s about a limit", user.id, exc_info=True)
+            await reply_briefly(origin, outcome.line())
         return None
 
     def _first_notice(self, user_id: int, refusal: Refusal) -> bool:

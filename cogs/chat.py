@@ -23,12 +23,12 @@ from bot.interactions import acknowledge
 from bot.moderation.discord import FLAGGED_IMAGE, flagged_earlier, withheld
 from bot.prompts import animation_note
 from bot.replies import (
-    NO_MENTIONS,
     MessageSink,
     OncePerChannel,
     ReplySink,
     Wrap,
     missing_reply_permissions,
+    reply_briefly,
 )
 
 if TYPE_CHECKING:
@@ -90,10 +90,7 @@ class Chat(commands.Cog):
             theirs = self.bot.media.found(earlier, emoji=True)
             if theirs.sources and await flagged_earlier(earlier, theirs.sources, self.bot.moderation):
                 log.info("Message %s replies to images flagged by moderation: not answered", message.id)
-                try:
-                    await message.reply(FLAGGED_IMAGE, mention_author=False, allowed_mentions=NO_MENTIONS)
-                except discord.HTTPException:
-                    log.warning("Could not tell user %s why message %s is not answered", message.author.id, message.id)
+                await reply_briefly(message, FLAGGED_IMAGE)
                 return
             found.extend(theirs)
         attachments = [a for a in message.attachments if not is_image(a)] + found.sources

@@ -22,6 +22,7 @@ from bot.replies.sinks import (
     can_post_in,
     message_deleter,
     missing_reply_permissions,
+    reply_briefly,
 )
 from bot.replies.steering import Steering, answer_buttons, stop_button
 from bot.replies.textsplit import DISCORD_LIMIT, Wrap
@@ -57,5 +58,6 @@ __all__ = [
     "can_post_in",
     "message_deleter",
     "missing_reply_permissions",
+    "reply_briefly",
     "stop_button",
 ]

@@ -135,6 +135,16 @@ def button_view(buttons: Sequence[Button]) -> discord.ui.View | None:
     return view
 
 
+async def reply_briefly(message: discord.Message, line: str) -> None:
+    """Answer a member's ``message`` with one short line (why it is not answered), pinging no one,
+    its author included; a refusal from Discord is logged, not raised."""
+    try:
+        await message.reply(line, mention_author=False, allowed_mentions=NO_MENTIONS)
+    except discord.HTTPException:
+        log.warning("Could not answer message %s of user %s with a notice", message.id, message.author.id,
+                    exc_info=True)
+
+
 async def _post(
     channel: Any,
     content: str,

@@ -17,6 +17,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import discord
 
@@ -40,7 +41,6 @@ from bot.conversation import (
     stop_id,
     user_turn,
 )
-from bot.gate import Gate
 from bot.guard import MeteredVision, Purpose
 from bot.replies.controls import Button
 from bot.replies.live import LiveReply
@@ -50,6 +50,9 @@ from bot.replies.sinks import NO_MENTIONS, AnswerMessagesSink, ReplySink, messag
 from bot.replies.textsplit import Wrap
 from bot.replies.withdrawal import delete_paced
 from bot.vlm import CUT_SHORT, Completion, VisionClient, note_lines
+
+if TYPE_CHECKING:
+    from bot.gate import Gate  # the gate answers through bot.replies: a runtime import would be a cycle
 
 log = logging.getLogger(__name__)
 
