@@ -343,7 +343,7 @@ class SQLiteStore(SQLiteSpending, SQLiteReplies, Store):
         if self._quick is not None and self._checkpointing is None and _begin_at_once(self._quick):
             result = _finish(self._quick, work)
             self._quick_commits += 1
-            if self._quick_commits >= QUICK_COMMITS_PER_CHECKPOINT and self._checkpointing is None:
+            if self._quick_commits >= QUICK_COMMITS_PER_CHECKPOINT:  # none is running: checked above
                 self._quick_commits = 0
                 self._checkpointing = asyncio.create_task(self._checkpoint(), name="sqlite-checkpoint")
             return result
